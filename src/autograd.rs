@@ -1,0 +1,215 @@
+//! Reverse-mode automatic differentiation on a tape.
+//!
+//! The tape is an append-only list of nodes. Each op computes its output at once (eager),
+//! appends a node holding that output and *what its backward needs, by name* (`Op`), and
+//! returns a handle, `Var`, which is just the node's position. Because a node can only use
+//! nodes recorded before it, the list is already in topological order, and backward is a
+//! reverse walk over it with one `match` that hands each node's output gradient to the
+//! backward rule of its op (found next to its forward in `ops/`).
+//!
+//! Every backward rule *adds* into its inputs' gradients, never overwrites them: a value
+//! used twice (the sparse AE's code goes both to the decoder and to the L1 penalty) receives
+//! the sum of both contributions, as the chain rule for a fork demands.
+//!
+//! A typical step builds a fresh tape, records the forward pass, calls `backward` on the
+//! loss, takes the parameter gradients out and drops the tape; evaluation uses
+//! `Tape::no_grad()`, which computes the same values but records nothing to differentiate.
+
+use crate::ops::pool::Indices;
+use crate::tensor::Tensor;
+use ndarray::{ArrayD, IxDyn};
+
+/// A value on the tape: the index of the node that holds it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Var(pub(crate) usize);
+
+/// What a node was computed from, and what its backward needs.
+pub(crate) enum Op {
+    /// An input, a constant or a parameter: nothing to propagate to.
+    Leaf,
+    Linear { x: Var, w: Var, b: Option<Var> },
+    Relu { x: Var },
+    Conv2d { x: Var, w: Var, b: Option<Var>, stride: usize, padding: usize },
+    ConvTranspose2d { x: Var, w: Var, b: Option<Var>, stride: usize, padding: usize },
+    MaxPool2d { x: Var, indices: Indices },
+    MaxUnpool2d { x: Var, indices: Indices, h: usize, w: usize },
+    Reshape { x: Var },
+    Add { a: Var, b: Var },
+    Scale { x: Var, factor: f32 },
+    Mse { x: Var, target: Var },
+    MeanAbs { x: Var },
+}
+
+impl Op {
+    fn inputs(&self) -> Vec<Var> {
+        match *self {
+            Op::Leaf => vec![],
+            Op::Linear { x, w, b } | Op::Conv2d { x, w, b, .. } | Op::ConvTranspose2d { x, w, b, .. } => {
+                [Some(x), Some(w), b].into_iter().flatten().collect()
+            }
+            Op::Relu { x }
+            | Op::MaxPool2d { x, .. }
+            | Op::MaxUnpool2d { x, .. }
+            | Op::Reshape { x }
+            | Op::Scale { x, .. }
+            | Op::MeanAbs { x } => vec![x],
+            Op::Add { a, b } => vec![a, b],
+            Op::Mse { x, target } => vec![x, target],
+        }
+    }
+}
+
+pub(crate) struct Node {
+    pub(crate) value: Tensor,
+    op: Op,
+    requires_grad: bool,
+}
+
+pub struct Tape {
+    nodes: Vec<Node>,
+    grads: Vec<Option<ArrayD<f32>>>,
+    recording: bool,
+}
+
+impl Default for Tape {
+    fn default() -> Self {
+        Tape::new()
+    }
+}
+
+impl Tape {
+    /// A tape that records every op for backward.
+    pub fn new() -> Tape {
+        Tape { nodes: Vec::new(), grads: Vec::new(), recording: true }
+    }
+
+    /// Evaluation mode: ops compute their outputs but record nothing to differentiate
+    /// (no saved indices, no links to inputs), and `backward` is refused.
+    pub fn no_grad() -> Tape {
+        Tape { recording: false, ..Tape::new() }
+    }
+
+    pub fn is_recording(&self) -> bool {
+        self.recording
+    }
+
+    /// A constant input (a batch of images, a target): no gradient is kept for it.
+    pub fn input(&mut self, value: Tensor) -> Var {
+        self.push_node(value, Op::Leaf, false)
+    }
+
+    /// A leaf whose gradient is wanted (a parameter, or an input under test).
+    pub fn param(&mut self, value: Tensor) -> Var {
+        let requires_grad = self.recording;
+        self.push_node(value, Op::Leaf, requires_grad)
+    }
+
+    pub fn value(&self, v: Var) -> &Tensor {
+        &self.nodes[v.0].value
+    }
+
+    pub fn shape(&self, v: Var) -> &[usize] {
+        self.nodes[v.0].value.shape()
+    }
+
+    /// Records an op's output. The node needs a gradient when any input does; one that does
+    /// not keeps no `Op`, so its saved state (pool indices, say) is freed at once.
+    pub(crate) fn push(&mut self, value: Tensor, op: Op) -> Var {
+        let requires_grad = self.recording && op.inputs().iter().any(|v| self.nodes[v.0].requires_grad);
+        let op = if requires_grad { op } else { Op::Leaf };
+        self.push_node(value, op, requires_grad)
+    }
+
+    fn push_node(&mut self, value: Tensor, op: Op, requires_grad: bool) -> Var {
+        self.nodes.push(Node { value, op, requires_grad });
+        Var(self.nodes.len() - 1)
+    }
+
+    /// Backpropagates from a scalar (a loss of shape [1]) with d loss / d loss = 1.
+    pub fn backward(&mut self, loss: Var) {
+        assert_eq!(self.value(loss).len(), 1, "backward() needs a scalar; use backward_with for {:?}", self.shape(loss));
+        let one = ArrayD::from_elem(IxDyn(self.shape(loss)), 1.0);
+        self.backward_with(loss, one);
+    }
+
+    /// Backpropagates the gradient `dout` of some scalar with respect to `out`: afterwards
+    /// `grad(v)` holds d scalar / d v for every `v` recorded before `out` that needs one.
+    /// With `dout = r`, that scalar is `sum(out * r)`.
+    pub fn backward_with(&mut self, out: Var, dout: ArrayD<f32>) {
+        assert!(self.recording, "backward on a no_grad tape: it recorded nothing to differentiate");
+        assert_eq!(dout.shape(), self.shape(out), "the gradient must have the output's shape");
+        self.zero_grad();
+        self.grads[out.0] = Some(dout);
+        for i in (0..=out.0).rev() {
+            // Nodes only use earlier nodes, so the inputs' gradients all lie in `before`.
+            let (before, rest) = self.grads.split_at_mut(i);
+            let Some(dout) = rest[0].as_ref() else { continue };
+            let node = &self.nodes[i];
+            if !node.requires_grad {
+                continue;
+            }
+            let dout = dout.as_slice().expect("gradients are standard layout");
+            let mut g = Grads { nodes: &self.nodes, grads: before };
+            use crate::ops::{conv, linear, loss, pool, relu, shape};
+            match &node.op {
+                Op::Leaf => {}
+                Op::Linear { x, w, b } => linear::linear_backward(&mut g, dout, *x, *w, *b),
+                Op::Relu { x } => relu::relu_backward_tape(&mut g, dout, &node.value, *x),
+                Op::Conv2d { x, w, b, stride, padding } => {
+                    conv::conv2d_backward(&mut g, dout, *x, *w, *b, *stride, *padding)
+                }
+                Op::ConvTranspose2d { x, w, b, stride, padding } => {
+                    conv::conv_transpose2d_backward(&mut g, dout, *x, *w, *b, *stride, *padding)
+                }
+                Op::MaxPool2d { x, indices } => pool::maxpool2d_backward_tape(&mut g, dout, *x, indices),
+                Op::MaxUnpool2d { x, indices, h, w } => pool::maxunpool2d_backward_tape(&mut g, dout, *x, indices, *h, *w),
+                Op::Reshape { x } => shape::reshape_backward(&mut g, dout, *x),
+                Op::Add { a, b } => shape::add_backward(&mut g, dout, *a, *b),
+                Op::Scale { x, factor } => shape::scale_backward(&mut g, dout, *x, *factor),
+                Op::Mse { x, target } => loss::mse_backward_tape(&mut g, dout, *x, *target),
+                Op::MeanAbs { x } => loss::mean_abs_backward_tape(&mut g, dout, *x),
+            }
+        }
+    }
+
+    /// Forgets every gradient (backward does this itself before it starts).
+    pub fn zero_grad(&mut self) {
+        self.grads.clear();
+        self.grads.resize_with(self.nodes.len(), || None);
+    }
+
+    /// d scalar / d v after a backward, or None if nothing flowed into `v`.
+    pub fn grad(&self, v: Var) -> Option<&ArrayD<f32>> {
+        self.grads.get(v.0).and_then(|g| g.as_ref())
+    }
+
+    /// Moves a gradient out of the tape (so the tape can be dropped and the parameters it
+    /// shares updated in place); zeros of the right shape if nothing flowed into `v`.
+    pub fn take_grad(&mut self, v: Var) -> ArrayD<f32> {
+        let shape = self.shape(v).to_vec();
+        self.grads.get_mut(v.0).and_then(Option::take).unwrap_or_else(|| ArrayD::zeros(IxDyn(&shape)))
+    }
+}
+
+/// What a backward rule sees: the values of every earlier node, and their gradient slots.
+pub(crate) struct Grads<'t> {
+    nodes: &'t [Node],
+    grads: &'t mut [Option<ArrayD<f32>>],
+}
+
+impl<'t> Grads<'t> {
+    pub(crate) fn value(&self, v: Var) -> &'t Tensor {
+        &self.nodes[v.0].value
+    }
+
+    /// The gradient buffer of `v` to add into, zero-filled on first use; `None` when `v`
+    /// needs no gradient, so a rule can skip that work (the images fed to the first layer).
+    pub(crate) fn grad_mut(&mut self, v: Var) -> Option<&mut [f32]> {
+        let node = &self.nodes[v.0];
+        if !node.requires_grad {
+            return None;
+        }
+        let slot = self.grads[v.0].get_or_insert_with(|| ArrayD::zeros(IxDyn(node.value.shape())));
+        Some(slot.as_slice_mut().expect("gradients are standard layout"))
+    }
+}

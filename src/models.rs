@@ -1,0 +1,296 @@
+//! The autoencoders of the study, each a short list of layers.
+//!
+//! A model is an encoder and a decoder, each a `Vec<Layer>`, and its parameters in the
+//! order the layers create them (weight, then bias). The encoder's output is the *code*:
+//! the sparse AE's L1 penalty reads it, the figures draw it. Every model takes and returns
+//! flat images, (n, 784); the convolutional ones reshape to (n, 1, 28, 28) first.
+//!
+//! Max-pool and max-unpool pair up like brackets: each pool pushes its indices and input
+//! size on a stack, and each unpool pops the latest, so the decoder's first unpool undoes
+//! the encoder's last pool (3x3 back to 7x7).
+//!
+//! Parameters are named as PyTorch's `state_dict` would name them for an `nn.Sequential`
+//! encoder and decoder ("encoder.0.weight", ...), with PyTorch's layouts and PyTorch's
+//! default initialisation, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases.
+
+use crate::autograd::{Tape, Var};
+use crate::ops::pool::Indices;
+use crate::optim::{Adam, AdamConfig};
+use crate::tensor::{Rng64, Tensor};
+use ndarray::ArrayD;
+
+/// MNIST images are 28 x 28 = 784 pixels.
+pub const SIDE: usize = 28;
+pub const PIXELS: usize = SIDE * SIDE;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layer {
+    /// y = x W^T + b, W (d_out, d_in).
+    Linear { d_in: usize, d_out: usize },
+    Relu,
+    /// 3x3-style convolution, weight (c_out, c_in, k, k).
+    Conv2d { c_in: usize, c_out: usize, k: usize, stride: usize, padding: usize },
+    /// Transposed convolution, weight (c_in, c_out, k, k).
+    ConvTranspose2d { c_in: usize, c_out: usize, k: usize, stride: usize, padding: usize },
+    /// 2x2 / stride 2; pushes its indices for a later unpool.
+    MaxPool2d,
+    /// Pops the latest pool's indices and restores that pool's input size.
+    MaxUnpool2d,
+    /// (n, 784) -> (n, 1, 28, 28).
+    ToImage,
+    /// (n, c, h, w) -> (n, c*h*w).
+    Flatten,
+}
+
+impl Layer {
+    /// The shapes of this layer's weight and bias and the fan-in of its initialisation.
+    fn param_shapes(&self) -> Option<([usize; 4], usize, usize)> {
+        match *self {
+            Layer::Linear { d_in, d_out } => Some(([d_out, d_in, 1, 1], d_out, d_in)),
+            Layer::Conv2d { c_in, c_out, k, .. } => Some(([c_out, c_in, k, k], c_out, c_in * k * k)),
+            // PyTorch takes a transposed conv's fan-in from weight.size(1) * k * k.
+            Layer::ConvTranspose2d { c_in, c_out, k, .. } => Some(([c_in, c_out, k, k], c_out, c_out * k * k)),
+            _ => None,
+        }
+    }
+}
+
+/// A named parameter tensor.
+#[derive(Clone, Debug)]
+pub struct Param {
+    pub name: String,
+    pub value: Tensor,
+}
+
+/// Which autoencoder: the study's architectures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arch {
+    /// 784-512-256-128-30 and back, the PCA comparison.
+    DeepAe,
+    /// 784 -> h (code) -> h -> 784: the hidden-size, sparse (h = 900) and denoising AEs.
+    Shallow { hidden: usize },
+    /// 784-64-8 and back: an 8-d code to walk around in.
+    Manifold,
+    CaeUnpool,
+    CaeDeconv,
+    CaeDeconvUnpool,
+}
+
+impl Arch {
+    /// The names used on the command line and by `torch_ref.py`: ae, h64, ..., cae-unpool.
+    pub fn from_name(name: &str) -> Option<Arch> {
+        Some(match name {
+            "ae" => Arch::DeepAe,
+            "manifold" => Arch::Manifold,
+            "cae-unpool" => Arch::CaeUnpool,
+            "cae-deconv" => Arch::CaeDeconv,
+            "cae-deconv-unpool" => Arch::CaeDeconvUnpool,
+            _ => Arch::Shallow { hidden: name.strip_prefix('h')?.parse().ok().filter(|&h| h > 0)? },
+        })
+    }
+
+    pub fn name(&self) -> String {
+        match self {
+            Arch::DeepAe => "ae".into(),
+            Arch::Shallow { hidden } => format!("h{hidden}"),
+            Arch::Manifold => "manifold".into(),
+            Arch::CaeUnpool => "cae-unpool".into(),
+            Arch::CaeDeconv => "cae-deconv".into(),
+            Arch::CaeDeconvUnpool => "cae-deconv-unpool".into(),
+        }
+    }
+
+    /// (encoder, decoder).
+    pub fn layers(&self) -> (Vec<Layer>, Vec<Layer>) {
+        use Layer::*;
+        let fc = |d_in, d_out| Linear { d_in, d_out };
+        let conv = |c_in, c_out| Conv2d { c_in, c_out, k: 3, stride: 1, padding: 1 };
+        let convt = |c_in, c_out, k, stride, padding| ConvTranspose2d { c_in, c_out, k, stride, padding };
+        // The three CAEs share this encoder: 1x28x28 -> 8x14x14 -> 16x7x7 -> 16x3x3.
+        let cae_encoder = vec![ToImage, conv(1, 8), Relu, MaxPool2d, conv(8, 16), Relu, MaxPool2d, conv(16, 16), Relu, MaxPool2d];
+        match *self {
+            Arch::DeepAe => (
+                vec![fc(784, 512), Relu, fc(512, 256), Relu, fc(256, 128), Relu, fc(128, 30)],
+                vec![fc(30, 128), Relu, fc(128, 256), Relu, fc(256, 784), Relu, fc(784, 784), Relu],
+            ),
+            Arch::Shallow { hidden: h } => (vec![fc(784, h), Relu], vec![fc(h, h), Relu, fc(h, 784), Relu]),
+            Arch::Manifold => (vec![fc(784, 64), Relu, fc(64, 8), Relu], vec![fc(8, 64), Relu, fc(64, 784), Relu]),
+            // 16x3x3 -unpool-> 16x7x7 (identity) -unpool-> 16x14x14 -conv-> 8x14x14
+            // -unpool-> 8x28x28 -conv-> 1x28x28
+            Arch::CaeUnpool => (cae_encoder, vec![MaxUnpool2d, MaxUnpool2d, conv(16, 8), Relu, MaxUnpool2d, conv(8, 1), Relu, Flatten]),
+            // 16x3x3 -> 16x7x7 -> 8x14x14 -> 1x28x28
+            Arch::CaeDeconv => (
+                cae_encoder,
+                vec![convt(16, 16, 3, 2, 0), Relu, convt(16, 8, 4, 2, 1), Relu, convt(8, 1, 4, 2, 1), Relu, Flatten],
+            ),
+            // unpool -> convT 16->16 -> unpool -> convT 16->8 -> unpool -> convT 8->1 (all k3 s1 p1)
+            Arch::CaeDeconvUnpool => (
+                cae_encoder,
+                vec![
+                    MaxUnpool2d, convt(16, 16, 3, 1, 1), Relu,
+                    MaxUnpool2d, convt(16, 8, 3, 1, 1), Relu,
+                    MaxUnpool2d, convt(8, 1, 3, 1, 1), Relu, Flatten,
+                ],
+            ),
+        }
+    }
+}
+
+/// What a forward pass leaves on the tape.
+#[derive(Clone, Copy, Debug)]
+pub struct Forward {
+    pub code: Var,
+    pub output: Var,
+}
+
+#[derive(Clone, Debug)]
+pub struct Model {
+    pub arch: Arch,
+    pub encoder: Vec<Layer>,
+    pub decoder: Vec<Layer>,
+    pub params: Vec<Param>,
+}
+
+impl Model {
+    /// A freshly initialised model; the same seed gives the same weights.
+    pub fn new(arch: Arch, rng: &mut Rng64) -> Model {
+        let (encoder, decoder) = arch.layers();
+        let mut params = Vec::new();
+        for (part, layers) in [("encoder", &encoder), ("decoder", &decoder)] {
+            for (i, layer) in layers.iter().enumerate() {
+                let Some((w_shape, b_len, fan_in)) = layer.param_shapes() else { continue };
+                let bound = 1.0 / (fan_in as f32).sqrt();
+                let w_shape: Vec<usize> = match layer {
+                    Layer::Linear { .. } => w_shape[..2].to_vec(),
+                    _ => w_shape.to_vec(),
+                };
+                params.push(Param { name: format!("{part}.{i}.weight"), value: Tensor::uniform(&w_shape, bound, rng) });
+                params.push(Param { name: format!("{part}.{i}.bias"), value: Tensor::uniform(&[b_len], bound, rng) });
+            }
+        }
+        Model { arch, encoder, decoder, params }
+    }
+
+    pub fn name(&self) -> String {
+        self.arch.name()
+    }
+
+    pub fn num_parameters(&self) -> usize {
+        self.params.iter().map(|p| p.value.len()).sum()
+    }
+
+    /// An Adam optimiser for this model's parameters.
+    pub fn adam(&self, config: AdamConfig) -> Adam {
+        Adam::new(config, self.params.iter().map(|p| p.value.len()))
+    }
+
+    /// Records the parameters and the forward pass of a batch x (n, 784) on the tape.
+    pub fn forward(&self, tape: &mut Tape, x: &Tensor) -> (Vec<Var>, Forward) {
+        let params: Vec<Var> = self.params.iter().map(|p| tape.param(p.value.clone())).collect();
+        let mut next = params.iter().copied();
+        let mut pools: Vec<(Indices, usize, usize)> = Vec::new();
+        let mut h = tape.input(x.clone());
+        let mut code = h;
+        for (part, layers) in [(0, &self.encoder), (1, &self.decoder)] {
+            for layer in layers.iter() {
+                h = apply(tape, *layer, h, &mut next, &mut pools);
+            }
+            if part == 0 {
+                code = h;
+            }
+        }
+        assert!(next.next().is_none(), "layers and parameters out of step");
+        (params, Forward { code, output: h })
+    }
+
+    /// The training loss: MSE to the target, plus `l1` times the sum of |code| over the
+    /// units averaged over the batch (the sparse AE's penalty) when `l1 > 0`.
+    pub fn loss(&self, tape: &mut Tape, fwd: &Forward, target: &Tensor, l1: f32) -> Var {
+        let target = tape.input(target.clone());
+        let mse = tape.mse(fwd.output, target);
+        if l1 == 0.0 {
+            return mse;
+        }
+        let shape = tape.shape(fwd.code);
+        let units: usize = shape[1..].iter().product();
+        let mean_abs = tape.mean_abs(fwd.code);
+        let penalty = tape.scale(mean_abs, l1 * units as f32);
+        tape.add(mse, penalty)
+    }
+
+    /// The loss of (input, target) and its gradient for every parameter, in order.
+    pub fn gradients(&self, input: &Tensor, target: &Tensor, l1: f32) -> (f32, Vec<ArrayD<f32>>) {
+        let mut tape = Tape::new();
+        let (params, fwd) = self.forward(&mut tape, input);
+        let loss = self.loss(&mut tape, &fwd, target, l1);
+        tape.backward(loss);
+        let value = tape.value(loss).as_slice()[0];
+        (value, params.iter().map(|&p| tape.take_grad(p)).collect())
+    }
+
+    /// The loss only, recording nothing.
+    pub fn loss_value(&self, input: &Tensor, target: &Tensor, l1: f32) -> f32 {
+        let mut tape = Tape::no_grad();
+        let (_, fwd) = self.forward(&mut tape, input);
+        let loss = self.loss(&mut tape, &fwd, target, l1);
+        tape.value(loss).as_slice()[0]
+    }
+
+    /// One Adam step on a batch; returns the loss before the step.
+    pub fn train_step(&mut self, adam: &mut Adam, input: &Tensor, target: &Tensor, l1: f32) -> f32 {
+        let (loss, grads) = self.gradients(input, target, l1);
+        // The tape is gone, so each parameter's storage is unshared again: updated in place.
+        let mut values: Vec<&mut Tensor> = self.params.iter_mut().map(|p| &mut p.value).collect();
+        let grads: Vec<&[f32]> = grads.iter().map(|g| g.as_slice().expect("standard layout")).collect();
+        adam.step(&mut values, &grads);
+        loss
+    }
+
+    /// Reconstructions (n, 784) and codes of a batch, without recording anything.
+    pub fn reconstruct(&self, x: &Tensor) -> (Tensor, Tensor) {
+        let mut tape = Tape::no_grad();
+        let (_, fwd) = self.forward(&mut tape, x);
+        (tape.value(fwd.output).clone(), tape.value(fwd.code).clone())
+    }
+}
+
+fn apply(tape: &mut Tape, layer: Layer, h: Var, params: &mut impl Iterator<Item = Var>, pools: &mut Vec<(Indices, usize, usize)>) -> Var {
+    let mut weight_and_bias = || {
+        let w = params.next().expect("a weight per layer");
+        (w, params.next())
+    };
+    match layer {
+        Layer::Linear { .. } => {
+            let (w, b) = weight_and_bias();
+            tape.linear(h, w, b)
+        }
+        Layer::Relu => tape.relu(h),
+        Layer::Conv2d { stride, padding, .. } => {
+            let (w, b) = weight_and_bias();
+            tape.conv2d(h, w, b, stride, padding)
+        }
+        Layer::ConvTranspose2d { stride, padding, .. } => {
+            let (w, b) = weight_and_bias();
+            tape.conv_transpose2d(h, w, b, stride, padding)
+        }
+        Layer::MaxPool2d => {
+            let &[_, _, height, width] = tape.shape(h) else { panic!("max-pool needs (n, c, h, w)") };
+            let (y, indices) = tape.max_pool2d(h);
+            pools.push((indices, height, width));
+            y
+        }
+        Layer::MaxUnpool2d => {
+            let (indices, height, width) = pools.pop().expect("an unpool needs an earlier pool");
+            tape.max_unpool2d(h, &indices, height, width)
+        }
+        Layer::ToImage => {
+            let n = tape.shape(h)[0];
+            tape.reshape(h, &[n, 1, SIDE, SIDE])
+        }
+        Layer::Flatten => {
+            let shape = tape.shape(h);
+            let (n, rest) = (shape[0], shape[1..].iter().product());
+            tape.reshape(h, &[n, rest])
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! conv2d and conv_transpose2d: two faces of one linear map.
+//!
+//! conv2d, x (n, c_in, h, w), weight (c_out, c_in, kh, kw), bias (c_out), stride s, zero
+//! padding p, gives y (n, c_out, oh, ow) with oh = (h + 2p - kh) / s + 1 (floor):
+//!
+//!     y[n][co][oy][ox] = b[co] + sum_{ci,ki,kj} W[co][ci][ki][kj] * x[n][ci][oy*s-p+ki][ox*s-p+kj]
+//!
+//! Per image that is one matrix product, y[n] = W (c_out, K) * im2col(x[n]) (K, oh*ow) with
+//! K = c_in*kh*kw (see `im2col.rs`), and the gradients are the two other products:
+//!
+//!     dW += dout[n] (c_out, oh*ow) * im2col(x[n])^T        db[co] += sum dout[n][co]
+//!     dx[n] += col2im( W^T (K, c_out) * dout[n] )
+//!
+//! conv_transpose2d is the adjoint of conv2d in x: <conv2d(u, W), v> = <u, convT(v, W)>.
+//! Its weight (c_in, c_out, kh, kw) is the weight of the conv2d that maps its *output* back
+//! to its input, and its output size is oh = (h - 1)s - 2p + kh, the size that this conv2d
+//! takes to h. So its forward is conv2d's input gradient and its input gradient is conv2d's
+//! forward, the same three products with the roles exchanged:
+//!
+//!     y[n] = col2im( W^T (K', c_in) * x[n] (c_in, h*w) ) + b        K' = c_out*kh*kw
+//!     dx[n] += W (c_in, K') * im2col(dout[n])     dW += x[n] * im2col(dout[n])^T
+//!
+//! Example: a 1x1 image [2], a 1x1 kernel [3], s = 1, p = 0: conv2d gives [6]; convT of [6]
+//! with the same kernel gives [18], and <[2]*3, [6]> = 36 = <[2], [6]*3>.
+//!
+//! Parallelism: the batch is split across rayon tasks, one image each, with its own column
+//! buffer; the weight gradient, a sum over the batch, is formed as partial sums over fixed
+//! groups of images added in order, so its bits do not depend on the thread count.
+
+use super::gemm::{gemm, Mat};
+use super::im2col::{col2im, im2col, ConvGeom};
+use crate::autograd::{Grads, Op, Tape, Var};
+use crate::tensor::Tensor;
+use rayon::prelude::*;
+
+/// Images per partial sum of a weight gradient: fixed, so results are thread-count free.
+const IMAGES_PER_PARTIAL: usize = 4;
+
+/// y (n, c_out, oh, ow) = conv2d(x (n, g.c, g.h, g.w), w (c_out, g.c, g.kh, g.kw)) + b.
+pub fn conv2d_forward(x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32], g: &ConvGeom, c_out: usize) {
+    let (k, p) = (g.col_rows(), g.col_cols());
+    assert_eq!(w.len(), c_out * k);
+    y.par_chunks_mut(c_out * p)
+        .zip(x.par_chunks(g.c * g.h * g.w))
+        .for_each_init(|| vec![0.0; k * p], |col, (y, x)| {
+            im2col(x, g, col);
+            fill_bias(y, b, p);
+            gemm(Mat::new(w, c_out, k), Mat::new(col, k, p), 1.0, y);
+        });
+}
+
+/// dx (n, g.c, g.h, g.w) += the conv2d input gradient of dout (n, c_out, oh, ow).
+pub fn conv2d_backward_input(dout: &[f32], w: &[f32], dx: &mut [f32], g: &ConvGeom, c_out: usize) {
+    let (k, p) = (g.col_rows(), g.col_cols());
+    dx.par_chunks_mut(g.c * g.h * g.w)
+        .zip(dout.par_chunks(c_out * p))
+        .for_each_init(|| vec![0.0; k * p], |dcol, (dx, dout)| {
+            gemm(Mat::new(w, c_out, k).t(), Mat::new(dout, c_out, p), 0.0, dcol);
+            col2im(dcol, g, dx);
+        });
+}
+
+/// dw (c_out, g.c, g.kh, g.kw) += sum over the batch of dout[n] im2col(x[n])^T.
+pub fn conv2d_backward_weight(dout: &[f32], x: &[f32], dw: &mut [f32], g: &ConvGeom, c_out: usize) {
+    let (k, p) = (g.col_rows(), g.col_cols());
+    let image = g.c * g.h * g.w;
+    sum_over_batch(x.len() / image, dw, |i, col, dw_part| {
+        im2col(&x[i * image..(i + 1) * image], g, col);
+        gemm(Mat::new(&dout[i * c_out * p..(i + 1) * c_out * p], c_out, p), Mat::new(col, k, p).t(), 1.0, dw_part);
+    }, k * p);
+}
+
+/// y (n, c_out, oh, ow) = conv_transpose2d(x (n, c_in, h, w), w (c_in, c_out, kh, kw)) + b,
+/// where `g` is the geometry of the adjoint conv2d: an image (c_out, oh, ow) whose output
+/// size (g.oh, g.ow) is (h, w).
+pub fn conv_transpose2d_forward(x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32], g: &ConvGeom, c_in: usize) {
+    let (k, p) = (g.col_rows(), g.col_cols());
+    assert_eq!(w.len(), c_in * k);
+    y.par_chunks_mut(g.c * g.h * g.w)
+        .zip(x.par_chunks(c_in * p))
+        .for_each_init(|| vec![0.0; k * p], |col, (y, x)| {
+            gemm(Mat::new(w, c_in, k).t(), Mat::new(x, c_in, p), 0.0, col);
+            fill_bias(y, b, g.h * g.w);
+            col2im(col, g, y);
+        });
+}
+
+/// dx (n, c_in, h, w) += w (c_in, K) im2col(dout[n]): a conv2d of dout.
+pub fn conv_transpose2d_backward_input(dout: &[f32], w: &[f32], dx: &mut [f32], g: &ConvGeom, c_in: usize) {
+    let (k, p) = (g.col_rows(), g.col_cols());
+    dx.par_chunks_mut(c_in * p)
+        .zip(dout.par_chunks(g.c * g.h * g.w))
+        .for_each_init(|| vec![0.0; k * p], |col, (dx, dout)| {
+            im2col(dout, g, col);
+            gemm(Mat::new(w, c_in, k), Mat::new(col, k, p), 1.0, dx);
+        });
+}
+
+/// dw (c_in, c_out, kh, kw) += sum over the batch of x[n] im2col(dout[n])^T.
+pub fn conv_transpose2d_backward_weight(dout: &[f32], x: &[f32], dw: &mut [f32], g: &ConvGeom, c_in: usize) {
+    let (k, p) = (g.col_rows(), g.col_cols());
+    let image = g.c * g.h * g.w;
+    sum_over_batch(dout.len() / image, dw, |i, col, dw_part| {
+        im2col(&dout[i * image..(i + 1) * image], g, col);
+        gemm(Mat::new(&x[i * c_in * p..(i + 1) * c_in * p], c_in, p), Mat::new(col, k, p).t(), 1.0, dw_part);
+    }, k * p);
+}
+
+/// db[c] += the sum of dout over the batch and plane of channel c (both convolutions).
+pub fn conv_backward_bias(dout: &[f32], db: &mut [f32], plane: usize) {
+    let c = db.len();
+    for (ci, db) in db.iter_mut().enumerate() {
+        let sum: f64 = dout.chunks_exact(plane).skip(ci).step_by(c).flatten().map(|&v| v as f64).sum();
+        *db += sum as f32;
+    }
+}
+
+/// Each channel's output plane starts at its bias (or zero), and the product adds onto it.
+fn fill_bias(y: &mut [f32], b: Option<&[f32]>, plane: usize) {
+    match b {
+        Some(b) => y.chunks_exact_mut(plane).zip(b).for_each(|(y, &b)| y.fill(b)),
+        None => y.fill(0.0),
+    }
+}
+
+/// dw += sum over images 0..n of what `add_image(i, scratch, dw_part)` adds into `dw_part`,
+/// formed as partial sums over fixed groups of images, in parallel, then added in order.
+fn sum_over_batch(n: usize, dw: &mut [f32], add_image: impl Fn(usize, &mut [f32], &mut [f32]) + Sync, scratch: usize) {
+    let partials: Vec<Vec<f32>> = (0..n.div_ceil(IMAGES_PER_PARTIAL))
+        .into_par_iter()
+        .map(|group| {
+            let mut part = vec![0.0; dw.len()];
+            let mut col = vec![0.0; scratch];
+            for i in group * IMAGES_PER_PARTIAL..((group + 1) * IMAGES_PER_PARTIAL).min(n) {
+                add_image(i, &mut col, &mut part);
+            }
+            part
+        })
+        .collect();
+    for part in partials {
+        dw.iter_mut().zip(part).for_each(|(d, p)| *d += p);
+    }
+}
+
+/// The conv2d geometry of input `x` under weight `w` (c_out, c_in, kh, kw).
+fn conv2d_geom(x: &[usize], w: &[usize], stride: usize, padding: usize) -> ConvGeom {
+    assert!(x.len() == 4 && w.len() == 4 && x[1] == w[1], "conv2d: input {x:?} and weight {w:?} disagree (want (n, c_in, h, w) and (c_out, c_in, kh, kw))");
+    ConvGeom::new(x[1], x[2], x[3], w[2], w[3], stride, padding)
+}
+
+/// The geometry of the conv2d adjoint to conv_transpose2d of `x` under weight `w`
+/// (c_in, c_out, kh, kw): its image is convT's output, its output convT's input.
+fn conv_transpose2d_geom(x: &[usize], w: &[usize], stride: usize, padding: usize) -> ConvGeom {
+    assert!(x.len() == 4 && w.len() == 4 && x[1] == w[0], "conv_transpose2d: input {x:?} and weight {w:?} disagree (want (n, c_in, h, w) and (c_in, c_out, kh, kw))");
+    let size = |i: usize, k: usize| ((i - 1) * stride + k).checked_sub(2 * padding).filter(|&o| o > 0);
+    let (Some(oh), Some(ow)) = (size(x[2], w[2]), size(x[3], w[3])) else {
+        panic!("conv_transpose2d: padding {padding} leaves no output for input {x:?} and kernel {w:?}");
+    };
+    let g = ConvGeom::new(w[1], oh, ow, w[2], w[3], stride, padding);
+    debug_assert_eq!((g.oh, g.ow), (x[2], x[3]));
+    g
+}
+
+fn check_bias(b: Option<&Tensor>, c: usize) {
+    if let Some(b) = b {
+        assert_eq!(b.shape(), [c], "bias must have one value per output channel");
+    }
+}
+
+impl Tape {
+    /// conv2d with zero padding; weight (c_out, c_in, kh, kw), bias (c_out).
+    pub fn conv2d(&mut self, x: Var, w: Var, b: Option<Var>, stride: usize, padding: usize) -> Var {
+        let (xv, wv) = (self.value(x), self.value(w));
+        let g = conv2d_geom(xv.shape(), wv.shape(), stride, padding);
+        let (n, c_out) = (xv.shape()[0], wv.shape()[0]);
+        let bv = b.map(|b| self.value(b));
+        check_bias(bv, c_out);
+        let mut y = Tensor::zeros(&[n, c_out, g.oh, g.ow]);
+        conv2d_forward(xv.as_slice(), wv.as_slice(), bv.map(Tensor::as_slice), y.as_slice_mut(), &g, c_out);
+        self.push(y, Op::Conv2d { x, w, b, stride, padding })
+    }
+
+    /// conv_transpose2d (no output padding); weight (c_in, c_out, kh, kw), bias (c_out).
+    pub fn conv_transpose2d(&mut self, x: Var, w: Var, b: Option<Var>, stride: usize, padding: usize) -> Var {
+        let (xv, wv) = (self.value(x), self.value(w));
+        let g = conv_transpose2d_geom(xv.shape(), wv.shape(), stride, padding);
+        let (n, c_in) = (xv.shape()[0], xv.shape()[1]);
+        let bv = b.map(|b| self.value(b));
+        check_bias(bv, g.c);
+        let mut y = Tensor::zeros(&[n, g.c, g.h, g.w]);
+        conv_transpose2d_forward(xv.as_slice(), wv.as_slice(), bv.map(Tensor::as_slice), y.as_slice_mut(), &g, c_in);
+        self.push(y, Op::ConvTranspose2d { x, w, b, stride, padding })
+    }
+}
+
+pub(crate) fn conv2d_backward(g: &mut Grads, dout: &[f32], x: Var, w: Var, b: Option<Var>, stride: usize, padding: usize) {
+    let (xv, wv) = (g.value(x), g.value(w));
+    let geom = conv2d_geom(xv.shape(), wv.shape(), stride, padding);
+    let c_out = wv.shape()[0];
+    if let Some(dx) = g.grad_mut(x) {
+        conv2d_backward_input(dout, wv.as_slice(), dx, &geom, c_out);
+    }
+    if let Some(dw) = g.grad_mut(w) {
+        conv2d_backward_weight(dout, xv.as_slice(), dw, &geom, c_out);
+    }
+    if let Some(db) = b.and_then(|b| g.grad_mut(b)) {
+        conv_backward_bias(dout, db, geom.col_cols());
+    }
+}
+
+pub(crate) fn conv_transpose2d_backward(g: &mut Grads, dout: &[f32], x: Var, w: Var, b: Option<Var>, stride: usize, padding: usize) {
+    let (xv, wv) = (g.value(x), g.value(w));
+    let geom = conv_transpose2d_geom(xv.shape(), wv.shape(), stride, padding);
+    let c_in = xv.shape()[1];
+    if let Some(dx) = g.grad_mut(x) {
+        conv_transpose2d_backward_input(dout, wv.as_slice(), dx, &geom, c_in);
+    }
+    if let Some(dw) = g.grad_mut(w) {
+        conv_transpose2d_backward_weight(dout, xv.as_slice(), dw, &geom, c_in);
+    }
+    if let Some(db) = b.and_then(|b| g.grad_mut(b)) {
+        conv_backward_bias(dout, db, geom.h * geom.w);
+    }
+}

@@ -1,0 +1,87 @@
+//! linear: y = x W^T + b, PyTorch's `nn.Linear`.
+//!
+//! Shapes: x (n, d_in), W (d_out, d_in) (one row per output unit), b (d_out), y (n, d_out).
+//!
+//!     y[i][j] = b[j] + sum_k x[i][k] W[j][k]
+//!
+//! Gradients, for dout = dL/dy (n, d_out):
+//!
+//!     dx = dout W          (n, d_out) (d_out, d_in)
+//!     dW = dout^T x        (d_out, n) (n, d_in)
+//!     db = sum_i dout[i]
+//!
+//! It is linear in x: <x W^T, v> = <x, v W>, the identity the adjoint test checks.
+//! Example: x = [1, 2], W = [[3, 4]], b = [5] gives y = [1*3 + 2*4 + 5] = [16]; with
+//! dout = [1], dx = [3, 4], dW = [[1, 2]], db = [1].
+//!
+//! All three are matrix products (`par_gemm`, parallel over bands of output rows). Each
+//! rule adds into its gradient (beta = 1), so a weight used twice would sum its uses.
+
+use super::gemm::{par_gemm, Mat};
+use crate::autograd::{Grads, Op, Tape, Var};
+use crate::tensor::Tensor;
+use rayon::prelude::*;
+
+/// y (n, d_out) = x (n, d_in) W^T + b. The bias is written first and the product added
+/// onto it, so the bias costs no extra pass.
+pub fn linear_forward(x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32], d_in: usize, d_out: usize) {
+    let n = x.len() / d_in;
+    match b {
+        Some(b) => y.par_chunks_mut(d_out).for_each(|row| row.copy_from_slice(b)),
+        None => y.fill(0.0),
+    }
+    par_gemm(Mat::new(x, n, d_in), Mat::new(w, d_out, d_in).t(), 1.0, y);
+}
+
+/// dx (n, d_in) += dout (n, d_out) W (d_out, d_in).
+pub fn linear_backward_input(dout: &[f32], w: &[f32], dx: &mut [f32], d_in: usize, d_out: usize) {
+    let n = dout.len() / d_out;
+    par_gemm(Mat::new(dout, n, d_out), Mat::new(w, d_out, d_in), 1.0, dx);
+}
+
+/// dW (d_out, d_in) += dout^T (d_out, n) x (n, d_in).
+pub fn linear_backward_weight(dout: &[f32], x: &[f32], dw: &mut [f32], d_in: usize, d_out: usize) {
+    let n = dout.len() / d_out;
+    par_gemm(Mat::new(dout, n, d_out).t(), Mat::new(x, n, d_in), 1.0, dw);
+}
+
+/// db (d_out) += the column sums of dout (n, d_out).
+pub fn linear_backward_bias(dout: &[f32], db: &mut [f32]) {
+    for row in dout.chunks_exact(db.len()) {
+        db.iter_mut().zip(row).for_each(|(d, &g)| *d += g);
+    }
+}
+
+/// (d_in, d_out) after checking that x, W and b fit together.
+fn dims(x: &[usize], w: &[usize], b: Option<&[usize]>) -> (usize, usize) {
+    assert!(x.len() == 2 && w.len() == 2 && x[1] == w[1], "linear: input {x:?} does not fit weight {w:?} (want (n, d_in) and (d_out, d_in))");
+    if let Some(b) = b {
+        assert_eq!(b, [w[0]], "linear: bias must have d_out = {} values", w[0]);
+    }
+    (w[1], w[0])
+}
+
+impl Tape {
+    /// y = x W^T + b, W of shape (d_out, d_in).
+    pub fn linear(&mut self, x: Var, w: Var, b: Option<Var>) -> Var {
+        let (xv, wv, bv) = (self.value(x), self.value(w), b.map(|b| self.value(b)));
+        let (d_in, d_out) = dims(xv.shape(), wv.shape(), bv.map(Tensor::shape));
+        let mut y = Tensor::zeros(&[xv.shape()[0], d_out]);
+        linear_forward(xv.as_slice(), wv.as_slice(), bv.map(Tensor::as_slice), y.as_slice_mut(), d_in, d_out);
+        self.push(y, Op::Linear { x, w, b })
+    }
+}
+
+pub(crate) fn linear_backward(g: &mut Grads, dout: &[f32], x: Var, w: Var, b: Option<Var>) {
+    let (xv, wv) = (g.value(x), g.value(w));
+    let (d_in, d_out) = (wv.shape()[1], wv.shape()[0]);
+    if let Some(dx) = g.grad_mut(x) {
+        linear_backward_input(dout, wv.as_slice(), dx, d_in, d_out);
+    }
+    if let Some(dw) = g.grad_mut(w) {
+        linear_backward_weight(dout, xv.as_slice(), dw, d_in, d_out);
+    }
+    if let Some(db) = b.and_then(|b| g.grad_mut(b)) {
+        linear_backward_bias(dout, db);
+    }
+}

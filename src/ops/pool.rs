@@ -1,0 +1,153 @@
+//! Max-pooling 2x2 / stride 2 that returns its indices, and the unpooling that uses them.
+//!
+//! maxpool2d: x (n, c, h, w) -> y (n, c, oh, ow) with oh = floor(h/2), ow = floor(w/2)
+//! (an odd last row or column is dropped, as PyTorch's floor mode does), and
+//!
+//!     y[n][c][oy][ox] = max over the window {2oy, 2oy+1} x {2ox, 2ox+1} of x[n][c]
+//!     indices[n][c][oy][ox] = iy*w + ix, the flat position of that maximum in its h*w plane
+//!
+//! Ties: the *first* maximum in row-major window order wins (a strict `>` scan), as in
+//! PyTorch; the gradient goes to that element alone.
+//!
+//! maxunpool2d: x (n, c, oh, ow) with those indices and an explicit output size (H, W)
+//! (7x7 from 3x3 needs it: floor(7/2) = 3 too) puts each value back where its maximum was
+//! and zeros everywhere else. It is linear, and it is exactly the transpose of the selection
+//! the pool made, so the three backward-style maps are one gather each:
+//!
+//!     pool backward:   dx[p] += dout[cell(p)]  if indices[cell(p)] == p       (= unpool of dout)
+//!     unpool forward:  y[p]   = x[cell(p)]     if indices[cell(p)] == p, else 0
+//!     unpool backward: dx[q] += dout[indices[q]]                               (= pool's selection)
+//!
+//! where cell(p) is the pooled cell whose window holds position p. Because kernel == stride,
+//! windows do not overlap and each p has at most one cell: every output has one writer, no
+//! atomics are needed on a GPU, and the loops parallelise over (n, c) planes.
+//!
+//! Example (one 2x3 plane, so ow = 1 and the last column is dropped):
+//!     x = [[1, 5, 9],      y = [5], indices = [1];  unpool of [7] to 2x2 gives [[0, 7],
+//!          [5, 2, 0]]      (5 appears twice; the first, at position 1, wins)    [0, 0]]
+
+use crate::autograd::{Grads, Op, Tape, Var};
+use crate::tensor::Tensor;
+use rayon::prelude::*;
+use std::sync::Arc;
+
+/// Pooling kernel and stride (equal, which is what makes the gathers above exact).
+pub const K: usize = 2;
+
+/// The argmax positions of a max-pool: one per pooled value, each a flat index into the
+/// h*w plane of the pool's input. Shared (`Arc`) between the pool's tape node and the unpool
+/// that reuses them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Indices {
+    /// (n, c, oh, ow): the shape of the pooled tensor.
+    pub shape: [usize; 4],
+    pub data: Arc<Vec<u32>>,
+}
+
+/// The pooled cell (index into a ph x pw grid) whose window holds position p of a plane of
+/// width w, if that window exists.
+fn cell(p: usize, w: usize, ph: usize, pw: usize) -> Option<usize> {
+    let (wy, wx) = (p / w / K, p % w / K);
+    (wy < ph && wx < pw).then_some(wy * pw + wx)
+}
+
+/// y (planes, h/2, w/2) = max over each 2x2 window of x (planes, h, w); idx its argmax.
+pub fn maxpool2d_forward(x: &[f32], y: &mut [f32], idx: &mut [u32], h: usize, w: usize) {
+    let (oh, ow) = (h / K, w / K);
+    assert!(oh > 0 && ow > 0, "maxpool2d needs planes of at least 2x2, got {h}x{w}");
+    y.par_chunks_mut(oh * ow).zip(idx.par_chunks_mut(oh * ow)).zip(x.par_chunks(h * w)).for_each(|((y, idx), x)| {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let mut best = (K * oy) * w + K * ox;
+                for dy in 0..K {
+                    for dx in 0..K {
+                        let p = (K * oy + dy) * w + K * ox + dx;
+                        if x[p] > x[best] {
+                            best = p;
+                        }
+                    }
+                }
+                y[oy * ow + ox] = x[best];
+                idx[oy * ow + ox] = best as u32;
+            }
+        }
+    });
+}
+
+/// dx (planes, h, w) += dout (planes, oh, ow) routed to the argmax of each window.
+pub fn maxpool2d_backward(dout: &[f32], idx: &[u32], dx: &mut [f32], h: usize, w: usize) {
+    let (oh, ow) = (h / K, w / K);
+    dx.par_chunks_mut(h * w).zip(dout.par_chunks(oh * ow)).zip(idx.par_chunks(oh * ow)).for_each(|((dx, dout), idx)| {
+        for (p, dx) in dx.iter_mut().enumerate() {
+            if let Some(c) = cell(p, w, oh, ow).filter(|&c| idx[c] as usize == p) {
+                *dx += dout[c];
+            }
+        }
+    });
+}
+
+/// y (planes, h, w) = x (planes, ph, pw) placed at its indices, zero elsewhere.
+pub fn maxunpool2d_forward(x: &[f32], idx: &[u32], y: &mut [f32], ph: usize, pw: usize, h: usize, w: usize) {
+    y.par_chunks_mut(h * w).zip(x.par_chunks(ph * pw)).zip(idx.par_chunks(ph * pw)).for_each(|((y, x), idx)| {
+        for (p, y) in y.iter_mut().enumerate() {
+            *y = cell(p, w, ph, pw).filter(|&c| idx[c] as usize == p).map_or(0.0, |c| x[c]);
+        }
+    });
+}
+
+/// dx (planes, ph, pw) += dout (planes, h, w) read at the indices.
+pub fn maxunpool2d_backward(dout: &[f32], idx: &[u32], dx: &mut [f32], ph: usize, pw: usize, h: usize, w: usize) {
+    dx.par_chunks_mut(ph * pw).zip(dout.par_chunks(h * w)).zip(idx.par_chunks(ph * pw)).for_each(|((dx, dout), idx)| {
+        dx.iter_mut().zip(idx).for_each(|(dx, &i)| *dx += dout[i as usize]);
+    });
+}
+
+/// The gathers need every index inside its own window of an (h, w) plane; indices from
+/// `maxpool2d_forward` always are. Anything else is a programming error.
+fn check_indices(idx: &Indices, h: usize, w: usize) {
+    let [_, _, ph, pw] = idx.shape;
+    assert!(K * ph <= h && h < K * ph + K && K * pw <= w && w < K * pw + K, "maxunpool2d: output {h}x{w} cannot come from pooling to {ph}x{pw}");
+    for (q, &i) in idx.data.iter().enumerate() {
+        let c = q % (ph * pw);
+        assert!(cell(i as usize, w, ph, pw) == Some(c), "maxunpool2d: index {i} lies outside window {c} of a {h}x{w} plane");
+    }
+}
+
+impl Tape {
+    /// 2x2 / stride 2 max-pool of x (n, c, h, w); returns the pooled value and its indices.
+    pub fn max_pool2d(&mut self, x: Var) -> (Var, Indices) {
+        let xv = self.value(x);
+        let &[n, c, h, w] = xv.shape() else { panic!("max_pool2d wants (n, c, h, w), got {:?}", xv.shape()) };
+        let shape = [n, c, h / K, w / K];
+        let mut y = Tensor::zeros(&shape);
+        let mut idx = vec![0u32; y.len()];
+        maxpool2d_forward(xv.as_slice(), y.as_slice_mut(), &mut idx, h, w);
+        let indices = Indices { shape, data: Arc::new(idx) };
+        (self.push(y, Op::MaxPool2d { x, indices: indices.clone() }), indices)
+    }
+
+    /// Unpools x (n, c, ph, pw) to (n, c, h, w) with the indices of the pool that made it.
+    pub fn max_unpool2d(&mut self, x: Var, indices: &Indices, h: usize, w: usize) -> Var {
+        let xv = self.value(x);
+        assert_eq!(xv.shape(), indices.shape, "max_unpool2d: input and indices differ in shape");
+        check_indices(indices, h, w);
+        let [n, c, ph, pw] = indices.shape;
+        let mut y = Tensor::zeros(&[n, c, h, w]);
+        maxunpool2d_forward(xv.as_slice(), &indices.data, y.as_slice_mut(), ph, pw, h, w);
+        self.push(y, Op::MaxUnpool2d { x, indices: indices.clone(), h, w })
+    }
+}
+
+pub(crate) fn maxpool2d_backward_tape(g: &mut Grads, dout: &[f32], x: Var, indices: &Indices) {
+    let &[_, _, h, w] = g.value(x).shape() else { unreachable!("checked in max_pool2d") };
+    if let Some(dx) = g.grad_mut(x) {
+        maxpool2d_backward(dout, &indices.data, dx, h, w);
+    }
+}
+
+pub(crate) fn maxunpool2d_backward_tape(g: &mut Grads, dout: &[f32], x: Var, indices: &Indices, h: usize, w: usize) {
+    let [_, _, ph, pw] = indices.shape;
+    if let Some(dx) = g.grad_mut(x) {
+        maxunpool2d_backward(dout, &indices.data, dx, ph, pw, h, w);
+    }
+}

@@ -1,0 +1,46 @@
+//! ReLU: y = max(x, 0), elementwise, any shape.
+//!
+//!     dx = dout  where x > 0,   0 where x <= 0
+//!
+//! At the kink x = 0 we take the subgradient 0, as PyTorch does. Since y > 0 exactly when
+//! x > 0, backward reads the saved output y rather than keeping x alive.
+//! Example: x = [-1, 0, 2] gives y = [0, 0, 2]; dout = [5, 5, 5] gives dx = [0, 0, 5].
+
+use crate::autograd::{Grads, Op, Tape, Var};
+use crate::tensor::Tensor;
+use rayon::prelude::*;
+
+/// Elementwise work is split into chunks this long: enough to amortise a rayon task.
+const CHUNK: usize = 1 << 14;
+
+pub fn relu_forward(x: &[f32], y: &mut [f32]) {
+    y.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(|(y, x)| {
+        y.iter_mut().zip(x).for_each(|(y, &x)| *y = x.max(0.0));
+    });
+}
+
+/// dx += dout where y > 0.
+pub fn relu_backward(y: &[f32], dout: &[f32], dx: &mut [f32]) {
+    dx.par_chunks_mut(CHUNK).zip(y.par_chunks(CHUNK)).zip(dout.par_chunks(CHUNK)).for_each(|((dx, y), dout)| {
+        for ((dx, &y), &d) in dx.iter_mut().zip(y).zip(dout) {
+            if y > 0.0 {
+                *dx += d;
+            }
+        }
+    });
+}
+
+impl Tape {
+    pub fn relu(&mut self, x: Var) -> Var {
+        let xv = self.value(x);
+        let mut y = Tensor::zeros(xv.shape());
+        relu_forward(xv.as_slice(), y.as_slice_mut());
+        self.push(y, Op::Relu { x })
+    }
+}
+
+pub(crate) fn relu_backward_tape(g: &mut Grads, dout: &[f32], y: &Tensor, x: Var) {
+    if let Some(dx) = g.grad_mut(x) {
+        relu_backward(y.as_slice(), dout, dx);
+    }
+}
