@@ -2,9 +2,11 @@
 //!
 //! For each parameter p with gradient g, at step t = 1, 2, ...:
 //!
+//! ```text
 //!     m = b1 m + (1 - b1) g                 first moment (running mean of g)
 //!     v = b2 v + (1 - b2) g^2               second moment (running mean of g^2)
 //!     p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+//! ```
 //!
 //! The factors 1/(1 - b^t) undo the bias of m and v toward their zero start; eps sits
 //! outside the square root and is added after the bias correction, as PyTorch does (the

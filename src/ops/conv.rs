@@ -3,13 +3,17 @@
 //! conv2d, x (n, c_in, h, w), weight (c_out, c_in, kh, kw), bias (c_out), stride s, zero
 //! padding p, gives y (n, c_out, oh, ow) with oh = (h + 2p - kh) / s + 1 (floor):
 //!
+//! ```text
 //!     y[n][co][oy][ox] = b[co] + sum_{ci,ki,kj} W[co][ci][ki][kj] * x[n][ci][oy*s-p+ki][ox*s-p+kj]
+//! ```
 //!
 //! Per image that is one matrix product, y[n] = W (c_out, K) * im2col(x[n]) (K, oh*ow) with
 //! K = c_in*kh*kw (see `im2col.rs`), and the gradients are the two other products:
 //!
+//! ```text
 //!     dW += dout[n] (c_out, oh*ow) * im2col(x[n])^T        db[co] += sum dout[n][co]
 //!     dx[n] += col2im( W^T (K, c_out) * dout[n] )
+//! ```
 //!
 //! conv_transpose2d is the adjoint of conv2d in x: <conv2d(u, W), v> = <u, convT(v, W)>.
 //! Its weight (c_in, c_out, kh, kw) is the weight of the conv2d that maps its *output* back
@@ -17,8 +21,10 @@
 //! takes to h. So its forward is conv2d's input gradient and its input gradient is conv2d's
 //! forward, the same three products with the roles exchanged:
 //!
+//! ```text
 //!     y[n] = col2im( W^T (K', c_in) * x[n] (c_in, h*w) ) + b        K' = c_out*kh*kw
 //!     dx[n] += W (c_in, K') * im2col(dout[n])     dW += x[n] * im2col(dout[n])^T
+//! ```
 //!
 //! Example: a 1x1 image [2], a 1x1 kernel [3], s = 1, p = 0: conv2d gives [6]; convT of [6]
 //! with the same kernel gives [18], and <[2]*3, [6]> = 36 = <[2], [6]*3>.

@@ -4,7 +4,9 @@
 //! (oy, ox), the input patch x[ci][oy*s - p + ki][ox*s - p + kj] over all (ci, ki, kj).
 //! `im2col` copies those patches into the columns of a matrix
 //!
+//! ```text
 //!     col[(ci*kh + ki)*kw + kj][oy*ow + ox] = x[ci][oy*s - p + ki][ox*s - p + kj]   (0 off the image)
+//! ```
 //!
 //! of shape (c*kh*kw, oh*ow), so that conv2d is W (c_out, c*kh*kw) times col. `col2im` is
 //! its adjoint: every input pixel receives the sum of the column entries that copied it.

@@ -2,13 +2,17 @@
 //!
 //! Shapes: x (n, d_in), W (d_out, d_in) (one row per output unit), b (d_out), y (n, d_out).
 //!
+//! ```text
 //!     y[i][j] = b[j] + sum_k x[i][k] W[j][k]
+//! ```
 //!
 //! Gradients, for dout = dL/dy (n, d_out):
 //!
+//! ```text
 //!     dx = dout W          (n, d_out) (d_out, d_in)
 //!     dW = dout^T x        (d_out, n) (n, d_in)
 //!     db = sum_i dout[i]
+//! ```
 //!
 //! It is linear in x: <x W^T, v> = <x, v W>, the identity the adjoint test checks.
 //! Example: x = [1, 2], W = [[3, 4]], b = [5] gives y = [1*3 + 2*4 + 5] = [16]; with

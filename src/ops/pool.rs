@@ -3,8 +3,10 @@
 //! maxpool2d: x (n, c, h, w) -> y (n, c, oh, ow) with oh = floor(h/2), ow = floor(w/2)
 //! (an odd last row or column is dropped, as PyTorch's floor mode does), and
 //!
+//! ```text
 //!     y[n][c][oy][ox] = max over the window {2oy, 2oy+1} x {2ox, 2ox+1} of x[n][c]
 //!     indices[n][c][oy][ox] = iy*w + ix, the flat position of that maximum in its h*w plane
+//! ```
 //!
 //! Ties: the *first* maximum in row-major window order wins (a strict `>` scan), as in
 //! PyTorch; the gradient goes to that element alone.
@@ -14,17 +16,21 @@
 //! and zeros everywhere else. It is linear, and it is exactly the transpose of the selection
 //! the pool made, so the three backward-style maps are one gather each:
 //!
+//! ```text
 //!     pool backward:   dx[p] += dout[cell(p)]  if indices[cell(p)] == p       (= unpool of dout)
 //!     unpool forward:  y[p]   = x[cell(p)]     if indices[cell(p)] == p, else 0
 //!     unpool backward: dx[q] += dout[indices[q]]                               (= pool's selection)
+//! ```
 //!
 //! where cell(p) is the pooled cell whose window holds position p. Because kernel == stride,
 //! windows do not overlap and each p has at most one cell: every output has one writer, no
 //! atomics are needed on a GPU, and the loops parallelise over (n, c) planes.
 //!
 //! Example (one 2x3 plane, so ow = 1 and the last column is dropped):
+//! ```text
 //!     x = [[1, 5, 9],      y = [5], indices = [1];  unpool of [7] to 2x2 gives [[0, 7],
 //!          [5, 2, 0]]      (5 appears twice; the first, at position 1, wins)    [0, 0]]
+//! ```
 
 use crate::autograd::{Grads, Op, Tape, Var};
 use crate::tensor::Tensor;

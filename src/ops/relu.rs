@@ -1,6 +1,8 @@
 //! ReLU: y = max(x, 0), elementwise, any shape.
 //!
+//! ```text
 //!     dx = dout  where x > 0,   0 where x <= 0
+//! ```
 //!
 //! At the kink x = 0 we take the subgradient 0, as PyTorch does. Since y > 0 exactly when
 //! x > 0, backward reads the saved output y rather than keeping x alive.

@@ -1,8 +1,10 @@
 //! The small glue the models need: reshape, sum of two values, scaling by a constant.
 //!
+//! ```text
 //!     reshape: y = x viewed with another shape      dx += dout viewed with x's shape
 //!     add:     y = a + b (same shape)               da += dout,  db += dout
 //!     scale:   y = s x                              dx += s dout
+//! ```
 //!
 //! Reshape moves no data: tensors are row-major, so the flat order is unchanged and the
 //! output shares the input's storage.
