@@ -137,10 +137,21 @@ impl Arch {
 }
 
 /// What a forward pass leaves on the tape.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Forward {
     pub code: Var,
     pub output: Var,
+    /// The indices of every max-pool, in the order the pools ran.
+    pub pools: Vec<Indices>,
+}
+
+/// The pools' bookkeeping during a forward pass.
+struct PoolState<'a> {
+    /// Given argmax choices, if the pass is to reuse them.
+    frozen: Option<std::slice::Iter<'a, Indices>>,
+    /// Pools not yet undone by an unpool: indices and the input size to restore.
+    open: Vec<(Indices, usize, usize)>,
+    all: Vec<Indices>,
 }
 
 #[derive(Clone, Debug)]
@@ -186,21 +197,30 @@ impl Model {
 
     /// Records the parameters and the forward pass of a batch x (n, 784) on the tape.
     pub fn forward(&self, tape: &mut Tape, x: &Tensor) -> (Vec<Var>, Forward) {
+        self.forward_with_pools(tape, x, None)
+    }
+
+    /// The forward pass with every max-pool's choice of argmax given instead of computed
+    /// (`frozen`, in the order of `Forward::pools`). Where an argmax switches, an unpool
+    /// moves a value to another pixel and the output jumps; with the choices fixed the
+    /// model is the smooth piece that backward differentiates, which is what a
+    /// finite-difference check of a whole model must compare against.
+    pub fn forward_with_pools(&self, tape: &mut Tape, x: &Tensor, frozen: Option<&[Indices]>) -> (Vec<Var>, Forward) {
         let params: Vec<Var> = self.params.iter().map(|p| tape.param(p.value.clone())).collect();
         let mut next = params.iter().copied();
-        let mut pools: Vec<(Indices, usize, usize)> = Vec::new();
+        let mut state = PoolState { frozen: frozen.map(|f| f.iter()), open: Vec::new(), all: Vec::new() };
         let mut h = tape.input(x.clone());
         let mut code = h;
         for (part, layers) in [(0, &self.encoder), (1, &self.decoder)] {
             for layer in layers.iter() {
-                h = apply(tape, *layer, h, &mut next, &mut pools);
+                h = apply(tape, *layer, h, &mut next, &mut state);
             }
             if part == 0 {
                 code = h;
             }
         }
         assert!(next.next().is_none(), "layers and parameters out of step");
-        (params, Forward { code, output: h })
+        (params, Forward { code, output: h, pools: state.all })
     }
 
     /// The training loss: MSE to the target, plus `l1` times the sum of |code| over the
@@ -254,7 +274,7 @@ impl Model {
     }
 }
 
-fn apply(tape: &mut Tape, layer: Layer, h: Var, params: &mut impl Iterator<Item = Var>, pools: &mut Vec<(Indices, usize, usize)>) -> Var {
+fn apply(tape: &mut Tape, layer: Layer, h: Var, params: &mut impl Iterator<Item = Var>, pools: &mut PoolState) -> Var {
     let mut weight_and_bias = || {
         let w = params.next().expect("a weight per layer");
         (w, params.next())
@@ -275,12 +295,19 @@ fn apply(tape: &mut Tape, layer: Layer, h: Var, params: &mut impl Iterator<Item 
         }
         Layer::MaxPool2d => {
             let &[_, _, height, width] = tape.shape(h) else { panic!("max-pool needs (n, c, h, w)") };
-            let (y, indices) = tape.max_pool2d(h);
-            pools.push((indices, height, width));
+            let (y, indices) = match pools.frozen.as_mut() {
+                Some(frozen) => {
+                    let indices = frozen.next().expect("one frozen choice per pool").clone();
+                    (tape.max_pool2d_at(h, &indices), indices)
+                }
+                None => tape.max_pool2d(h),
+            };
+            pools.open.push((indices.clone(), height, width));
+            pools.all.push(indices);
             y
         }
         Layer::MaxUnpool2d => {
-            let (indices, height, width) = pools.pop().expect("an unpool needs an earlier pool");
+            let (indices, height, width) = pools.open.pop().expect("an unpool needs an earlier pool");
             tape.max_unpool2d(h, &indices, height, width)
         }
         Layer::ToImage => {

@@ -132,6 +132,19 @@ impl Tape {
         (self.push(y, Op::MaxPool2d { x, indices: indices.clone() }), indices)
     }
 
+    /// The max-pool with its argmax choices given: y = x read at `indices` (a gather, the
+    /// unpool's backward). Same values as `max_pool2d` wherever those indices came from
+    /// pooling x; used to hold a network's discrete choices fixed (see `models.rs`).
+    pub fn max_pool2d_at(&mut self, x: Var, indices: &Indices) -> Var {
+        let xv = self.value(x);
+        let &[n, c, h, w] = xv.shape() else { panic!("max_pool2d wants (n, c, h, w), got {:?}", xv.shape()) };
+        assert_eq!(indices.shape, [n, c, h / K, w / K], "max_pool2d_at: indices do not fit the input");
+        check_indices(indices, h, w);
+        let mut y = Tensor::zeros(&indices.shape);
+        maxunpool2d_backward(xv.as_slice(), &indices.data, y.as_slice_mut(), h / K, w / K, h, w);
+        self.push(y, Op::MaxPool2d { x, indices: indices.clone() })
+    }
+
     /// Unpools x (n, c, ph, pw) to (n, c, h, w) with the indices of the pool that made it.
     pub fn max_unpool2d(&mut self, x: Var, indices: &Indices, h: usize, w: usize) -> Var {
         let xv = self.value(x);
