@@ -10,12 +10,18 @@
 //!
 //! of shape (c*kh*kw, oh*ow), so that conv2d is W (c_out, c*kh*kw) times col. `col2im` is
 //! its adjoint: every input pixel receives the sum of the column entries that copied it.
-//! It is written as a gather (each input pixel collects from the few (ki, kj) that can reach
-//! it) so that each pixel has one writer, which is what makes it a plain CUDA thread later.
+//!
+//! Both walk the same loops: for each kernel tap (ki, kj), the output rows and columns whose
+//! tap lands on the image form a contiguous range (`on_image`), so the inner loops are
+//! straight copies (strided when s > 1) with no bounds tests. On a GPU, where a thread per
+//! pixel must own its pixel, col2im is written the other way round, as a gather over the
+//! (ki, kj) that reach each pixel; the sums are the same.
 //!
 //! Tiny example: c = 1, a 3x3 image, kernel 2x2, s = 1, p = 0 gives oh = ow = 2 and a 4x4
 //! col whose column (oy, ox) = (0, 1) is x[0][1], x[0][2], x[1][1], x[1][2]. Pixel x[1][1]
 //! appears in all four columns, so col2im of an all-ones col gives 4 there and 1 at corners.
+
+use std::ops::Range;
 
 /// The geometry of one convolution: an image of `c x h x w`, a `kh x kw` kernel, a stride
 /// and a zero padding, and the output size they give (floor, as PyTorch).
@@ -51,17 +57,14 @@ impl ConvGeom {
         self.oh * self.ow
     }
 
-    /// The input coordinate that output coordinate `o` reads with kernel offset `k`, if it
-    /// falls on the image (else it reads the zero padding).
-    fn source(&self, o: usize, k: usize, size: usize) -> Option<usize> {
-        (o * self.stride + k).checked_sub(self.padding).filter(|&i| i < size)
-    }
-
-    /// The output coordinate that reads input coordinate `i` with kernel offset `k`, if any:
-    /// o*s - p + k = i, so o = (i + p - k) / s when that division is exact.
-    fn reader(&self, i: usize, k: usize, out: usize) -> Option<usize> {
-        let t = (i + self.padding).checked_sub(k)?;
-        (t % self.stride == 0 && t / self.stride < out).then_some(t / self.stride)
+    /// The output coordinates o in 0..out whose tap at kernel offset k lands on the image,
+    /// 0 <= o*s - p + k < size: a contiguous range, computed once so the inner loops carry
+    /// no bounds tests and no divisions.
+    fn on_image(&self, k: usize, size: usize, out: usize) -> Range<usize> {
+        let (s, p) = (self.stride, self.padding);
+        let lo = p.saturating_sub(k).div_ceil(s);
+        let hi = if size + p > k { ((size - 1 + p - k) / s + 1).min(out) } else { 0 };
+        lo.min(hi)..hi
     }
 }
 
@@ -69,19 +72,20 @@ impl ConvGeom {
 pub fn im2col(x: &[f32], g: &ConvGeom, col: &mut [f32]) {
     assert_eq!(x.len(), g.c * g.h * g.w);
     assert_eq!(col.len(), g.col_rows() * g.col_cols());
+    let (s, p) = (g.stride, g.padding);
     let mut rows = col.chunks_exact_mut(g.col_cols());
-    for ci in 0..g.c {
-        let plane = &x[ci * g.h * g.w..(ci + 1) * g.h * g.w];
+    for plane in x.chunks_exact(g.h * g.w) {
         for ki in 0..g.kh {
+            let oys = g.on_image(ki, g.h, g.oh);
             for kj in 0..g.kw {
+                let oxs = g.on_image(kj, g.w, g.ow);
                 let row = rows.next().expect("one row per (ci, ki, kj)");
-                for (oy, out) in row.chunks_exact_mut(g.ow).enumerate() {
-                    let Some(iy) = g.source(oy, ki, g.h) else {
-                        out.fill(0.0);
-                        continue;
-                    };
-                    for (ox, v) in out.iter_mut().enumerate() {
-                        *v = g.source(ox, kj, g.w).map_or(0.0, |ix| plane[iy * g.w + ix]);
+                row.fill(0.0);
+                for oy in oys.clone() {
+                    let src = &plane[(oy * s + ki - p) * g.w..];
+                    let dst = &mut row[oy * g.ow..(oy + 1) * g.ow];
+                    for ox in oxs.clone() {
+                        dst[ox] = src[ox * s + kj - p];
                     }
                 }
             }
@@ -89,24 +93,27 @@ pub fn im2col(x: &[f32], g: &ConvGeom, col: &mut [f32]) {
     }
 }
 
-/// x (c, h, w) += the adjoint of im2col applied to col: each pixel gathers the column
-/// entries that were copied from it.
+/// x (c, h, w) += the adjoint of im2col applied to col: every column entry is added back
+/// onto the pixel it was copied from (the same loops as `im2col`, with the copy reversed).
+/// One image belongs to one thread, so these adds never race.
 pub fn col2im(col: &[f32], g: &ConvGeom, x: &mut [f32]) {
     assert_eq!(x.len(), g.c * g.h * g.w);
     assert_eq!(col.len(), g.col_rows() * g.col_cols());
-    let p = g.col_cols();
-    for (ci, plane) in x.chunks_exact_mut(g.h * g.w).enumerate() {
-        for iy in 0..g.h {
-            for ix in 0..g.w {
-                let mut acc = 0.0;
-                for ki in 0..g.kh {
-                    let Some(oy) = g.reader(iy, ki, g.oh) else { continue };
-                    for kj in 0..g.kw {
-                        let Some(ox) = g.reader(ix, kj, g.ow) else { continue };
-                        acc += col[((ci * g.kh + ki) * g.kw + kj) * p + oy * g.ow + ox];
+    let (s, p) = (g.stride, g.padding);
+    let mut rows = col.chunks_exact(g.col_cols());
+    for plane in x.chunks_exact_mut(g.h * g.w) {
+        for ki in 0..g.kh {
+            let oys = g.on_image(ki, g.h, g.oh);
+            for kj in 0..g.kw {
+                let oxs = g.on_image(kj, g.w, g.ow);
+                let row = rows.next().expect("one row per (ci, ki, kj)");
+                for oy in oys.clone() {
+                    let dst = &mut plane[(oy * s + ki - p) * g.w..];
+                    let src = &row[oy * g.ow..(oy + 1) * g.ow];
+                    for ox in oxs.clone() {
+                        dst[ox * s + kj - p] += src[ox];
                     }
                 }
-                plane[iy * g.w + ix] += acc;
             }
         }
     }

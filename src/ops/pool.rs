@@ -14,17 +14,18 @@
 //! maxunpool2d: x (n, c, oh, ow) with those indices and an explicit output size (H, W)
 //! (7x7 from 3x3 needs it: floor(7/2) = 3 too) puts each value back where its maximum was
 //! and zeros everywhere else. It is linear, and it is exactly the transpose of the selection
-//! the pool made, so the three backward-style maps are one gather each:
+//! the pool made, so the three backward-style maps are one line each, for each pooled
+//! cell q of a plane:
 //!
 //! ```text
-//!     pool backward:   dx[p] += dout[cell(p)]  if indices[cell(p)] == p       (= unpool of dout)
-//!     unpool forward:  y[p]   = x[cell(p)]     if indices[cell(p)] == p, else 0
-//!     unpool backward: dx[q] += dout[indices[q]]                               (= pool's selection)
+//!     pool backward:   dx[indices[q]] += dout[q]          (= the unpool of dout)
+//!     unpool forward:  y[indices[q]]   = x[q], 0 elsewhere
+//!     unpool backward: dx[q] += dout[indices[q]]          (= the pool's selection of dout)
 //! ```
 //!
-//! where cell(p) is the pooled cell whose window holds position p. Because kernel == stride,
-//! windows do not overlap and each p has at most one cell: every output has one writer, no
-//! atomics are needed on a GPU, and the loops parallelise over (n, c) planes.
+//! Because kernel == stride, windows do not overlap, so the indices of one plane are all
+//! distinct: no element is written through two of them, which is what makes the first two
+//! race-free (no atomics on a GPU either). The loops parallelise over (n, c) planes.
 //!
 //! Example (one 2x3 plane, so ow = 1 and the last column is dropped):
 //! ```text
@@ -84,20 +85,15 @@ pub fn maxpool2d_forward(x: &[f32], y: &mut [f32], idx: &mut [u32], h: usize, w:
 pub fn maxpool2d_backward(dout: &[f32], idx: &[u32], dx: &mut [f32], h: usize, w: usize) {
     let (oh, ow) = (h / K, w / K);
     dx.par_chunks_mut(h * w).zip(dout.par_chunks(oh * ow)).zip(idx.par_chunks(oh * ow)).for_each(|((dx, dout), idx)| {
-        for (p, dx) in dx.iter_mut().enumerate() {
-            if let Some(c) = cell(p, w, oh, ow).filter(|&c| idx[c] as usize == p) {
-                *dx += dout[c];
-            }
-        }
+        idx.iter().zip(dout).for_each(|(&i, &d)| dx[i as usize] += d);
     });
 }
 
 /// y (planes, h, w) = x (planes, ph, pw) placed at its indices, zero elsewhere.
 pub fn maxunpool2d_forward(x: &[f32], idx: &[u32], y: &mut [f32], ph: usize, pw: usize, h: usize, w: usize) {
     y.par_chunks_mut(h * w).zip(x.par_chunks(ph * pw)).zip(idx.par_chunks(ph * pw)).for_each(|((y, x), idx)| {
-        for (p, y) in y.iter_mut().enumerate() {
-            *y = cell(p, w, ph, pw).filter(|&c| idx[c] as usize == p).map_or(0.0, |c| x[c]);
-        }
+        y.fill(0.0);
+        idx.iter().zip(x).for_each(|(&i, &v)| y[i as usize] = v);
     });
 }
 
