@@ -31,9 +31,13 @@
 //! ```
 
 pub mod autograd;
+pub mod data;
+pub mod figures;
+pub mod io;
 pub mod models;
 pub mod ops;
 pub mod optim;
+pub mod safetensors;
 pub mod tensor;
 
 pub use autograd::{Tape, Var};

@@ -1,0 +1,85 @@
+//! Atomic file writes.
+//!
+//! Every file this crate produces (PNGs, SVGs, checkpoints) goes through `write_atomic`, so a
+//! reader never sees a half-written file: if training is killed while a checkpoint is being
+//! saved, the previous checkpoint stays intact. The recipe is the standard one for POSIX:
+//!
+//! 1. write the bytes to a temporary file in the *same directory* (rename is only atomic
+//!    within one file system, and the same directory guarantees that);
+//! 2. `fsync` the temporary file, so its contents are on disk before its name is;
+//! 3. `rename` it over the destination (atomic: readers see the old file or the new one);
+//! 4. best-effort `fsync` of the directory, so the rename itself survives a power cut.
+//!
+//! On any error the temporary file is removed and the destination is left untouched.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Distinguishes temporary files of concurrent writes from one process (threads saving
+/// figures in parallel); the process id distinguishes processes.
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Writes `bytes` to `path` atomically (see the module comment).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let file_name = path.file_name().ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{}: not a file path (no file name)", path.display()),
+        )
+    })?;
+    // `Path::parent` of a bare "name.png" is Some(""), which means the current directory.
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    // A leading dot keeps the temporary out of `ls` and globs like `*.png`.
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(file_name);
+    tmp_name.push(format!(".tmp.{}.{}", std::process::id(), n));
+    let tmp = dir.join(tmp_name);
+
+    let result = (|| {
+        // create_new: never clobber a file we did not create.
+        let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(&tmp, path)
+    })();
+    if let Err(e) = result {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    // Best effort: some file systems refuse to open or sync a directory; the data itself is
+    // already safe, so a failure here is not worth failing the write for.
+    if let Ok(d) = File::open(&dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_replaces_and_leaves_no_temporaries() {
+        let dir = std::env::temp_dir().join(format!("write_atomic_{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("a.bin");
+        write_atomic(&p, b"first").unwrap();
+        write_atomic(&p, b"second").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"second");
+        let names: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("a.bin")]);
+        // A missing directory is an error, and nothing is left behind.
+        assert!(write_atomic(&dir.join("missing/b.bin"), b"x").is_err());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}
