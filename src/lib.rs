@@ -32,13 +32,17 @@
 
 pub mod autograd;
 pub mod data;
+pub mod experiments;
 pub mod figures;
 pub mod io;
+pub mod jacobi;
 pub mod models;
 pub mod ops;
 pub mod optim;
+pub mod pca;
 pub mod safetensors;
 pub mod tensor;
+pub mod train;
 
 pub use autograd::{Tape, Var};
 pub use tensor::Tensor;

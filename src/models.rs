@@ -266,6 +266,22 @@ impl Model {
         loss
     }
 
+    /// The decoder alone, on codes (n, units): what the manifold experiment walks through.
+    /// Only for decoders without unpooling, which would need the encoder's indices.
+    pub fn decode(&self, code: &Tensor) -> Tensor {
+        assert!(!self.decoder.contains(&Layer::MaxUnpool2d), "{}: an unpooling decoder needs the encoder's indices", self.name());
+        let encoder_params = 2 * self.encoder.iter().filter(|l| l.param_shapes().is_some()).count();
+        let mut tape = Tape::no_grad();
+        let params: Vec<Var> = self.params[encoder_params..].iter().map(|p| tape.input(p.value.clone())).collect();
+        let mut next = params.into_iter();
+        let mut pools = PoolState { frozen: None, open: Vec::new(), all: Vec::new() };
+        let mut h = tape.input(code.clone());
+        for layer in &self.decoder {
+            h = apply(&mut tape, *layer, h, &mut next, &mut pools);
+        }
+        tape.value(h).clone()
+    }
+
     /// Reconstructions (n, 784) and codes of a batch, without recording anything.
     pub fn reconstruct(&self, x: &Tensor) -> (Tensor, Tensor) {
         let mut tape = Tape::no_grad();

@@ -1,0 +1,138 @@
+//! `index.html`: every figure of every experiment next to its numbers and the seed report's,
+//! in one self-contained page (images embedded as data URIs; no network, no scripts).
+
+use super::{Outcome, Settings};
+use anyhow::{Context as _, Result};
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// The seed report's test MSE per pixel, and the PyTorch peer's where the seed gives none
+/// (SPEC.md).
+const REFERENCE: [(&str, f64, &str); 15] = [
+    ("pca", 0.018, "seed"),
+    ("ae", 0.014, "seed"),
+    ("h64", 0.012, "seed"),
+    ("h128", 0.0095, "seed"),
+    ("h256", 0.0074, "seed"),
+    ("sparse-0.001", 0.033, "seed"),
+    ("sparse-0.1", 0.072, "seed"),
+    ("sparse-1", 0.11, "seed"),
+    ("denoise-0.1", 0.0082, "seed"),
+    ("denoise-0.3", 0.0117, "seed"),
+    ("denoise-0.7", 0.0216, "seed"),
+    ("manifold", 0.034, "seed"),
+    ("cae-unpool", 0.0040, "PyTorch peer"),
+    ("cae-deconv", 0.0073, "PyTorch peer"),
+    ("cae-deconv-unpool", 0.0025, "PyTorch peer"),
+];
+
+/// What each section shows, in a sentence.
+fn explain(experiment: &str) -> &'static str {
+    match experiment {
+        "pca" => "PCA keeps the 30 directions of largest variance of the training images: the best linear 30-d code.",
+        "ae" => "A deep autoencoder with the same 30-d code but nonlinear maps on both sides reconstructs with a lower error than PCA.",
+        "hidden" => "A single hidden layer of h units: the more units, the more detail survives, and the error falls as h grows.",
+        "non-digit" => "An autoencoder trained on digits has learned to draw digits: a picture of something else comes out as digit-like strokes.",
+        "sparse" => "An L1 penalty on the 900-unit code makes most units silent; the error rises with lambda, the codes are far sparser than the plain AE's, and at large lambda the code dies and every output is the same.",
+        "denoise" => "Trained to map noisy inputs to clean images, the denoising AE removes noise that the plain AE copies through; the error rises with sigma.",
+        "manifold" => "An 8-d code: small perturbations of a digit's code decode to the same digit restyled, large ones leave the manifold of digits.",
+        "cae-unpool" => "The convolutional encoder's pooling indices tell the decoder where each maximum was; unpooling puts values back there.",
+        "cae-deconv" => "Transposed convolutions learn the upsampling instead of remembering positions.",
+        "cae-deconv-unpool" => "Unpooling with indices followed by learned transposed convolutions: positions remembered, details learned.",
+        _ => "",
+    }
+}
+
+fn reference(model: &str) -> Option<(f64, &'static str)> {
+    REFERENCE.iter().find(|(m, _, _)| *m == model).map(|&(_, v, who)| (v, who))
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, &b)| n | (b as u32) << (16 - 8 * i));
+        for i in 0..4 {
+            out.push(if i <= chunk.len() { ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char } else { '=' });
+        }
+    }
+    out
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// The orderings the seed observed, each checked against this run.
+fn orderings(outcomes: &[Outcome]) -> Vec<(String, bool)> {
+    let mse = |m: &str| outcomes.iter().flat_map(|o| &o.runs).find(|r| r.model == m).map(|r| r.eval.mse);
+    let act = |m: &str| outcomes.iter().flat_map(|o| &o.runs).find(|r| r.model == m).map(|r| r.eval.mean_activation);
+    let increasing = |names: &[&str], f: &dyn Fn(&str) -> Option<f64>| -> Option<bool> {
+        let v: Option<Vec<f64>> = names.iter().map(|n| f(n)).collect();
+        v.map(|v| v.windows(2).all(|w| w[0] < w[1]))
+    };
+    let mut checks = Vec::new();
+    let mut add = |what: &str, ok: Option<bool>| {
+        if let Some(ok) = ok {
+            checks.push((what.to_string(), ok));
+        }
+    };
+    add("error falls as h grows (h64 > h128 > h256)", increasing(&["h256", "h128", "h64"], &mse));
+    add("error rises with lambda (0.001 < 0.1 < 1)", increasing(&["sparse-0.001", "sparse-0.1", "sparse-1"], &mse));
+    add("error rises with sigma (0.1 < 0.3 < 0.7)", increasing(&["denoise-0.1", "denoise-0.3", "denoise-0.7"], &mse));
+    add("sparse codes are sparser than the plain h900 AE's (mean activation)", act("sparse-0.001").zip(act("h900")).map(|(s, p)| s < p));
+    add("the deep AE beats PCA", mse("ae").zip(outcomes.iter().find_map(|o| o.pca_test_mse)).map(|(a, p)| a < p));
+    add("CAE: deconv+unpool < unpool < deconv (the PyTorch peer's order)", increasing(&["cae-deconv-unpool", "cae-unpool", "cae-deconv"], &mse));
+    checks
+}
+
+pub fn write_report(dir: &Path, outcomes: &[Outcome], settings: &Settings, wall_seconds: f64) -> Result<()> {
+    let mut html = String::new();
+    let _ = write!(
+        html,
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Autoencoders on MNIST</title><style>\
+         body{{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}}\
+         table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.2em .6em;text-align:right}}\
+         figure{{display:inline-block;margin:.5em;vertical-align:top;max-width:100%}}img{{max-width:100%;image-rendering:pixelated}}\
+         figcaption{{font-size:.85em;max-width:520px}}.ok{{color:#070}}.no{{color:#b00}}</style></head><body>\
+         <h1>Autoencoders on MNIST</h1><p>{} epochs, batch {}, Adam lr {}, seed {}, {} threads, device {}{}. Wall time {:.0} s.</p>",
+        settings.epochs, settings.batch_size, settings.lr, settings.seed, settings.threads, settings.device,
+        settings.train_limit.map_or(String::new(), |n| format!(", first {n} training images")), wall_seconds
+    );
+    html.push_str("<h2>Test MSE per pixel</h2><table><tr><th>model</th><th>this run</th><th>reference</th><th>from</th><th>mean |code|</th></tr>");
+    for o in outcomes {
+        if let Some(p) = o.pca_test_mse.filter(|_| o.experiment == "pca") {
+            let _ = write!(html, "<tr><td>pca</td><td>{p:.5}</td><td>0.018</td><td>seed</td><td></td></tr>");
+        }
+        for r in &o.runs {
+            let (rv, who) = reference(&r.model).map_or((String::new(), ""), |(v, w)| (format!("{v}"), w));
+            let _ = write!(html, "<tr><td>{}</td><td>{:.5}</td><td>{rv}</td><td>{who}</td><td>{:.4}</td></tr>", escape(&r.model), r.eval.mse, r.eval.mean_activation);
+        }
+    }
+    html.push_str("</table><h2>The seed's observations, checked</h2><ul>");
+    for (what, ok) in orderings(outcomes) {
+        let _ = write!(html, "<li class=\"{}\">{} {}</li>", if ok { "ok" } else { "no" }, if ok { "holds:" } else { "does not hold:" }, escape(&what));
+    }
+    html.push_str("</ul>");
+    for o in outcomes {
+        let _ = write!(html, "<h2 id=\"{0}\">{0}</h2><p>{1}</p>", escape(&o.experiment), explain(&o.experiment));
+        for f in &o.figures {
+            let path = o.dir.join(&f.file);
+            let bytes = std::fs::read(&path).with_context(|| format!("cannot read the figure {}", path.display()))?;
+            let mime = if f.file.ends_with(".svg") { "image/svg+xml" } else { "image/png" };
+            let _ = write!(html, "<figure><img alt=\"{}\" src=\"data:{mime};base64,{}\"><figcaption>{}</figcaption></figure>", escape(&f.file), base64(&bytes), escape(&f.caption));
+        }
+    }
+    html.push_str("</body></html>\n");
+    crate::io::write_atomic(&dir.join("index.html"), html.as_bytes()).with_context(|| format!("cannot write the report into {}", dir.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn base64_matches_rfc4648() {
+        for (input, want) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE="), ("foobar", "Zm9vYmFy")] {
+            assert_eq!(super::base64(input.as_bytes()), want);
+        }
+    }
+}
