@@ -24,7 +24,7 @@ struct Cli {
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
     batch_size: u32,
     /// Adam's learning rate.
-    #[arg(long, default_value_t = 1e-3, value_parser = positive)]
+    #[arg(long, default_value_t = 1e-3, value_parser = positive, allow_negative_numbers = true)]
     lr: f32,
     /// Seed of every random choice (initialisation, shuffling, noise).
     #[arg(long, default_value_t = 0)]
@@ -54,10 +54,10 @@ struct Cli {
     #[arg(long = "size", value_parser = clap::value_parser!(u32).range(1..=100_000))]
     sizes: Vec<u32>,
     /// L1 weights for `sparse` (repeat for several).
-    #[arg(long = "lambda", value_parser = non_negative)]
+    #[arg(long = "lambda", value_parser = non_negative, allow_negative_numbers = true)]
     lambdas: Vec<f32>,
     /// Input-noise stds for `denoise` (repeat for several).
-    #[arg(long = "noise", value_parser = non_negative)]
+    #[arg(long = "noise", value_parser = non_negative, allow_negative_numbers = true)]
     noises: Vec<f32>,
     /// A PNG for `non-digit` (any size, colour or grey); default: a built-in drawing.
     #[arg(long)]
