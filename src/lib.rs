@@ -31,6 +31,7 @@
 //! ```
 
 pub mod autograd;
+pub mod checkpoint;
 pub mod data;
 pub mod experiments;
 pub mod figures;

@@ -15,8 +15,11 @@ use std::time::Instant;
 #[command(version, about, after_help = "Each run writes config.json, metrics.json, loss curves, figures and weights into a new folder under --out.")]
 struct Cli {
     /// pca | ae | hidden | non-digit | sparse | denoise | manifold | cae-unpool | cae-deconv | cae-deconv-unpool | all
-    #[arg(value_parser = EXPERIMENTS)]
-    experiment: String,
+    #[arg(value_parser = EXPERIMENTS, required_unless_present = "resume")]
+    experiment: Option<String>,
+    /// Continue the interrupted run in this folder, with the settings it was started with.
+    #[arg(long, value_name = "RUN_DIR", conflicts_with = "experiment")]
+    resume: Option<PathBuf>,
     /// Passes over the training set.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     epochs: u32,
@@ -112,11 +115,22 @@ fn run(cli: Cli) -> Result<()> {
         "auto" => eprintln!("device: cpu (no GPU support in this build)"),
         _ => {}
     }
-    let settings = settings(&cli);
+    let (experiment, settings) = match &cli.resume {
+        Some(dir) => {
+            let path = dir.join("config.json");
+            let text = std::fs::read(&path).with_context(|| format!("{}: no config.json; --resume takes a run folder this program made", dir.display()))?;
+            let config = serde_json::from_slice(&text).with_context(|| format!("{}: not valid JSON", path.display()))?;
+            Settings::from_json(&config, rayon::current_num_threads(), "cpu").with_context(|| format!("{}", path.display()))?
+        }
+        None => (cli.experiment.clone().expect("clap requires it without --resume"), settings(&cli)),
+    };
     if let Some(path) = &settings.image {
         autoencoders::figures::png_io::load_grey_28(path)?;
     }
-    let mut data: Mnist = ensure_mnist(cli.data.as_deref())?;
+    // A resumed run reads the folder its config names; a new one follows --data, $MNIST_DIR,
+    // then data/mnist (which alone may be created and downloaded into).
+    let data_flag = if cli.resume.is_some() { Some(settings.data_dir.clone()) } else { cli.data.clone() };
+    let mut data: Mnist = ensure_mnist(data_flag.as_deref())?;
     if let Some(n) = settings.train_limit {
         limit(&mut data.train, n);
     }
@@ -125,30 +139,34 @@ fn run(cli: Cli) -> Result<()> {
     }
 
     let start = Instant::now();
+    let resume = cli.resume.is_some();
+    let dir = match &cli.resume {
+        Some(dir) => dir.clone(),
+        None => experiments::create_run_dir(&settings.out, &experiment)?,
+    };
     let mut cache = Cache::default();
-    let (dir, outcomes) = if cli.experiment == "all" {
-        let top = experiments::create_run_dir(&settings.out, "all")?;
+    let outcomes = if experiment == "all" {
+        let config = serde_json::to_vec_pretty(&settings.to_json("all"))?;
+        autoencoders::io::write_atomic(&dir.join("config.json"), &config).with_context(|| format!("cannot write into {}", dir.display()))?;
         let mut outcomes = Vec::new();
         for experiment in EXPERIMENTS.iter().filter(|&&e| e != "all") {
             eprintln!("== {experiment}");
-            let dir = top.join(experiment);
-            std::fs::create_dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-            outcomes.push(experiments::run_into(experiment, &settings, &data, dir, &mut cache)?);
+            let sub = dir.join(experiment);
+            std::fs::create_dir_all(&sub).with_context(|| format!("cannot create {}", sub.display()))?;
+            outcomes.push(experiments::run_into(experiment, &settings, &data, sub, &mut cache, resume)?);
         }
-        write_report(&top, &outcomes, &settings, start.elapsed().as_secs_f64())?;
-        eprintln!("report: {}", top.join("index.html").display());
-        (top, outcomes)
+        write_report(&dir, &outcomes, &settings, start.elapsed().as_secs_f64())?;
+        eprintln!("report: {}", dir.join("index.html").display());
+        outcomes
     } else {
-        let dir = experiments::create_run_dir(&settings.out, &cli.experiment)?;
-        let outcome = experiments::run_into(&cli.experiment, &settings, &data, dir.clone(), &mut cache)?;
-        (dir, vec![outcome])
+        vec![experiments::run_into(&experiment, &settings, &data, dir.clone(), &mut cache, resume)?]
     };
     let wall = start.elapsed().as_secs_f64();
-    summarise(&cli, &dir, &outcomes, wall);
+    summarise(&cli, &experiment, &dir, &outcomes, wall);
     Ok(())
 }
 
-fn summarise(cli: &Cli, dir: &std::path::Path, outcomes: &[Outcome], wall: f64) {
+fn summarise(cli: &Cli, experiment: &str, dir: &std::path::Path, outcomes: &[Outcome], wall: f64) {
     if cli.json {
         let line = if let [one] = outcomes {
             let mut v = one.to_json();
@@ -158,7 +176,7 @@ fn summarise(cli: &Cli, dir: &std::path::Path, outcomes: &[Outcome], wall: f64) 
             let runs: Vec<_> = outcomes.iter().flat_map(|o| o.to_json()["runs"].as_array().cloned().unwrap_or_default()).collect();
             let primary = runs.first().cloned().unwrap_or_default();
             json!({
-                "experiment": cli.experiment, "run_dir": dir.display().to_string(), "wall_seconds": wall,
+                "experiment": experiment, "run_dir": dir.display().to_string(), "wall_seconds": wall,
                 "test_mse": primary["test_mse"], "train_loss": primary["train_loss"], "epoch_seconds": primary["epoch_seconds"],
                 "mean_activation": primary["mean_activation"],
                 "pca_test_mse": outcomes.iter().find_map(|o| o.pca_test_mse), "runs": runs,

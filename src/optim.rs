@@ -34,6 +34,7 @@ impl Default for AdamConfig {
     }
 }
 
+#[derive(Clone, Debug)]
 pub struct Adam {
     pub config: AdamConfig,
     /// Steps taken so far.

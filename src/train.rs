@@ -6,6 +6,7 @@
 //! sparse AE), with Gaussian noise of std `noise` added to the input only (the denoising
 //! AE). A progress bar shows the running loss; a non-finite loss stops training at once.
 
+pub use crate::checkpoint::TrainState;
 use crate::data::Images;
 use crate::models::Model;
 use crate::optim::AdamConfig;
@@ -36,17 +37,34 @@ pub struct History {
     pub epoch_seconds: Vec<f64>,
 }
 
-/// Trains `model` on `images` (all of them; slice the set beforehand for quick runs).
-pub fn train(model: &mut Model, images: &Images, cfg: &TrainConfig, rng: &mut Rng64, label: &str) -> Result<History> {
+impl TrainState {
+    /// Where a fresh model starts: epoch 0, zero moments, the generator that made it.
+    pub fn new(model: &Model, cfg: &TrainConfig, rng: Rng64) -> TrainState {
+        let adam = model.adam(AdamConfig { lr: cfg.lr, ..AdamConfig::default() });
+        TrainState { epoch: 0, adam, rng, history: History::default() }
+    }
+}
+
+/// Trains `model` on `images` (all of them; slice the set beforehand for quick runs) from
+/// `state` up to `cfg.epochs`, calling `after_epoch` (to write a checkpoint) after each.
+pub fn train(
+    model: &mut Model,
+    images: &Images,
+    cfg: &TrainConfig,
+    mut state: TrainState,
+    label: &str,
+    mut after_epoch: impl FnMut(&Model, &TrainState) -> Result<()>,
+) -> Result<TrainState> {
     let d = images.image_len();
-    let mut adam = model.adam(AdamConfig { lr: cfg.lr, ..AdamConfig::default() });
     let mut order: Vec<usize> = (0..images.n).collect();
     let mut clean = vec![0.0f32; cfg.batch_size * d];
     let noise = Normal::new(0.0f32, cfg.noise.max(0.0)).expect("a finite, non-negative std");
     let steps_per_epoch = images.n.div_ceil(cfg.batch_size);
-    let mut history = History::default();
-    for epoch in 1..=cfg.epochs {
-        order.shuffle(rng);
+    for epoch in state.epoch + 1..=cfg.epochs {
+        // The order is reset before each shuffle, so an epoch's batches depend only on the
+        // generator's state at its start (which a checkpoint saves), not on earlier orders.
+        order.iter_mut().enumerate().for_each(|(i, o)| *o = i);
+        order.shuffle(&mut state.rng);
         let bar = progress_bar(steps_per_epoch, &format!("{label} epoch {epoch}/{}", cfg.epochs));
         let start = Instant::now();
         let mut sum = 0.0f64;
@@ -55,17 +73,17 @@ pub fn train(model: &mut Model, images: &Images, cfg: &TrainConfig, rng: &mut Rn
             images.batch_into(batch, clean);
             let target = Tensor::from_vec(&[batch.len(), d], clean.to_vec());
             let input = if cfg.noise > 0.0 {
-                Tensor::from_vec(&[batch.len(), d], clean.iter().map(|&p| p + noise.sample(rng)).collect())
+                Tensor::from_vec(&[batch.len(), d], clean.iter().map(|&p| p + noise.sample(&mut state.rng)).collect())
             } else {
                 target.clone()
             };
-            let loss = model.train_step(&mut adam, &input, &target, cfg.l1);
+            let loss = model.train_step(&mut state.adam, &input, &target, cfg.l1);
             if !loss.is_finite() {
                 bar.abandon();
-                bail!("training diverged: the loss became {loss} at epoch {epoch}, step {}; try a smaller --lr", step + 1);
+                bail!("training diverged: the loss became {loss} at epoch {epoch}, step {}; the last checkpoint is of epoch {}; try a smaller --lr", step + 1, epoch - 1);
             }
             sum += loss as f64;
-            history.step_loss.push(loss);
+            state.history.step_loss.push(loss);
             bar.inc(1);
             if step % 20 == 0 {
                 bar.set_message(format!("loss {:.5}", sum / (step + 1) as f64));
@@ -75,10 +93,12 @@ pub fn train(model: &mut Model, images: &Images, cfg: &TrainConfig, rng: &mut Rn
         let seconds = start.elapsed().as_secs_f64();
         let mean = sum / steps_per_epoch as f64;
         eprintln!("{label} epoch {epoch}/{}: loss {mean:.5} ({seconds:.1} s)", cfg.epochs);
-        history.epoch_loss.push(mean);
-        history.epoch_seconds.push(seconds);
+        state.history.epoch_loss.push(mean);
+        state.history.epoch_seconds.push(seconds);
+        state.epoch = epoch;
+        after_epoch(model, &state)?;
     }
-    Ok(history)
+    Ok(state)
 }
 
 fn progress_bar(len: usize, prefix: &str) -> ProgressBar {

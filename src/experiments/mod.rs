@@ -19,7 +19,8 @@ mod sparse;
 use crate::data::Mnist;
 use crate::models::{Arch, Model};
 use crate::tensor::rng_from_seed;
-use crate::train::{evaluate, train, Evaluation, History, TrainConfig};
+use crate::checkpoint::{load_checkpoint, save_checkpoint};
+use crate::train::{evaluate, train, Evaluation, History, TrainConfig, TrainState};
 use anyhow::{Context as _, Result};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -60,6 +61,34 @@ impl Settings {
             "image": self.image.as_ref().map(|p| p.display().to_string()),
             "crate_version": env!("CARGO_PKG_VERSION"),
         })
+    }
+
+    /// The settings a run folder's `config.json` recorded, and its experiment; `threads` and
+    /// `device` are not taken from it (neither changes the results on the CPU).
+    pub fn from_json(v: &Value, threads: usize, device: &str) -> Result<(String, Settings)> {
+        let text = |k: &str| v[k].as_str().map(str::to_string).with_context(|| format!("config.json lacks {k}"));
+        let count = |k: &str| v[k].as_u64().map(|n| n as usize).with_context(|| format!("config.json lacks {k}"));
+        let floats = |k: &str| -> Result<Vec<f32>> {
+            v[k].as_array().with_context(|| format!("config.json lacks {k}"))?.iter().map(|x| x.as_f64().map(|x| x as f32).with_context(|| format!("config.json: {k} holds a non-number"))).collect()
+        };
+        let settings = Settings {
+            epochs: count("epochs")?,
+            batch_size: count("batch_size")?,
+            lr: v["lr"].as_f64().context("config.json lacks lr")? as f32,
+            seed: v["seed"].as_u64().context("config.json lacks seed")?,
+            threads,
+            device: device.to_string(),
+            data_dir: PathBuf::from(text("data")?),
+            out: PathBuf::from(text("out")?),
+            train_limit: v["train_limit"].as_u64().map(|n| n as usize),
+            digit: count("digit")? as u8,
+            components: count("components")?,
+            sizes: floats("sizes")?.into_iter().map(|s| s as usize).collect(),
+            lambdas: floats("lambdas")?,
+            noises: floats("noises")?,
+            image: v["image"].as_str().map(PathBuf::from),
+        };
+        Ok((text("experiment")?, settings))
     }
 
     pub fn train_config(&self, l1: f32, noise: f32) -> TrainConfig {
@@ -129,6 +158,8 @@ pub struct Context<'a> {
     pub settings: &'a Settings,
     pub data: &'a Mnist,
     pub outcome: Outcome,
+    /// Continue from the checkpoints in the run folder rather than start afresh.
+    pub resume: bool,
 }
 
 impl Context<'_> {
@@ -149,10 +180,21 @@ impl Context<'_> {
     /// A fresh model of `arch`, trained from the run's seed, evaluated on the test set, its
     /// weights saved as `<name>.safetensors`. The same seed gives the same model whichever
     /// experiment trains it.
+    ///
+    /// After every epoch the full training state goes to `<name>.checkpoint.safetensors`;
+    /// when resuming, training continues from that file.
     pub fn train(&mut self, arch: Arch, name: &str, l1: f32, noise: f32) -> Result<Model> {
+        let cfg = self.settings.train_config(l1, noise);
         let mut rng = rng_from_seed(self.settings.seed);
         let mut model = Model::new(arch, &mut rng);
-        let history = train(&mut model, &self.data.train, &self.settings.train_config(l1, noise), &mut rng, name)?;
+        let mut state = TrainState::new(&model, &cfg, rng);
+        let checkpoint = self.path(&format!("{name}.checkpoint.safetensors"));
+        if self.resume && checkpoint.exists() {
+            state = load_checkpoint(&checkpoint, &mut model, state.adam)?;
+            eprintln!("{name}: resuming after epoch {} of {}", state.epoch, cfg.epochs);
+        }
+        let state = train(&mut model, &self.data.train, &cfg, state, name, |m, s| save_checkpoint(&checkpoint, m, s))?;
+        let history = state.history;
         let eval = evaluate(&model, &self.data.test);
         eprintln!("{name}: test MSE per pixel {:.5}, mean |code| {:.4}", eval.mse, eval.mean_activation);
         draw::save_model(&self.path(&format!("{name}.safetensors")), &model, name)?;
@@ -176,10 +218,10 @@ pub fn create_run_dir(out: &Path, name: &str) -> Result<PathBuf> {
 }
 
 /// Runs one experiment (not `all`) into `dir`, writing its config and metrics.
-pub fn run_into(experiment: &str, settings: &Settings, data: &Mnist, dir: PathBuf, cache: &mut Cache) -> Result<Outcome> {
+pub fn run_into(experiment: &str, settings: &Settings, data: &Mnist, dir: PathBuf, cache: &mut Cache, resume: bool) -> Result<Outcome> {
     let config = serde_json::to_vec_pretty(&settings.to_json(experiment))?;
     crate::io::write_atomic(&dir.join("config.json"), &config).with_context(|| format!("cannot write {}", dir.display()))?;
-    let mut ctx = Context { settings, data, outcome: Outcome { experiment: experiment.to_string(), dir: dir.clone(), ..Outcome::default() } };
+    let mut ctx = Context { settings, data, resume, outcome: Outcome { experiment: experiment.to_string(), dir: dir.clone(), ..Outcome::default() } };
     match experiment {
         "pca" => pca_ae::pca(&mut ctx, cache)?,
         "ae" => pca_ae::ae(&mut ctx, cache)?,

@@ -1,0 +1,95 @@
+//! Checkpoints: an exact round trip, and a one-line refusal of every damaged or foreign file.
+
+use autoencoders::checkpoint::{load_checkpoint, save_checkpoint, TrainState};
+use autoencoders::models::{Arch, Model};
+use autoencoders::tensor::{rng_from_seed, Tensor};
+use autoencoders::train::TrainConfig;
+use rand::Rng;
+
+fn trained_state(arch: Arch) -> (Model, TrainState) {
+    let mut rng = rng_from_seed(4);
+    let mut model = Model::new(arch, &mut rng);
+    let cfg = TrainConfig { epochs: 1, batch_size: 4, lr: 1e-3, l1: 0.0, noise: 0.0 };
+    let mut state = TrainState::new(&model, &cfg, rng);
+    let x = Tensor::from_vec(&[4, 784], (0..4 * 784).map(|_| state.rng.random_range(0.0f32..1.0)).collect());
+    for _ in 0..3 {
+        let loss = model.train_step(&mut state.adam, &x, &x, 0.0);
+        state.history.step_loss.push(loss);
+    }
+    state.epoch = 1;
+    state.history.epoch_loss.push(0.25);
+    state.history.epoch_seconds.push(1.5);
+    (model, state)
+}
+
+fn err_of(r: anyhow::Result<TrainState>) -> String {
+    let e = format!("{:#}", r.expect_err("must be refused"));
+    assert!(!e.contains('\n'), "one line: {e}");
+    e
+}
+
+#[test]
+fn round_trip_is_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.safetensors");
+    let (model, state) = trained_state(Arch::Shallow { hidden: 16 });
+    save_checkpoint(&path, &model, &state).unwrap();
+    let mut fresh = Model::new(Arch::Shallow { hidden: 16 }, &mut rng_from_seed(99));
+    let adam = fresh.adam(Default::default());
+    let back = load_checkpoint(&path, &mut fresh, adam).unwrap();
+    for (a, b) in model.params.iter().zip(&fresh.params) {
+        assert_eq!(a.value.to_vec(), b.value.to_vec(), "{}", a.name);
+    }
+    assert_eq!((back.epoch, back.adam.t), (1, 3));
+    assert_eq!(back.adam.m, state.adam.m);
+    assert_eq!(back.adam.v, state.adam.v);
+    assert_eq!(back.history, state.history);
+    let (mut r1, mut r2) = (state.rng.clone(), back.rng.clone());
+    let (a, b): (Vec<u64>, Vec<u64>) = ((0..8).map(|_| r1.random()).collect(), (0..8).map(|_| r2.random()).collect());
+    assert_eq!(a, b, "the generator continues where it stood");
+}
+
+#[test]
+fn foreign_and_damaged_checkpoints_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.safetensors");
+    let (model, state) = trained_state(Arch::Shallow { hidden: 16 });
+    save_checkpoint(&path, &model, &state).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+
+    // Another architecture: a different hidden size, and a different family.
+    for arch in [Arch::Shallow { hidden: 17 }, Arch::CaeUnpool] {
+        let mut other = Model::new(arch, &mut rng_from_seed(1));
+        let adam = other.adam(Default::default());
+        let e = err_of(load_checkpoint(&path, &mut other, adam));
+        assert!(e.contains("architecture") || e.contains("checkpoint of"), "{e}");
+    }
+
+    let mut load_bytes = |name: &str, b: &[u8]| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, b).unwrap();
+        let mut m = Model::new(Arch::Shallow { hidden: 16 }, &mut rng_from_seed(1));
+        let adam = m.adam(Default::default());
+        err_of(load_checkpoint(&p, &mut m, adam))
+    };
+    // Truncated.
+    assert!(load_bytes("t.safetensors", &bytes[..bytes.len() - 100]).contains("t.safetensors"));
+    assert!(load_bytes("e.safetensors", &[]).contains("e.safetensors"));
+    // A NaN in the data region (the last value of the file).
+    let mut nan = bytes.clone();
+    let n = nan.len();
+    nan[n - 4..].copy_from_slice(&f32::NAN.to_le_bytes());
+    assert!(load_bytes("n.safetensors", &nan).to_lowercase().contains("nan"));
+    // A header that lies about an offset: make the first "data_offsets":[0, end] start at 8.
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let at = text.find("\"data_offsets\":[0,").expect("offsets in the header");
+    let mut lie = bytes.clone();
+    lie[at + "\"data_offsets\":[".len()] = b'8';
+    load_bytes("l.safetensors", &lie);
+    // A plain weights file (no training state) is not a checkpoint.
+    let weights = dir.path().join("w.safetensors");
+    autoencoders::safetensors::save(&weights, &[autoencoders::safetensors::TensorEntry { name: "x".into(), shape: vec![1], data: vec![1.0] }], &Default::default()).unwrap();
+    let mut m = Model::new(Arch::Shallow { hidden: 16 }, &mut rng_from_seed(1));
+    let adam = m.adam(Default::default());
+    assert!(err_of(load_checkpoint(&weights, &mut m, adam)).contains("not a training checkpoint"));
+}
