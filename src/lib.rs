@@ -32,6 +32,7 @@
 
 pub mod autograd;
 pub mod checkpoint;
+pub mod cuda;
 pub mod data;
 pub mod experiments;
 pub mod figures;

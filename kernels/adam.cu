@@ -1,0 +1,28 @@
+// Adam: the update of one parameter tensor, one thread per element. The CPU twin is
+// `adam_update` in src/optim.rs, whose header gives the algorithm; the host computes the
+// bias corrections once per step (in f64, as there) and passes them in:
+//
+//     m = b1 m + (1 - b1) g
+//     v = b2 v + (1 - b2) g^2
+//     p -= step_size * m / (sqrt(v) / sqrt_bc2 + eps)       step_size = lr / (1 - b1^t)
+//                                                           sqrt_bc2  = sqrt(1 - b2^t)
+// Elementwise, so each thread owns its p[i], m[i], v[i]: no races.
+
+// Mirrors src/cuda/adam.rs `AdamParams`, field for field.
+struct AdamParams {
+    unsigned int n;       // elements in the tensor
+    float beta1, beta2;
+    float step_size;      // lr / (1 - beta1^t)
+    float sqrt_bc2;       // sqrt(1 - beta2^t)
+    float eps;
+};
+static_assert(sizeof(AdamParams) == 24, "AdamParams must match its Rust mirror");
+
+extern "C" __global__ void adam_update(float* p, const float* g, float* m, float* v, AdamParams a) {
+    const unsigned int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= a.n) return;
+    m[i] = a.beta1 * m[i] + (1.0f - a.beta1) * g[i];
+    v[i] = a.beta2 * v[i] + (1.0f - a.beta2) * g[i] * g[i];
+    // sqrtf and / are correctly rounded (NVRTC's defaults, -prec-sqrt and -prec-div), as on the CPU.
+    p[i] -= a.step_size * m[i] / (sqrtf(v[i]) / a.sqrt_bc2 + a.eps);
+}

@@ -1,0 +1,103 @@
+//! MSE and mean |x| on the GPU: kernels/loss.cu.
+//!
+//! The forwards leave the loss on the device, in a one-element buffer, so a training loop
+//! downloads it only when it logs. Each is two launches (per-block partial sums, then one
+//! block that adds them): a fixed order of addition, so the same bits on every run; the .cu
+//! says why this is not done with atomics. The backwards take `scale` from the host, as
+//! the CPU functions do (2 dout / N for mse, dout / N for mean_abs).
+
+use super::{grid_1d, to_u32, CudaResult, Gpu};
+use cudarc::driver::{CudaFunction, CudaSlice, LaunchConfig, PushKernelArg};
+
+/// Blocks of the first pass and threads of every block: `LOSS_BLOCKS` and `LOSS_THREADS`
+/// in kernels/loss.cu, which must agree (the partials buffer has LOSS_BLOCKS entries).
+const LOSS_BLOCKS: u32 = 256;
+const LOSS_THREADS: u32 = 256;
+
+/// out[0] = (1/N) sum (x - t)^2.
+pub fn mse_forward(gpu: &Gpu, x: &CudaSlice<f32>, t: &CudaSlice<f32>, out: &mut CudaSlice<f32>) -> CudaResult<()> {
+    assert_eq!(x.len(), t.len(), "mse: prediction and target differ in length");
+    let mut partials = gpu.zeros::<f64>(LOSS_BLOCKS as usize)?;
+    let n = to_u32(x.len());
+    let mut launch = gpu.stream.launch_builder(&gpu.k.mse_forward_partials);
+    launch.arg(x); //             const float* x
+    launch.arg(t); //             const float* t
+    launch.arg(&mut partials); // double* partials
+    launch.arg(&n); //            unsigned int n
+    // SAFETY: arguments as in the C signature; x and t hold n floats, partials one double
+    // per block of this grid.
+    unsafe { launch.launch(first_pass()) }?;
+    mean_of_partials(gpu, &partials, x.len(), out)
+}
+
+/// out[0] = (1/N) sum |x|.
+pub fn mean_abs_forward(gpu: &Gpu, x: &CudaSlice<f32>, out: &mut CudaSlice<f32>) -> CudaResult<()> {
+    let mut partials = gpu.zeros::<f64>(LOSS_BLOCKS as usize)?;
+    let n = to_u32(x.len());
+    let mut launch = gpu.stream.launch_builder(&gpu.k.mean_abs_forward_partials);
+    launch.arg(x); //             const float* x
+    launch.arg(&mut partials); // double* partials
+    launch.arg(&n); //            unsigned int n
+    // SAFETY: as for mse_forward.
+    unsafe { launch.launch(first_pass()) }?;
+    mean_of_partials(gpu, &partials, x.len(), out)
+}
+
+/// d += scale * (x - t).
+pub fn mse_backward(gpu: &Gpu, x: &CudaSlice<f32>, t: &CudaSlice<f32>, scale: f32, d: &mut CudaSlice<f32>) -> CudaResult<()> {
+    assert!(x.len() == t.len() && x.len() == d.len(), "mse backward: x, t and d differ in length");
+    let n = x.len();
+    if n == 0 {
+        return Ok(());
+    }
+    let n32 = to_u32(n);
+    let mut launch = gpu.stream.launch_builder(&gpu.k.mse_backward);
+    launch.arg(x); //      const float* x
+    launch.arg(t); //      const float* t
+    launch.arg(&scale); // float scale
+    launch.arg(d); //      float* d
+    launch.arg(&n32); //   unsigned int n
+    // SAFETY: arguments as in the C signature; all three buffers hold n floats.
+    unsafe { launch.launch(grid_1d(n)) }?;
+    Ok(())
+}
+
+/// dx += scale * sign(x), with sign(0) = 0.
+pub fn mean_abs_backward(gpu: &Gpu, x: &CudaSlice<f32>, scale: f32, dx: &mut CudaSlice<f32>) -> CudaResult<()> {
+    assert_eq!(x.len(), dx.len(), "mean_abs backward: x and dx differ in length");
+    let n = x.len();
+    if n == 0 {
+        return Ok(());
+    }
+    let n32 = to_u32(n);
+    let mut launch = gpu.stream.launch_builder(&gpu.k.mean_abs_backward);
+    launch.arg(x); //      const float* x
+    launch.arg(&scale); // float scale
+    launch.arg(dx); //     float* dx
+    launch.arg(&n32); //   unsigned int n
+    // SAFETY: arguments as in the C signature; both buffers hold n floats.
+    unsafe { launch.launch(grid_1d(n)) }?;
+    Ok(())
+}
+
+/// The first pass's fixed grid: LOSS_BLOCKS blocks whatever N, so the grouping of the sum,
+/// and with it the result's bits, never changes.
+fn first_pass() -> LaunchConfig {
+    LaunchConfig { grid_dim: (LOSS_BLOCKS, 1, 1), block_dim: (LOSS_THREADS, 1, 1), shared_mem_bytes: 0 }
+}
+
+/// The second pass: one block adds the partials and divides by n into out[0].
+fn mean_of_partials(gpu: &Gpu, partials: &CudaSlice<f64>, n: usize, out: &mut CudaSlice<f32>) -> CudaResult<()> {
+    assert_eq!(out.len(), 1, "a loss is one value");
+    let n32 = to_u32(n);
+    let f: &CudaFunction = &gpu.k.mean_of_partials;
+    let mut launch = gpu.stream.launch_builder(f);
+    launch.arg(partials); // const double* partials
+    launch.arg(out); //      float* out
+    launch.arg(&n32); //     unsigned int n
+    let cfg = LaunchConfig { grid_dim: (1, 1, 1), block_dim: (LOSS_THREADS, 1, 1), shared_mem_bytes: 0 };
+    // SAFETY: arguments as in the C signature; partials holds LOSS_BLOCKS doubles, out one
+    // float.
+    unsafe { launch.launch(cfg) }?;
+    Ok(())
+}

@@ -1,0 +1,99 @@
+//! The GPU: probe, NVRTC compile of `kernels/*.cu`, a struct of named kernels, launchers.
+//!
+//! Read in this order:
+//!
+//! 1. `probe`    — is there a driver, a device and NVRTC? Asked before any cudarc call,
+//!    because cudarc panics when a library is missing.
+//! 2. `kernels`  — the `.cu` sources (embedded), `compile_kernels`, and `Kernels`, one
+//!    field per kernel.
+//! 3. `Gpu` (here) — a context, a stream and the loaded kernels; upload and download.
+//! 4. One launcher file per op family, with the names of the CPU functions in `src/ops`
+//!    and of the kernels in `kernels/`: `elementwise` (relu, add, scale), `gemm`, `conv`
+//!    (im2col, col2im, conv2d, conv_transpose2d), `linear`, `pool`, `loss`, `adam`.
+//!
+//! A launcher takes device buffers (`CudaSlice`) where its CPU twin takes slices, checks
+//! the same shapes with the same asserts (a kernel indexing out of bounds fails silently or
+//! much later, so the host checks every length first), and queues the kernel on the stream.
+//! Each argument pushed to a launch carries a comment naming its C parameter. Launches are
+//! asynchronous: errors in a kernel surface at the next synchronising call (a download).
+//!
+//! Everything here is f32 except the pool indices (u32) and the loss partial sums (f64).
+
+pub mod adam;
+pub mod conv;
+pub mod elementwise;
+pub mod gemm;
+pub mod im2col;
+pub mod kernels;
+pub mod linear;
+pub mod loss;
+pub mod pool;
+pub mod probe;
+
+pub use kernels::{compile_kernels, compile_source, Kernels, SOURCES};
+pub use probe::{probe, probe_nvrtc};
+
+use cudarc::driver::{CudaContext, CudaSlice, CudaStream, DeviceRepr, DriverError, LaunchConfig, ValidAsZeroBits};
+use std::sync::Arc;
+
+/// What a launcher returns: the driver's error if the launch could not be queued.
+pub type CudaResult<T> = Result<T, DriverError>;
+
+/// One GPU, ready to run the kernels.
+pub struct Gpu {
+    pub ctx: Arc<CudaContext>,
+    /// Every launch and copy goes to this one stream, so they run in the order issued and
+    /// a kernel always sees the results of the one before it.
+    pub stream: Arc<CudaStream>,
+    pub k: Kernels,
+    /// The device's name, for logs.
+    pub name: String,
+}
+
+impl Gpu {
+    /// Device 0 with every kernel compiled and loaded, or one line saying what is missing.
+    pub fn new() -> Result<Gpu, String> {
+        probe()?;
+        let ptx = compile_kernels()?;
+        let ctx = CudaContext::new(0).map_err(|e| format!("cannot open CUDA device 0: {e}"))?;
+        let stream = ctx.default_stream();
+        let k = Kernels::load(&ctx, ptx).map_err(|e| format!("cannot load the kernels' PTX: {e}"))?;
+        let name = ctx.name().unwrap_or_else(|_| "CUDA device 0".into());
+        Ok(Gpu { ctx, stream, k, name })
+    }
+
+    /// A device copy of `host`.
+    pub fn upload<T: DeviceRepr>(&self, host: &[T]) -> CudaResult<CudaSlice<T>> {
+        self.stream.clone_htod(host)
+    }
+
+    /// A host copy of `dev`; waits for the stream's work before it.
+    pub fn download<T: DeviceRepr>(&self, dev: &CudaSlice<T>) -> CudaResult<Vec<T>> {
+        self.stream.clone_dtoh(dev)
+    }
+
+    /// `len` zeros on the device.
+    pub fn zeros<T: DeviceRepr + ValidAsZeroBits>(&self, len: usize) -> CudaResult<CudaSlice<T>> {
+        self.stream.alloc_zeros(len)
+    }
+
+    /// Waits until every queued launch has finished; reports a kernel's failure.
+    pub fn synchronize(&self) -> CudaResult<()> {
+        self.stream.synchronize()
+    }
+}
+
+/// Threads per block of the one-thread-per-element kernels: a multiple of the 32-thread
+/// warp, and small enough that many blocks share each multiprocessor.
+pub(crate) const THREADS: u32 = 256;
+
+/// A 1-D grid with one thread per element for `n` elements (`n > 0`).
+pub(crate) fn grid_1d(n: usize) -> LaunchConfig {
+    LaunchConfig { grid_dim: (to_u32(n.div_ceil(THREADS as usize)), 1, 1), block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 }
+}
+
+/// A size as the kernels' `unsigned int`; larger tensors are not supported (and are
+/// far beyond this study: the whole MNIST training set is 47 million floats).
+pub(crate) fn to_u32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or_else(|_| panic!("size {n} does not fit the kernels' 32-bit indices"))
+}

@@ -1,0 +1,89 @@
+//! Every kernels/*.cu compiles with NVRTC: a kernel that does not compile is caught on a
+//! machine with no GPU at all. NVRTC is a library (pip's `nvidia-cuda-nvrtc`), no driver
+//! needed. Without it these tests print why and pass, unless REQUIRE_NVRTC=1 (as `.ci/run`
+//! sets after installing it), when they fail instead.
+
+use autoencoders::cuda::{compile_kernels, compile_source, probe, probe_nvrtc, SOURCES};
+
+/// True when NVRTC is there; otherwise says "skipped: <why>" or, if required, panics.
+fn nvrtc_or_skip() -> bool {
+    match probe_nvrtc() {
+        Ok(_) => true,
+        Err(reason) if std::env::var("REQUIRE_NVRTC").as_deref() == Ok("1") => panic!("REQUIRE_NVRTC=1 but {reason}"),
+        Err(reason) => {
+            eprintln!("skipped: {reason}");
+            false
+        }
+    }
+}
+
+#[test]
+fn every_kernel_file_compiles_and_defines_its_kernels() {
+    if !nvrtc_or_skip() {
+        return;
+    }
+    let ptx = compile_kernels().unwrap_or_else(|log| panic!("{log}"));
+    assert_eq!(ptx.len(), SOURCES.len());
+    for ((file, ptx), source) in ptx.iter().zip(SOURCES) {
+        assert_eq!(*file, source.file);
+        let text = ptx.to_src();
+        for name in source.kernels {
+            // `extern "C"` keeps the C name in the PTX; without it the name is mangled and
+            // loading the function by its name would fail on the GPU.
+            assert!(text.contains(&format!(".entry {name}(")), "{file}: no kernel named {name} in the PTX");
+        }
+    }
+}
+
+#[test]
+fn every_kernel_file_is_listed() {
+    // A new .cu that is not in `kernels!` would never be compiled or loaded.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("kernels");
+    let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|f| f.ends_with(".cu"))
+        .collect();
+    on_disk.sort();
+    let mut listed: Vec<String> = SOURCES.iter().map(|s| s.file.to_string()).collect();
+    listed.sort();
+    assert_eq!(on_disk, listed);
+}
+
+#[test]
+fn a_broken_kernel_fails_with_nvrtcs_log() {
+    if !nvrtc_or_skip() {
+        return;
+    }
+    let broken = "extern \"C\" __global__ void relu_forward(const float* x, float* y, unsigned int n) {\n    y[i] = x[i];\n}\n";
+    let err = compile_source("broken.cu", broken).expect_err("an undeclared variable must not compile");
+    assert!(err.starts_with("broken.cu does not compile"), "{err}");
+    assert!(err.contains("identifier \"i\" is undefined"), "the log should name the error: {err}");
+}
+
+#[test]
+fn a_mismatched_param_struct_fails_to_compile() {
+    // The static_asserts in the .cu files pin each parameter struct's size to its Rust
+    // mirror's; a field added on one side only is caught here, without a GPU.
+    if !nvrtc_or_skip() {
+        return;
+    }
+    let gemm = SOURCES.iter().find(|s| s.file == "gemm.cu").unwrap();
+    let drifted = gemm.source.replace("    float beta;", "    float beta;\n    float alpha;");
+    assert_ne!(drifted, gemm.source, "the fixture must change the struct");
+    let err = compile_source("gemm.cu", &drifted).expect_err("a struct of the wrong size must not compile");
+    assert!(err.contains("GemmParams must match its Rust mirror"), "{err}");
+}
+
+#[test]
+fn the_probe_answers_in_one_line() {
+    // Runs everywhere: on a machine without a GPU the reason is one line (what the command
+    // line prints); on a GPU machine the probe succeeds.
+    if let Err(reason) = probe() {
+        assert!(!reason.is_empty() && !reason.contains('\n'), "{reason:?}");
+        eprintln!("probe: {reason}");
+    }
+    if let Err(reason) = probe_nvrtc() {
+        assert!(!reason.contains('\n'), "{reason:?}");
+    }
+}
