@@ -127,7 +127,31 @@ fn scale(p: u8) -> f32 {
 /// is where an empty training or test set is refused. Images of zero rows or columns are refused
 /// here, since no caller can do anything with them.
 pub fn read_images(path: &Path) -> Result<Images> {
-    let (dims, pixels) = read_idx(path, 3, "images")?;
+    let (file, len) = open_idx(path, "images")?;
+    images_from(file, len, path)
+}
+
+/// [`read_images`] on a file's bytes already in memory; `name` stands for the file in errors.
+/// Same checks, same errors, byte for byte (the fuzz target `fuzz/fuzz_targets/idx.rs` and
+/// `tests/fuzz_replay.rs` drive the reader through this, without touching the disk).
+pub fn parse_images(bytes: &[u8], name: &str) -> Result<Images> {
+    images_from(io::Cursor::new(bytes), bytes.len() as u64, Path::new(name))
+}
+
+/// [`read_labels`] on a file's bytes already in memory, as [`parse_images`].
+pub fn parse_labels(bytes: &[u8], name: &str) -> Result<Labels> {
+    let (_, labels) = read_idx(
+        io::Cursor::new(bytes),
+        bytes.len() as u64,
+        Path::new(name),
+        1,
+        "labels",
+    )?;
+    Ok(Labels { labels })
+}
+
+fn images_from<R: Read + Seek>(file: R, file_len: u64, path: &Path) -> Result<Images> {
+    let (dims, pixels) = read_idx(file, file_len, path, 3, "images")?;
     let (n, rows, cols) = (dims[0], dims[1], dims[2]);
     if rows == 0 || cols == 0 {
         return Err(file_error(
@@ -145,7 +169,8 @@ pub fn read_images(path: &Path) -> Result<Images> {
 
 /// Read a labels file (IDX, 1 dimension: count), raw or gzipped.
 pub fn read_labels(path: &Path) -> Result<Labels> {
-    let (_, labels) = read_idx(path, 1, "labels")?;
+    let (file, len) = open_idx(path, "labels")?;
+    let (_, labels) = read_idx(file, len, path, 1, "labels")?;
     Ok(Labels { labels })
 }
 
@@ -154,17 +179,29 @@ fn file_error(path: &Path, problem: &str) -> anyhow::Error {
     anyhow!("{}: {problem}; {REMEDY}", path.display())
 }
 
-/// Read an IDX file of unsigned bytes with `want_dims` dimensions; `what` names the kind of
-/// file in messages. Returns the dimensions and the payload.
-fn read_idx(path: &Path, want_dims: usize, what: &str) -> Result<(Vec<usize>, Vec<u8>)> {
-    let fail = |problem: String| file_error(path, &problem);
-    let mut file = File::open(path).map_err(|e| {
+/// Open an IDX file; returns it and its length. `what` names the kind of file in messages.
+fn open_idx(path: &Path, what: &str) -> Result<(File, u64)> {
+    let file = File::open(path).map_err(|e| {
         anyhow!("{}: cannot open {what} file: {e}; check the path, or point --data at a folder that has it", path.display())
     })?;
     let file_len = file
         .metadata()
-        .map_err(|e| fail(format!("cannot read: {e}")))?
+        .map_err(|e| file_error(path, &format!("cannot read: {e}")))?
         .len();
+    Ok((file, file_len))
+}
+
+/// Read an IDX file of unsigned bytes with `want_dims` dimensions from `file`, which is
+/// `file_len` bytes long and is called `path` in messages; `what` names the kind of file in
+/// messages. Returns the dimensions and the payload.
+fn read_idx<R: Read + Seek>(
+    mut file: R,
+    file_len: u64,
+    path: &Path,
+    want_dims: usize,
+    what: &str,
+) -> Result<(Vec<usize>, Vec<u8>)> {
+    let fail = |problem: String| file_error(path, &problem);
     if file_len == 0 {
         return Err(fail("empty file (0 bytes)".into()));
     }

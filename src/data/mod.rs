@@ -26,7 +26,7 @@ pub mod download;
 pub mod idx;
 
 pub use download::{download_mnist, download_sources, Source, MIRRORS, ORIGINALS};
-pub use idx::{read_images, read_labels, Images, Labels};
+pub use idx::{parse_images, parse_labels, read_images, read_labels, Images, Labels};
 
 use anyhow::{bail, Result};
 use std::path::{Path, PathBuf};

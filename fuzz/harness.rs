@@ -1,0 +1,91 @@
+//! The fuzz harness, one function per target, shared by the cargo-fuzz targets in
+//! `fuzz/fuzz_targets/` and by `tests/fuzz_replay.rs` (which replays every committed input in
+//! ordinary `cargo test`), so both run exactly the same code: `#[path]`-included, not a crate.
+//!
+//! Each function feeds arbitrary bytes to one loader. A panic (an index out of bounds, an
+//! overflow, an `unwrap`, an allocation failure) is a bug. Beyond "no panic", each checks the
+//! loader's promises: on success the result is self-consistent; on failure the error is one
+//! line (the CLI prints it as the one line on stderr).
+
+#![allow(dead_code)] // each fuzz target uses one of the functions
+
+use flate2::write::GzEncoder;
+use flate2::Compression;
+use std::io::Write;
+
+/// The name the inputs go by in error messages.
+const NAME: &str = "fuzz-input";
+
+/// The IDX reader, as images and as labels. The first byte picks the container: odd, the
+/// rest is gzip-compressed first (so mutations of a raw IDX reach the gzip path with a valid
+/// stream); even, the rest is read as it is (raw, or gzip when it starts `1f 8b`, which is how
+/// corrupt gzip streams get in).
+pub fn idx(data: &[u8]) {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let compressed;
+    let file = if mode & 1 == 1 {
+        let mut e = GzEncoder::new(Vec::new(), Compression::fast());
+        e.write_all(rest).unwrap();
+        compressed = e.finish().unwrap();
+        &compressed[..]
+    } else {
+        rest
+    };
+    match autoencoders::data::parse_images(file, NAME) {
+        Ok(im) => {
+            assert!(im.rows > 0 && im.cols > 0, "accepted empty images");
+            assert_eq!(im.pixels.len(), im.n * im.rows * im.cols);
+            if im.n > 0 {
+                // What training does with them: every image can be had as floats.
+                let last = im.to_f32(im.n - 1..im.n);
+                assert_eq!(last.len(), im.image_len());
+            }
+        }
+        Err(e) => one_line(&e),
+    }
+    match autoencoders::data::parse_labels(file, NAME) {
+        Ok(_) => {}
+        Err(e) => one_line(&e),
+    }
+}
+
+/// The PNG loader of `non-digit`: decode to grey, then what `load_grey_28` does with it.
+pub fn png(data: &[u8]) {
+    use autoencoders::figures::png_io::{area_resize, decode_grey};
+    match decode_grey(data, NAME) {
+        Ok(img) => {
+            assert!(
+                img.w > 0 && img.h > 0,
+                "decoded a {}x{} image",
+                img.w,
+                img.h
+            );
+            assert_eq!(img.pixels.len(), img.w * img.h);
+            assert!(img.pixels.iter().all(|v| (0.0..=1.0).contains(v)));
+            let small = area_resize(&img, 28, 28);
+            assert!(small.pixels.iter().all(|v| v.is_finite()));
+        }
+        Err(e) => one_line(&e),
+    }
+}
+
+/// The safetensors checkpoint loader.
+pub fn safetensors(data: &[u8]) {
+    match autoencoders::safetensors::parse(data, NAME) {
+        Ok((tensors, _metadata)) => {
+            for t in &tensors {
+                assert_eq!(t.data.len(), t.shape.iter().product::<usize>());
+                assert!(t.data.iter().all(|v| v.is_finite()));
+            }
+        }
+        Err(e) => one_line(&e),
+    }
+}
+
+fn one_line(e: &anyhow::Error) {
+    let msg = format!("{e:#}");
+    assert!(!msg.contains('\n'), "error is not one line: {msg:?}");
+    assert!(msg.contains(NAME), "error does not name the file: {msg:?}");
+}
