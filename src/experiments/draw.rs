@@ -93,7 +93,7 @@ pub fn loss_curves(ctx: &mut Context) -> Result<()> {
     let per_epoch: Vec<Series> = ctx.outcome.runs.iter().map(|r| Series { name: r.model.clone(), points: r.history.epoch_loss.iter().enumerate().map(|(e, &l)| ((e + 1) as f64, l)).collect() }).collect();
     let per_step: Vec<Series> = ctx.outcome.runs.iter().map(|r| Series { name: r.model.clone(), points: thin(&r.history.step_loss) }).collect();
     let title = &ctx.outcome.experiment;
-    save_svg(&ctx.path("loss.svg"), &line_chart(&format!("{title}: training loss per epoch"), "epoch", "mean training loss", &per_epoch, true))?;
+    save_svg(&ctx.path("loss.svg"), &line_chart(&format!("{title}: training loss per epoch"), "epoch", "mean training loss (MSE, + L1 term if sparse)", &per_epoch, true))?;
     save_svg(&ctx.path("loss_steps.svg"), &line_chart(&format!("{title}: training loss per step"), "step", "training loss (averaged over nearby steps)", &per_step, true))?;
     ctx.figure("loss.svg", "Training loss per epoch (log scale).");
     ctx.figure("loss_steps.svg", "Training loss per step (log scale).");

@@ -36,7 +36,7 @@ pub fn h256(ctx: &mut Context, cache: &mut Cache) -> Result<Model> {
 pub fn non_digit(ctx: &mut Context, cache: &mut Cache) -> Result<()> {
     let (picture, source) = match &ctx.settings.image {
         Some(path) => (load_grey_28(path)?, path.display().to_string()),
-        None => (builtin_non_digit(), "the built-in drawing".to_string()),
+        None => (builtin_non_digit(), "The built-in drawing".to_string()),
     };
     let model = h256(ctx, cache)?;
     let (out, _) = model.reconstruct(&Tensor::from_vec(&[1, PIXELS], picture.to_vec()));

@@ -17,7 +17,8 @@ pub mod report;
 mod sparse;
 
 use crate::data::Mnist;
-use crate::models::{Arch, Model};
+use crate::models::{Arch, Model, PIXELS};
+use crate::tensor::Tensor;
 use crate::tensor::rng_from_seed;
 use crate::checkpoint::{load_checkpoint, save_checkpoint};
 use crate::train::{evaluate, train, Evaluation, History, TrainConfig, TrainState};
@@ -187,6 +188,21 @@ impl Context<'_> {
         let cfg = self.settings.train_config(l1, noise);
         let mut rng = rng_from_seed(self.settings.seed);
         let mut model = Model::new(arch, &mut rng);
+        // The study's decoders end in a ReLU, and on one output channel a negative last bias
+        // can zero every output for every input: then no gradient flows anywhere and the
+        // model never learns (about half of all initialisations of a CAE do this). Such a
+        // draw is replaced by the next one from the same generator, so a seed still fixes
+        // the run, and the replacement is reported.
+        let probe = Tensor::from_vec(&[PROBE.min(self.data.train.n), PIXELS], self.data.train.to_f32(0..PROBE.min(self.data.train.n)));
+        let mut redraws = 0;
+        while model.reconstruct(&probe).0.as_slice().iter().all(|&v| v == 0.0) && redraws < MAX_REDRAWS {
+            model = Model::new(arch, &mut rng);
+            redraws += 1;
+        }
+        if redraws > 0 {
+            eprintln!("{name}: {redraws} initialisation(s) gave 0 for every output (a dead final ReLU, no gradient); drew again");
+            self.outcome.extra.insert(format!("{name}_dead_initialisations_redrawn"), redraws.into());
+        }
         let mut state = TrainState::new(&model, &cfg, rng);
         let checkpoint = self.path(&format!("{name}.checkpoint.safetensors"));
         if self.resume && checkpoint.exists() {
@@ -202,6 +218,11 @@ impl Context<'_> {
         Ok(model)
     }
 }
+
+/// Training images on which a fresh model's outputs are checked for life.
+const PROBE: usize = 256;
+/// Fresh draws tried before training a dead model anyway (it will not learn; the report shows it).
+const MAX_REDRAWS: usize = 20;
 
 /// Creates `out/<name>-NNN` with the first free NNN; never reuses an existing folder.
 pub fn create_run_dir(out: &Path, name: &str) -> Result<PathBuf> {

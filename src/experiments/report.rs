@@ -93,19 +93,22 @@ pub fn write_report(dir: &Path, outcomes: &[Outcome], settings: &Settings, wall_
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>Autoencoders on MNIST</title><style>\
          body{{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}}\
          table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.2em .6em;text-align:right}}\
-         figure{{display:inline-block;margin:.5em;vertical-align:top;max-width:100%}}img{{max-width:100%;image-rendering:pixelated}}\
-         figcaption{{font-size:.85em;max-width:520px}}.ok{{color:#070}}.no{{color:#b00}}</style></head><body>\
-         <h1>Autoencoders on MNIST</h1><p>{} epochs, batch {}, Adam lr {}, seed {}, {} threads, device {}{}. Wall time {:.0} s.</p>",
-        settings.epochs, settings.batch_size, settings.lr, settings.seed, settings.threads, settings.device,
+         figure{{display:inline-block;margin:.5em;vertical-align:top;max-width:480px}}img{{max-width:480px;image-rendering:pixelated}}\
+         td:first-child{{text-align:left}}figcaption{{font-size:.85em}}.note{{background:#fff4d6;padding:.5em}}.ok{{color:#070}}.no{{color:#b00}}</style></head><body>\
+         <h1>Autoencoders on MNIST</h1><p>{} epoch{}, batch {}, Adam lr {}, seed {}, {} threads, device {}{}. Wall time {:.0} s.</p>",
+        settings.epochs, if settings.epochs == 1 { "" } else { "s" }, settings.batch_size, settings.lr, settings.seed, settings.threads, settings.device,
         settings.train_limit.map_or(String::new(), |n| format!(", first {n} training images")), wall_seconds
     );
+    if settings.epochs < 10 || settings.train_limit.is_some() {
+        html.push_str("<p class=\"note\">A shortened run (fewer than the study's 10 epochs, or part of the training set): the numbers are not comparable with the seed's, and the orderings below may not hold yet.</p>");
+    }
     html.push_str("<h2>Test MSE per pixel</h2><table><tr><th>model</th><th>this run</th><th>reference</th><th>from</th><th>mean |code|</th></tr>");
     for o in outcomes {
         if let Some(p) = o.pca_test_mse.filter(|_| o.experiment == "pca") {
-            let _ = write!(html, "<tr><td>pca</td><td>{p:.5}</td><td>0.018</td><td>seed</td><td></td></tr>");
+            let _ = write!(html, "<tr><td>pca</td><td>{p:.5}</td><td>0.0180</td><td>seed</td><td></td></tr>");
         }
         for r in &o.runs {
-            let (rv, who) = reference(&r.model).map_or((String::new(), ""), |(v, w)| (format!("{v}"), w));
+            let (rv, who) = reference(&r.model).map_or((String::new(), ""), |(v, w)| (format!("{v:.4}"), w));
             let _ = write!(html, "<tr><td>{}</td><td>{:.5}</td><td>{rv}</td><td>{who}</td><td>{:.4}</td></tr>", escape(&r.model), r.eval.mse, r.eval.mean_activation);
         }
     }
