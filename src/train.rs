@@ -80,7 +80,8 @@ pub fn train(
             let loss = model.train_step(&mut state.adam, &input, &target, cfg.l1);
             if !loss.is_finite() {
                 bar.abandon();
-                bail!("training diverged: the loss became {loss} at epoch {epoch}, step {}; the last checkpoint is of epoch {}; try a smaller --lr", step + 1, epoch - 1);
+                let kept = if epoch == 1 { "no epoch had completed, so there is no checkpoint".to_string() } else { format!("the checkpoint of epoch {} is kept", epoch - 1) };
+                bail!("training diverged: the loss became {loss} at epoch {epoch}, step {}; {kept}; try a smaller --lr", step + 1);
             }
             sum += loss as f64;
             state.history.step_loss.push(loss);

@@ -138,5 +138,7 @@ fn bad_input_gives_one_line_and_exit_1() {
     assert_fails(&["ae", "--device", "cuda", "--out", out.path().to_str().unwrap()], 1, "cuda");
     if mnist_dir().is_some() {
         assert_fails(&["manifold", "--epochs", "1", "--train-limit", "64", "--out", file.to_str().unwrap()], 1, "not-a-folder");
+        // A learning rate that blows the weights up: stopped at the first non-finite loss.
+        assert_fails(&["ae", "--lr", "1e30", "--epochs", "2", "--train-limit", "640", "--out", out.path().to_str().unwrap()], 1, "diverged: the loss became inf at epoch 1, step");
     }
 }
