@@ -87,3 +87,49 @@ fn the_probe_answers_in_one_line() {
         assert!(!reason.contains('\n'), "{reason:?}");
     }
 }
+
+/// The parameter lists of the kernels in a .cu file: name -> ["const float* x", ...].
+fn kernel_signatures(source: &str) -> Vec<(String, Vec<String>)> {
+    source
+        .split("extern \"C\" __global__ void ")
+        .skip(1)
+        .map(|rest| {
+            let (name, rest) = rest.split_once('(').unwrap();
+            let params = rest.split_once(')').unwrap().0;
+            (name.trim().to_string(), params.split(',').map(normalise).collect())
+        })
+        .collect()
+}
+
+fn normalise(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[test]
+fn every_launch_pushes_the_kernels_parameters_in_order() {
+    // Each launcher pushes its arguments one per line, `launch.arg(x); // const float* x`,
+    // the comment naming the C parameter. Read the launchers' source and check that, for
+    // every kernel, the comments list its C parameters in order: a launch that forgets,
+    // adds or swaps an argument is caught here, without a GPU.
+    let signatures: Vec<(String, Vec<String>)> = SOURCES.iter().flat_map(|s| kernel_signatures(s.source)).collect();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/cuda");
+    let mut launched = std::collections::BTreeMap::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        for block in text.split("launch_builder(&gpu.k.").skip(1) {
+            let name = block.split_once(')').unwrap().0.to_string();
+            let body = block.split("launch.launch(").next().unwrap();
+            let comments: Vec<String> = body
+                .lines()
+                .filter(|l| l.trim_start().starts_with("launch.arg("))
+                .map(|l| normalise(l.split_once("//").unwrap_or_else(|| panic!("{name}: an argument without its comment: {l}")).1))
+                .collect();
+            launched.insert(name, comments);
+        }
+    }
+    for (name, params) in &signatures {
+        let pushed = launched.get(name).unwrap_or_else(|| panic!("kernel {name} is never launched"));
+        assert_eq!(pushed, params, "{name}: the launch's arguments differ from the kernel's parameters");
+    }
+    assert_eq!(launched.len(), signatures.len(), "a launch of a kernel that no .cu defines");
+}

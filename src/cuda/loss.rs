@@ -7,7 +7,7 @@
 //! the CPU functions do (2 dout / N for mse, dout / N for mean_abs).
 
 use super::{grid_1d, to_u32, CudaResult, Gpu};
-use cudarc::driver::{CudaFunction, CudaSlice, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
 
 /// Blocks of the first pass and threads of every block: `LOSS_BLOCKS` and `LOSS_THREADS`
 /// in kernels/loss.cu, which must agree (the partials buffer has LOSS_BLOCKS entries).
@@ -90,8 +90,7 @@ fn first_pass() -> LaunchConfig {
 fn mean_of_partials(gpu: &Gpu, partials: &CudaSlice<f64>, n: usize, out: &mut CudaSlice<f32>) -> CudaResult<()> {
     assert_eq!(out.len(), 1, "a loss is one value");
     let n32 = to_u32(n);
-    let f: &CudaFunction = &gpu.k.mean_of_partials;
-    let mut launch = gpu.stream.launch_builder(f);
+    let mut launch = gpu.stream.launch_builder(&gpu.k.mean_of_partials);
     launch.arg(partials); // const double* partials
     launch.arg(out); //      float* out
     launch.arg(&n32); //     unsigned int n
