@@ -35,10 +35,17 @@ fn every_kernel_file_compiles_and_defines_its_kernels() {
     }
 }
 
+/// The crate's root: CARGO_MANIFEST_DIR at run time (cargo sets it; scripts/gpu-check.sh
+/// sets it for the carried binaries, on a machine where the build path does not exist),
+/// else where the test was built.
+fn crate_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR").map(Into::into).unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
+}
+
 #[test]
 fn every_kernel_file_is_listed() {
     // A new .cu that is not in `kernels!` would never be compiled or loaded.
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("kernels");
+    let dir = crate_dir().join("kernels");
     let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -112,7 +119,7 @@ fn every_launch_pushes_the_kernels_parameters_in_order() {
     // every kernel, the comments list its C parameters in order: a launch that forgets,
     // adds or swaps an argument is caught here, without a GPU.
     let signatures: Vec<(String, Vec<String>)> = SOURCES.iter().flat_map(|s| kernel_signatures(s.source)).collect();
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/cuda");
+    let dir = crate_dir().join("src/cuda");
     let mut launched = std::collections::BTreeMap::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
