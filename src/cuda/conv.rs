@@ -49,7 +49,7 @@ pub fn conv2d_backward_input(gpu: &Gpu, dout: &CudaSlice<f32>, w: &CudaSlice<f32
     col2im(gpu, &dcol, g, n, dx)
 }
 
-/// dw (c_out, g.c, g.kh, g.kw) += sum over the batch of dout[n] im2col(x[n])^T.
+/// `dw (c_out, g.c, g.kh, g.kw) += sum over the batch of dout[n] im2col(x[n])^T`.
 pub fn conv2d_backward_weight(gpu: &Gpu, dout: &CudaSlice<f32>, x: &CudaSlice<f32>, dw: &mut CudaSlice<f32>, g: &ConvGeom, c_out: usize) -> CudaResult<()> {
     let (k, p) = (g.col_rows(), g.col_cols());
     let n = batch_of(x.len(), g.c * g.h * g.w);
@@ -77,7 +77,7 @@ pub fn conv_transpose2d_forward(gpu: &Gpu, x: &CudaSlice<f32>, w: &CudaSlice<f32
     col2im(gpu, &col, g, n, y)
 }
 
-/// dx (n, c_in, h, w) += w (c_in, K) im2col(dout[n]): a conv2d of dout.
+/// `dx (n, c_in, h, w) += w (c_in, K) im2col(dout[n])`: a conv2d of dout.
 pub fn conv_transpose2d_backward_input(gpu: &Gpu, dout: &CudaSlice<f32>, w: &CudaSlice<f32>, dx: &mut CudaSlice<f32>, g: &ConvGeom, c_in: usize) -> CudaResult<()> {
     let (k, p) = (g.col_rows(), g.col_cols());
     let n = batch_of(dout.len(), g.c * g.h * g.w);
@@ -88,7 +88,7 @@ pub fn conv_transpose2d_backward_input(gpu: &Gpu, dout: &CudaSlice<f32>, w: &Cud
     gemm_batched(gpu, Mat::new(w, c_in, k), Mat::new(&col, k, p), 1.0, dx, Batch { count: n, a: 0, b: k * p, c: c_in * p })
 }
 
-/// dw (c_in, c_out, kh, kw) += sum over the batch of x[n] im2col(dout[n])^T.
+/// `dw (c_in, c_out, kh, kw) += sum over the batch of x[n] im2col(dout[n])^T`.
 pub fn conv_transpose2d_backward_weight(gpu: &Gpu, dout: &CudaSlice<f32>, x: &CudaSlice<f32>, dw: &mut CudaSlice<f32>, g: &ConvGeom, c_in: usize) -> CudaResult<()> {
     let (k, p) = (g.col_rows(), g.col_cols());
     let n = batch_of(dout.len(), g.c * g.h * g.w);
@@ -102,7 +102,7 @@ pub fn conv_transpose2d_backward_weight(gpu: &Gpu, dout: &CudaSlice<f32>, x: &Cu
     sum_over_batch(gpu, &part, n, dw)
 }
 
-/// y (n, c, plane) = b[c] in every plane, or 0 without a bias: where the products add onto.
+/// `y (n, c, plane) = b[c]` in every plane, or 0 without a bias: where the products add onto.
 /// linear calls it with plane = 1.
 pub fn fill_bias(gpu: &Gpu, y: &mut CudaSlice<f32>, b: Option<&CudaSlice<f32>>, c: usize, plane: usize) -> CudaResult<()> {
     let n = batch_of(y.len(), c * plane);
@@ -124,7 +124,7 @@ pub fn fill_bias(gpu: &Gpu, y: &mut CudaSlice<f32>, b: Option<&CudaSlice<f32>>, 
     Ok(())
 }
 
-/// db[c] += the sum of dout (n, c, plane) over the batch and plane of channel c.
+/// `db[c] +=` the sum of dout (n, c, plane) over the batch and plane of channel c.
 pub fn conv_backward_bias(gpu: &Gpu, dout: &CudaSlice<f32>, db: &mut CudaSlice<f32>, plane: usize) -> CudaResult<()> {
     let c = db.len();
     let n = batch_of(dout.len(), c * plane);
@@ -145,7 +145,7 @@ pub fn conv_backward_bias(gpu: &Gpu, dout: &CudaSlice<f32>, db: &mut CudaSlice<f
     Ok(())
 }
 
-/// dw[j] += sum over images of part[img][j], part holding n blocks of dw.len() values.
+/// `dw[j] += sum over images of part[img][j]`, part holding n blocks of dw.len() values.
 pub fn sum_over_batch(gpu: &Gpu, part: &CudaSlice<f32>, n: usize, dw: &mut CudaSlice<f32>) -> CudaResult<()> {
     assert_eq!(part.len(), n * dw.len(), "sum_over_batch: {n} partials of {} values", dw.len());
     if dw.is_empty() {

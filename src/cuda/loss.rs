@@ -14,7 +14,7 @@ use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
 const LOSS_BLOCKS: u32 = 256;
 const LOSS_THREADS: u32 = 256;
 
-/// out[0] = (1/N) sum (x - t)^2.
+/// `out[0] = (1/N) sum (x - t)^2`.
 pub fn mse_forward(gpu: &Gpu, x: &CudaSlice<f32>, t: &CudaSlice<f32>, out: &mut CudaSlice<f32>) -> CudaResult<()> {
     assert_eq!(x.len(), t.len(), "mse: prediction and target differ in length");
     let mut partials = gpu.zeros::<f64>(LOSS_BLOCKS as usize)?;
@@ -30,7 +30,7 @@ pub fn mse_forward(gpu: &Gpu, x: &CudaSlice<f32>, t: &CudaSlice<f32>, out: &mut 
     mean_of_partials(gpu, &partials, x.len(), out)
 }
 
-/// out[0] = (1/N) sum |x|.
+/// `out[0] = (1/N) sum |x|`.
 pub fn mean_abs_forward(gpu: &Gpu, x: &CudaSlice<f32>, out: &mut CudaSlice<f32>) -> CudaResult<()> {
     let mut partials = gpu.zeros::<f64>(LOSS_BLOCKS as usize)?;
     let n = to_u32(x.len());
