@@ -54,6 +54,8 @@ fn uniform(len: usize, rng: &mut Rng64) -> Vec<f32> {
 /// |gpu - cpu| <= 1e-5 + 1e-5 |cpu| everywhere, else the first offender and the count.
 fn assert_close(what: &str, gpu: &[f32], cpu: &[f32]) {
     assert_eq!(gpu.len(), cpu.len(), "{what}: lengths differ");
+    // Negated on purpose: a NaN (an unwritten output) fails `<=`, so it counts as bad.
+    #[allow(clippy::neg_cmp_op_on_partial_ord)]
     let bad: Vec<usize> = (0..cpu.len()).filter(|&i| !((gpu[i] - cpu[i]).abs() <= 1e-5 + 1e-5 * cpu[i].abs())).collect();
     if let Some(&i) = bad.first() {
         panic!("{what}: {} of {} values differ; first at {i}: gpu {} cpu {}", bad.len(), cpu.len(), gpu[i], cpu[i]);
