@@ -13,7 +13,8 @@
 //! each either gzipped as distributed (`NAME.gz`) or decompressed (`NAME`); the `.gz` is taken
 //! when both are there, since it is the form the mirrors serve.
 //!
-//! The directory is, in order: the `--data DIR` flag, else `$MNIST_DIR`, else `data/mnist`.
+//! The directory is, in order: the `--data DIR` flag, else `$MNIST_DIR`, else `data/mnist`,
+//! else (when that is incomplete) `../shared/mnist` if it holds all four files.
 //!
 //! [`ensure_mnist`]'s download policy: missing files are downloaded into the directory, hash
 //! checked against the originals. The default `data/mnist` is created if need be. A directory
@@ -41,11 +42,17 @@ pub const FILES: [&str; 4] = [TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABE
 /// Used when neither `--data` nor `$MNIST_DIR` is given; relative to the working directory.
 pub const DEFAULT_DIR: &str = "data/mnist";
 
-/// The data directory: `--data DIR`, else `$MNIST_DIR`, else `data/mnist`.
+/// Where this project's own machines keep the files, beside the repository (they have no
+/// internet to download from); looked at only when `data/mnist` is incomplete.
+pub const SHARED_DIR: &str = "../shared/mnist";
+
+/// The data directory: `--data DIR`, else `$MNIST_DIR`, else `data/mnist` (where a download
+/// goes), unless that is incomplete and `../shared/mnist` holds all four files.
 /// An empty `$MNIST_DIR` counts as unset.
 pub fn resolve_data_dir(flag: Option<&Path>) -> PathBuf {
     match named_dir(flag) {
         Some(dir) => dir,
+        None if !missing_files(Path::new(DEFAULT_DIR)).is_empty() && missing_files(Path::new(SHARED_DIR)).is_empty() => PathBuf::from(SHARED_DIR),
         None => PathBuf::from(DEFAULT_DIR),
     }
 }
