@@ -1,0 +1,81 @@
+#!/usr/bin/env python3
+"""Training speed of every model beside PyTorch's, on this machine, same thread count.
+
+usage: scripts/compare_torch.py [--threads 2] [--reps 5] [--python /tmp/torch/bin/python] [MODEL ...]
+
+For each model, our step (`cargo bench --bench step`) and `../shared/peers/torch_ref.py
+MODEL --epochs 1 --steps N` run alternately, REPS times each; the table gives the median
+milliseconds per step of each, their ratio (PyTorch / ours: above 1 means we are faster) and
+our GFLOP/s. Then the peak resident memory of a 1-epoch `ae` run of each (/usr/bin/time).
+These machines are shared and noisy: compare ratios from one run, never numbers across runs.
+PyTorch for it: python3 -m venv /tmp/torch && /tmp/torch/bin/pip install torch numpy scikit-learn
+"""
+import argparse, json, os, statistics, subprocess, sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PEER = os.path.join(ROOT, "..", "shared", "peers", "torch_ref.py")
+MODELS = ["ae", "h64", "h128", "h256", "h900", "sparse-0.1", "denoise-0.3", "manifold",
+          "cae-unpool", "cae-deconv", "cae-deconv-unpool"]
+# Fewer steps for the slow convolutional models: the median of 5 still takes minutes.
+STEPS = {"cae-unpool": 60, "cae-deconv": 60, "cae-deconv-unpool": 60}
+
+
+def step_binary():
+    out = subprocess.run(["cargo", "bench", "--bench", "step", "--no-run", "--message-format=json"],
+                         cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    for line in out.splitlines():
+        msg = json.loads(line)
+        if msg.get("reason") == "compiler-artifact" and msg["target"]["name"] == "step" and msg.get("executable"):
+            return msg["executable"]
+    sys.exit("compare_torch: cannot find the step bench binary")
+
+
+def ours(binary, model, steps, threads):
+    env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
+    out = subprocess.run([binary, model, str(steps)], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def theirs(python, model, steps, threads):
+    out = subprocess.run([python, PEER, model, "--epochs", "1", "--steps", str(steps), "--threads", str(threads)],
+                         capture_output=True, text=True, check=True)
+    return 1e3 * json.loads(out.stdout)["epoch_seconds"][0] / steps
+
+
+def peak_rss_mb(cmd, env=None):
+    out = subprocess.run(["/usr/bin/time", "-f", "%M"] + cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    return int(out.stderr.strip().splitlines()[-1]) / 1024
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("models", nargs="*", default=MODELS)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--python", default="/tmp/torch/bin/python")
+    args = ap.parse_args()
+    os.environ.setdefault("MNIST_DIR", os.path.join(ROOT, "..", "shared", "mnist"))
+    binary = step_binary()
+    print(f"| model | ours ms/step | PyTorch ms/step | PyTorch / ours | our GFLOP/s |")
+    print(f"| --- | --- | --- | --- | --- |")
+    for model in args.models:
+        steps = STEPS.get(model, args.steps)
+        a, b, g = [], [], []
+        for _ in range(args.reps):
+            r = ours(binary, model, steps, args.threads)
+            a.append(r["ms_per_step"]); g.append(r["gflops"])
+            b.append(theirs(args.python, model, steps, args.threads))
+        ma, mb = statistics.median(a), statistics.median(b)
+        gf = "" if g[0] is None else f"{statistics.median(g):.1f}"
+        print(f"| {model} | {ma:.2f} | {mb:.2f} | {mb / ma:.2f} | {gf} |", flush=True)
+    cli = os.path.join(ROOT, "target", "release", "autoencoders")
+    if os.path.exists(cli):
+        env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads))
+        rss_ours = peak_rss_mb([cli, "ae", "--epochs", "1", "--threads", str(args.threads), "--out", "/tmp/compare-torch-runs"], env)
+        rss_torch = peak_rss_mb([args.python, PEER, "ae", "--epochs", "1", "--threads", str(args.threads)])
+        print(f"\npeak RSS of a 1-epoch ae run: ours {rss_ours:.0f} MB, PyTorch {rss_torch:.0f} MB ({rss_torch / rss_ours:.1f}x)")
+
+
+if __name__ == "__main__":
+    main()
