@@ -84,8 +84,13 @@ pub fn safetensors(data: &[u8]) {
     }
 }
 
+/// The error is one printable line: no line break, no terminal control code (a file's own
+/// strings, quoted in a message, must come out escaped), and it names the file.
 fn one_line(e: &anyhow::Error) {
     let msg = format!("{e:#}");
-    assert!(!msg.contains('\n'), "error is not one line: {msg:?}");
+    assert!(
+        !msg.chars().any(char::is_control),
+        "error is not one printable line: {msg:?}"
+    );
     assert!(msg.contains(NAME), "error does not name the file: {msg:?}");
 }

@@ -116,6 +116,23 @@ pub fn load(path: &Path) -> Result<(Vec<TensorEntry>, BTreeMap<String, String>)>
 
 /// Parses safetensors bytes; `file` names the source in errors. All `load`'s checks.
 pub fn parse(bytes: &[u8], file: &str) -> Result<(Vec<TensorEntry>, BTreeMap<String, String>)> {
+    // Errors quote the header's own strings (tensor names, dtypes, keys), and JSON escapes let
+    // those hold line breaks and terminal control codes: escape them (`\n`, `\u{1b}`) so every
+    // error stays one printable line. Found by fuzzing (fuzz/regressions/safetensors/).
+    parse_raw(bytes, file).map_err(|e| anyhow::anyhow!("{}", escape_controls(&format!("{e:#}"))))
+}
+
+/// `s` with each control character replaced by its Rust escape (`\n`, `\r`, `\u{1b}`).
+fn escape_controls(s: &str) -> String {
+    s.chars()
+        .map(|c| match c.is_control() {
+            true => c.escape_default().to_string(),
+            false => c.to_string(),
+        })
+        .collect()
+}
+
+fn parse_raw(bytes: &[u8], file: &str) -> Result<(Vec<TensorEntry>, BTreeMap<String, String>)> {
     let bad = |what: String| -> Result<(Vec<TensorEntry>, BTreeMap<String, String>)> {
         bail!("{file}: not a valid safetensors file: {what}; re-save the checkpoint")
     };

@@ -72,6 +72,22 @@ pub fn decode_grey<R: Read>(reader: R, name: &str) -> Result<GreyImage> {
     );
     decoder.set_transformations(png::Transformations::EXPAND);
     let mut reader = decoder.read_info().map_err(|e| decode_error(name, e))?;
+    // The png crate (0.17.16, and 0.18.1 too: image-rs/image-png#694) panics, slicing out of
+    // bounds in `create_rgba_palette`, when it expands a palette image whose PLTE chunk is not
+    // a whole number of RGB entries or holds more than 256. The PNG spec (11.2.3) allows 1 to
+    // 256 entries of 3 bytes, so refuse anything else here, before a pixel is expanded.
+    // Found by fuzzing (fuzz/regressions/png/).
+    if reader.info().color_type == png::ColorType::Indexed {
+        if let Some(plte) = reader.info().palette.as_deref() {
+            if plte.is_empty() || plte.len() % 3 != 0 || plte.len() > 3 * 256 {
+                bail!(
+                    "{name}: cannot decode PNG (its PLTE chunk has {} bytes, not 1 to 256 \
+                     RGB entries of 3 bytes); the file is not a valid PNG, re-export it",
+                    plte.len()
+                );
+            }
+        }
+    }
 
     let (w, h) = {
         let info = reader.info();
