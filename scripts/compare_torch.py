@@ -69,12 +69,11 @@ def main():
         ma, mb = statistics.median(a), statistics.median(b)
         gf = "" if g[0] is None else f"{statistics.median(g):.1f}"
         print(f"| {model} | {ma:.2f} | {mb:.2f} | {mb / ma:.2f} | {gf} |", flush=True)
-    cli = os.path.join(ROOT, "target", "release", "autoencoders")
-    if os.path.exists(cli):
-        env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads))
-        rss_ours = peak_rss_mb([cli, "ae", "--epochs", "1", "--threads", str(args.threads), "--out", "/tmp/compare-torch-runs"], env)
-        rss_torch = peak_rss_mb([args.python, PEER, "ae", "--epochs", "1", "--threads", str(args.threads)])
-        print(f"\npeak RSS of a 1-epoch ae run: ours {rss_ours:.0f} MB, PyTorch {rss_torch:.0f} MB ({rss_torch / rss_ours:.1f}x)")
+    # One full epoch of the deep AE each (938 steps): the same training run on both sides.
+    env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads))
+    rss_ours = peak_rss_mb([binary, "ae", "938"], env)
+    rss_torch = peak_rss_mb([args.python, PEER, "ae", "--epochs", "1", "--threads", str(args.threads)])
+    print(f"\npeak RSS of a 1-epoch ae training run: ours {rss_ours:.0f} MB, PyTorch {rss_torch:.0f} MB ({rss_torch / rss_ours:.1f}x)")
 
 
 if __name__ == "__main__":
