@@ -1,18 +1,27 @@
 //! Tensors: f32 arrays that live on one device.
 //!
-//! A `Tensor` is an enum over devices so that a CUDA copy can slot in beside the CPU one
-//! without touching the tape or the models: every op matches on the variant and calls the
-//! kernel of that device. Today there is one variant.
+//! A `Tensor` is an enum over devices, so that the tape and the models are written once:
+//! every op matches on the variant of its inputs and calls the kernel of that device, the
+//! CPU function of `ops/` or its CUDA launcher of `cuda/` (same name).
 //!
 //! The CPU storage is ndarray's `ArcArray`: cloning a tensor (to record it on the tape, to
 //! hand it to a reshape) only bumps a reference count, and writing to a shared one copies it
 //! first (copy on write), so the optimiser can update a parameter in place once the tape that
 //! borrowed it is gone. Every array here is in standard (row-major, C) layout, which is what
-//! lets the kernels in `ops/` work on plain slices.
+//! lets the kernels in `ops/` work on plain slices. The CUDA storage (`cuda::tensor`) behaves
+//! the same way with a device buffer.
+//!
+//! Values cross between devices only where asked, with `to_device` / `to_cpu` (or `to_vec`,
+//! a host copy): `as_slice` is the CPU's and panics on a GPU tensor, so a hidden copy cannot
+//! creep into a loop.
 
+use crate::cuda::tensor::CudaTensor;
+use crate::cuda::Gpu;
+use cudarc::driver::CudaSlice;
 use ndarray::{ArcArray, ArrayD, IxDyn};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
+use std::sync::Arc;
 
 /// The random generator of the whole crate: seeded, portable and reproducible (never
 /// `thread_rng`), so the same seed gives the same initial weights and batches everywhere.
@@ -26,6 +35,45 @@ pub fn rng_from_seed(seed: u64) -> Rng64 {
 #[derive(Clone, Debug)]
 pub enum Tensor {
     Cpu(ArcArray<f32, IxDyn>),
+    Cuda(CudaTensor),
+}
+
+/// Where a tensor lives: the host, or one GPU (a handle to its context, stream and kernels).
+#[derive(Clone, Debug)]
+pub enum Device {
+    Cpu,
+    Cuda(Arc<Gpu>),
+}
+
+impl Device {
+    /// The GPU with every kernel compiled, or the probe's one line saying what is missing.
+    pub fn cuda() -> Result<Device, String> {
+        Gpu::new().map(|gpu| Device::Cuda(Arc::new(gpu)))
+    }
+
+    /// "cpu" or "cuda": what config.json records.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Device::Cpu => "cpu",
+            Device::Cuda(_) => "cuda",
+        }
+    }
+}
+
+impl std::fmt::Display for Device {
+    /// "cpu", or "cuda (<the card's name>)".
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Device::Cpu => write!(f, "cpu"),
+            Device::Cuda(gpu) => write!(f, "cuda ({})", gpu.name),
+        }
+    }
+}
+
+impl From<ArrayD<f32>> for Tensor {
+    fn from(a: ArrayD<f32>) -> Tensor {
+        Tensor::from_array(a)
+    }
 }
 
 impl Tensor {
@@ -45,6 +93,14 @@ impl Tensor {
         Tensor::from_array(ArrayD::zeros(IxDyn(shape)))
     }
 
+    /// Zeros on `device`: where an op writes its output, or a gradient starts.
+    pub fn zeros_on(shape: &[usize], device: &Device) -> Tensor {
+        match device {
+            Device::Cpu => Tensor::zeros(shape),
+            Device::Cuda(gpu) => Tensor::Cuda(CudaTensor::zeros(gpu, shape)),
+        }
+    }
+
     pub fn scalar(v: f32) -> Tensor {
         Tensor::from_vec(&[1], vec![v])
     }
@@ -60,7 +116,34 @@ impl Tensor {
     pub fn shape(&self) -> &[usize] {
         match self {
             Tensor::Cpu(a) => a.shape(),
+            Tensor::Cuda(t) => t.shape(),
         }
+    }
+
+    pub fn device(&self) -> Device {
+        match self {
+            Tensor::Cpu(_) => Device::Cpu,
+            Tensor::Cuda(t) => Device::Cuda(t.gpu().clone()),
+        }
+    }
+
+    /// This tensor on `device`: the same storage if it is already there (no copy), else an
+    /// upload or a download (which waits for the GPU's queued work).
+    pub fn to_device(&self, device: &Device) -> Tensor {
+        match (self, device) {
+            (Tensor::Cpu(_), Device::Cpu) => self.clone(),
+            (Tensor::Cpu(_), Device::Cuda(gpu)) => Tensor::Cuda(CudaTensor::from_host(gpu, self.shape(), self.as_slice())),
+            (Tensor::Cuda(t), Device::Cpu) => Tensor::from_vec(t.shape(), t.to_host()),
+            (Tensor::Cuda(t), Device::Cuda(gpu)) => {
+                assert!(Arc::ptr_eq(t.gpu(), gpu), "moving a tensor between two GPUs is not supported");
+                self.clone()
+            }
+        }
+    }
+
+    /// This tensor on the host (the same storage if it is there already).
+    pub fn to_cpu(&self) -> Tensor {
+        self.to_device(&Device::Cpu)
     }
 
     pub fn len(&self) -> usize {
@@ -71,22 +154,45 @@ impl Tensor {
         self.len() == 0
     }
 
-    /// The row-major values. (A CUDA tensor will have to be copied to the host first.)
+    /// The row-major values of a CPU tensor. A CUDA tensor's values are on the GPU: take a
+    /// host copy with `to_cpu()` (or `to_vec()`) first.
     pub fn as_slice(&self) -> &[f32] {
         match self {
             Tensor::Cpu(a) => a.as_slice().expect("tensors are kept in standard layout"),
+            Tensor::Cuda(_) => panic!("{}", ON_GPU),
         }
     }
 
-    /// Mutable values; copies first if the storage is shared (copy on write).
+    /// Mutable values of a CPU tensor; copies first if the storage is shared (copy on write).
     pub fn as_slice_mut(&mut self) -> &mut [f32] {
         match self {
             Tensor::Cpu(a) => a.as_slice_mut().expect("tensors are kept in standard layout"),
+            Tensor::Cuda(_) => panic!("{}", ON_GPU),
         }
     }
 
+    /// The device buffer of a CUDA tensor, the launchers' twin of `as_slice`.
+    pub fn cuda(&self) -> &CudaSlice<f32> {
+        match self {
+            Tensor::Cuda(t) => t.slice(),
+            Tensor::Cpu(_) => panic!("{}", MIXED),
+        }
+    }
+
+    /// The device buffer of a CUDA tensor, to write; copies first if shared (copy on write).
+    pub fn cuda_mut(&mut self) -> &mut CudaSlice<f32> {
+        match self {
+            Tensor::Cuda(t) => t.slice_mut(),
+            Tensor::Cpu(_) => panic!("{}", MIXED),
+        }
+    }
+
+    /// A host copy of the values, from either device (a download waits for the GPU).
     pub fn to_vec(&self) -> Vec<f32> {
-        self.as_slice().to_vec()
+        match self {
+            Tensor::Cpu(_) => self.as_slice().to_vec(),
+            Tensor::Cuda(t) => t.to_host(),
+        }
     }
 
     /// The same values under another shape with as many elements; shares the storage.
@@ -97,6 +203,10 @@ impl Tensor {
             Tensor::Cpu(a) => Tensor::Cpu(
                 a.clone().into_shape_with_order(IxDyn(shape)).expect("standard layout reshapes freely"),
             ),
+            Tensor::Cuda(t) => Tensor::Cuda(t.reshape(shape)),
         }
     }
 }
+
+const ON_GPU: &str = "this tensor lives on the GPU: take a host copy with to_cpu() (or to_vec()) before reading its values";
+const MIXED: &str = "a CPU tensor where a GPU one was expected: an op's inputs must all live on one device (move the model with Model::to_device, the data with Tensor::to_device)";

@@ -29,6 +29,7 @@ pub mod linear;
 pub mod loss;
 pub mod pool;
 pub mod probe;
+pub mod tensor;
 
 pub use kernels::{compile_kernels, compile_source, Kernels, SOURCES};
 pub use probe::{probe, probe_nvrtc};
@@ -56,6 +57,12 @@ impl Gpu {
         probe()?;
         let ptx = compile_kernels()?;
         let ctx = CudaContext::new(0).map_err(|e| format!("cannot open CUDA device 0: {e}"))?;
+        // cudarc gives every buffer two events to order its uses across streams; with one
+        // stream they are never needed, and creating them on each of the thousands of
+        // allocations of a training step costs more than the small kernels themselves.
+        // SAFETY: everything here runs on `stream` alone (see its field), so no buffer is
+        // ever used by two streams.
+        unsafe { ctx.disable_event_tracking() };
         let stream = ctx.default_stream();
         let k = Kernels::load(&ctx, ptx).map_err(|e| format!("cannot load the kernels' PTX: {e}"))?;
         let name = ctx.name().unwrap_or_else(|_| "CUDA device 0".into());
@@ -80,6 +87,12 @@ impl Gpu {
     /// Waits until every queued launch has finished; reports a kernel's failure.
     pub fn synchronize(&self) -> CudaResult<()> {
         self.stream.synchronize()
+    }
+}
+
+impl std::fmt::Debug for Gpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Gpu({})", self.name)
     }
 }
 
