@@ -4,7 +4,11 @@
 //     mse_forward:      out = (1/N) sum_i (x[i] - t[i])^2       mse_backward:      d[i] += scale (x[i] - t[i])
 //     mean_abs_forward: out = (1/N) sum_i |x[i]|                mean_abs_backward: dx[i] += scale sign(x[i]), sign(0) = 0
 //
-// (scale is 2 dout / N for x and -2 dout / N for t; dout / N for mean_abs, as on the CPU.)
+// scale is 2 dout / N for x and -2 dout / N for t; dout / N for mean_abs, as on the CPU.
+// The backwards read dout, the loss's own one-element gradient, from device memory and form
+// scale = (factor * dout) / N themselves, in the CPU's order of operations (factor = +-2 or
+// 1): in training that gradient is computed on the GPU, and passing it by value would make
+// the host wait for the step to reach the loss before it could queue the rest of backward.
 //
 // The forward sums are reductions, done in two passes:
 //   1. `*_forward_partials`: a fixed grid of LOSS_BLOCKS blocks; each thread sums a fixed
@@ -64,15 +68,17 @@ extern "C" __global__ void mean_of_partials(const double* partials, float* out, 
     if (threadIdx.x == 0) out[0] = (float)(sums[0] / (double)n);
 }
 
-extern "C" __global__ void mse_backward(const float* x, const float* t, float scale, float* d, unsigned int n) {
+extern "C" __global__ void mse_backward(const float* x, const float* t, const float* dout, float factor, float* d, unsigned int n) {
     const unsigned int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
+    const float scale = factor * dout[0] / (float)n;
     d[i] += scale * (x[i] - t[i]);
 }
 
-extern "C" __global__ void mean_abs_backward(const float* x, float scale, float* dx, unsigned int n) {
+extern "C" __global__ void mean_abs_backward(const float* x, const float* dout, float* dx, unsigned int n) {
     const unsigned int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
+    const float scale = dout[0] / (float)n;
     // The subgradient at the kink is 0: x == 0 adds nothing.
     if (x[i] != 0.0f) dx[i] += scale * copysignf(1.0f, x[i]);
 }

@@ -354,17 +354,20 @@ fn losses_match_cpu_and_repeat_bit_for_bit() {
         cuda::loss::mean_abs_forward(g, &x_dev, &mut out).unwrap();
         assert_close(&format!("mean_abs_forward {len}"), &down(g, &out), &[cpu::loss::mean_abs_forward(&x)]);
 
-        let d0 = uniform(len, &mut rng);
-        let scale = 2.0 / len as f32;
+        // The loss's gradient on the device; the kernels form the CPU's scale from it.
+        let (d0, dout) = (uniform(len, &mut rng), 0.7f32);
+        let dout_dev = up(g, &[dout]);
+        for factor in [2.0f32, -2.0] {
+            let mut d = d0.clone();
+            cpu::loss::mse_backward(&x, &t, factor * dout / len as f32, &mut d);
+            let mut d_dev = up(g, &d0);
+            cuda::loss::mse_backward(g, &x_dev, &t_dev, &dout_dev, factor, &mut d_dev).unwrap();
+            assert_close(&format!("mse_backward {len} factor {factor}"), &down(g, &d_dev), &d);
+        }
         let mut d = d0.clone();
-        cpu::loss::mse_backward(&x, &t, scale, &mut d);
+        cpu::loss::mean_abs_backward(&x, dout / len as f32, &mut d);
         let mut d_dev = up(g, &d0);
-        cuda::loss::mse_backward(g, &x_dev, &t_dev, scale, &mut d_dev).unwrap();
-        assert_close(&format!("mse_backward {len}"), &down(g, &d_dev), &d);
-        let mut d = d0.clone();
-        cpu::loss::mean_abs_backward(&x, 1.0 / len as f32, &mut d);
-        let mut d_dev = up(g, &d0);
-        cuda::loss::mean_abs_backward(g, &x_dev, 1.0 / len as f32, &mut d_dev).unwrap();
+        cuda::loss::mean_abs_backward(g, &x_dev, &dout_dev, &mut d_dev).unwrap();
         assert_close(&format!("mean_abs_backward {len}"), &down(g, &d_dev), &d);
     }
 }

@@ -3,8 +3,10 @@
 //! The forwards leave the loss on the device, in a one-element buffer, so a training loop
 //! downloads it only when it logs. Each is two launches (per-block partial sums, then one
 //! block that adds them): a fixed order of addition, so the same bits on every run; the .cu
-//! says why this is not done with atomics. The backwards take `scale` from the host, as
-//! the CPU functions do (2 dout / N for mse, dout / N for mean_abs).
+//! says why this is not done with atomics. The backwards read `dout`, the loss's gradient,
+//! from the device (one value) and form the CPU's `scale` there: `factor * dout / N`, with
+//! factor 2 (or -2, for the target) for mse and 1 for mean_abs; so backward never waits for
+//! the forward pass to finish.
 
 use super::{grid_1d, to_u32, CudaResult, Gpu};
 use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
@@ -43,39 +45,42 @@ pub fn mean_abs_forward(gpu: &Gpu, x: &CudaSlice<f32>, out: &mut CudaSlice<f32>)
     mean_of_partials(gpu, &partials, x.len(), out)
 }
 
-/// d += scale * (x - t).
-pub fn mse_backward(gpu: &Gpu, x: &CudaSlice<f32>, t: &CudaSlice<f32>, scale: f32, d: &mut CudaSlice<f32>) -> CudaResult<()> {
+/// d += scale * (x - t), scale = factor * dout[0] / N.
+pub fn mse_backward(gpu: &Gpu, x: &CudaSlice<f32>, t: &CudaSlice<f32>, dout: &CudaSlice<f32>, factor: f32, d: &mut CudaSlice<f32>) -> CudaResult<()> {
     assert!(x.len() == t.len() && x.len() == d.len(), "mse backward: x, t and d differ in length");
+    assert_eq!(dout.len(), 1, "mse backward: the loss's gradient is one value");
     let n = x.len();
     if n == 0 {
         return Ok(());
     }
     let n32 = to_u32(n);
     let mut launch = gpu.stream.launch_builder(&gpu.k.mse_backward);
-    launch.arg(x); //      const float* x
-    launch.arg(t); //      const float* t
-    launch.arg(&scale); // float scale
-    launch.arg(d); //      float* d
-    launch.arg(&n32); //   unsigned int n
-    // SAFETY: arguments as in the C signature; all three buffers hold n floats.
+    launch.arg(x); //       const float* x
+    launch.arg(t); //       const float* t
+    launch.arg(dout); //    const float* dout
+    launch.arg(&factor); // float factor
+    launch.arg(d); //       float* d
+    launch.arg(&n32); //    unsigned int n
+    // SAFETY: arguments as in the C signature; x, t and d hold n floats, dout one.
     unsafe { launch.launch(grid_1d(n)) }?;
     Ok(())
 }
 
-/// dx += scale * sign(x), with sign(0) = 0.
-pub fn mean_abs_backward(gpu: &Gpu, x: &CudaSlice<f32>, scale: f32, dx: &mut CudaSlice<f32>) -> CudaResult<()> {
+/// dx += scale * sign(x), with sign(0) = 0 and scale = dout[0] / N.
+pub fn mean_abs_backward(gpu: &Gpu, x: &CudaSlice<f32>, dout: &CudaSlice<f32>, dx: &mut CudaSlice<f32>) -> CudaResult<()> {
     assert_eq!(x.len(), dx.len(), "mean_abs backward: x and dx differ in length");
+    assert_eq!(dout.len(), 1, "mean_abs backward: the loss's gradient is one value");
     let n = x.len();
     if n == 0 {
         return Ok(());
     }
     let n32 = to_u32(n);
     let mut launch = gpu.stream.launch_builder(&gpu.k.mean_abs_backward);
-    launch.arg(x); //      const float* x
-    launch.arg(&scale); // float scale
-    launch.arg(dx); //     float* dx
-    launch.arg(&n32); //   unsigned int n
-    // SAFETY: arguments as in the C signature; both buffers hold n floats.
+    launch.arg(x); //    const float* x
+    launch.arg(dout); // const float* dout
+    launch.arg(dx); //   float* dx
+    launch.arg(&n32); // unsigned int n
+    // SAFETY: arguments as in the C signature; x and dx hold n floats, dout one.
     unsafe { launch.launch(grid_1d(n)) }?;
     Ok(())
 }
