@@ -14,7 +14,10 @@ mod mnist_files;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-const TARGETS: [(&str, fn(&[u8])); 3] = [
+/// A fuzz target: it takes the input's bytes and panics on a bug.
+type Target = fn(&[u8]);
+
+const TARGETS: [(&str, Target); 3] = [
     ("idx", harness::idx),
     ("png", harness::png),
     ("safetensors", harness::safetensors),
@@ -38,7 +41,7 @@ fn inputs(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Runs `target` on every input of `kind` (seeds or regressions); returns how many.
-fn replay(kind: &str, target: &str, run: fn(&[u8])) -> usize {
+fn replay(kind: &str, target: &str, run: Target) -> usize {
     let files = inputs(&fuzz_dir().join(kind).join(target));
     for f in &files {
         let bytes = std::fs::read(f).unwrap();
@@ -175,7 +178,7 @@ fn write_seeds() {
     let img = autoencoders::figures::png_io::decode_grey(&anim[..], "apng").unwrap();
     assert_eq!((img.w, img.h), (4, 4));
     put("png", "apng-two-frames.png", &anim);
-    let good = encode_png(w, h, C::Rgb, D::Eight, &vec![90u8; 15 * 3], |_| {});
+    let good = encode_png(w, h, C::Rgb, D::Eight, &[90u8; 15 * 3], |_| {});
     put("png", "rgb8-truncated.png", &good[..good.len() - 20]);
 
     // Safetensors, written by the crate's own writer.
