@@ -11,13 +11,18 @@
 //! used twice (the sparse AE's code goes both to the decoder and to the L1 penalty) receives
 //! the sum of both contributions, as the chain rule for a fork demands.
 //!
+//! Gradients are `Tensor`s on the device of the values they belong to, zero-filled there
+//! on first use; each rule matches on the device of `dout` and calls that device's kernels
+//! (the CPU functions of `ops/`, or their CUDA launchers). The tape itself never looks at a
+//! number, so a whole training step on the GPU runs without the host waiting for it.
+//!
 //! A typical step builds a fresh tape, records the forward pass, calls `backward` on the
 //! loss, takes the parameter gradients out and drops the tape; evaluation uses
 //! `Tape::no_grad()`, which computes the same values but records nothing to differentiate.
 
 use crate::ops::pool::Indices;
 use crate::tensor::Tensor;
-use ndarray::{ArrayD, IxDyn};
+use cudarc::driver::CudaSlice;
 
 /// A value on the tape: the index of the node that holds it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,7 +72,7 @@ pub(crate) struct Node {
 
 pub struct Tape {
     nodes: Vec<Node>,
-    grads: Vec<Option<ArrayD<f32>>>,
+    grads: Vec<Option<Tensor>>,
     recording: bool,
 }
 
@@ -128,15 +133,16 @@ impl Tape {
     /// Backpropagates from a scalar (a loss of shape [1]) with d loss / d loss = 1.
     pub fn backward(&mut self, loss: Var) {
         assert_eq!(self.value(loss).len(), 1, "backward() needs a scalar; use backward_with for {:?}", self.shape(loss));
-        let one = ArrayD::from_elem(IxDyn(self.shape(loss)), 1.0);
+        let one = Tensor::from_vec(self.shape(loss), vec![1.0]);
         self.backward_with(loss, one);
     }
 
     /// Backpropagates the gradient `dout` of some scalar with respect to `out`: afterwards
     /// `grad(v)` holds d scalar / d v for every `v` recorded before `out` that needs one.
-    /// With `dout = r`, that scalar is `sum(out * r)`.
-    pub fn backward_with(&mut self, out: Var, dout: ArrayD<f32>) {
+    /// With `dout = r`, that scalar is `sum(out * r)`. `dout` is moved to `out`'s device.
+    pub fn backward_with(&mut self, out: Var, dout: impl Into<Tensor>) {
         assert!(self.recording, "backward on a no_grad tape: it recorded nothing to differentiate");
+        let dout = dout.into().to_device(&self.value(out).device());
         assert_eq!(dout.shape(), self.shape(out), "the gradient must have the output's shape");
         self.zero_grad();
         self.grads[out.0] = Some(dout);
@@ -148,7 +154,6 @@ impl Tape {
             if !node.requires_grad {
                 continue;
             }
-            let dout = dout.as_slice().expect("gradients are standard layout");
             let mut g = Grads { nodes: &self.nodes, grads: before };
             use crate::ops::{conv, linear, loss, pool, relu, shape};
             match &node.op {
@@ -178,23 +183,25 @@ impl Tape {
         self.grads.resize_with(self.nodes.len(), || None);
     }
 
-    /// d scalar / d v after a backward, or None if nothing flowed into `v`.
-    pub fn grad(&self, v: Var) -> Option<&ArrayD<f32>> {
+    /// d scalar / d v after a backward (on v's device), or None if nothing flowed into `v`.
+    pub fn grad(&self, v: Var) -> Option<&Tensor> {
         self.grads.get(v.0).and_then(|g| g.as_ref())
     }
 
     /// Moves a gradient out of the tape (so the tape can be dropped and the parameters it
-    /// shares updated in place); zeros of the right shape if nothing flowed into `v`.
-    pub fn take_grad(&mut self, v: Var) -> ArrayD<f32> {
-        let shape = self.shape(v).to_vec();
-        self.grads.get_mut(v.0).and_then(Option::take).unwrap_or_else(|| ArrayD::zeros(IxDyn(&shape)))
+    /// shares updated in place); zeros of the right shape, on v's device, if nothing flowed
+    /// into `v`.
+    pub fn take_grad(&mut self, v: Var) -> Tensor {
+        let value = &self.nodes[v.0].value;
+        let zeros = || Tensor::zeros_on(value.shape(), &value.device());
+        self.grads.get_mut(v.0).and_then(Option::take).unwrap_or_else(zeros)
     }
 }
 
 /// What a backward rule sees: the values of every earlier node, and their gradient slots.
 pub(crate) struct Grads<'t> {
     nodes: &'t [Node],
-    grads: &'t mut [Option<ArrayD<f32>>],
+    grads: &'t mut [Option<Tensor>],
 }
 
 impl<'t> Grads<'t> {
@@ -202,14 +209,23 @@ impl<'t> Grads<'t> {
         &self.nodes[v.0].value
     }
 
-    /// The gradient buffer of `v` to add into, zero-filled on first use; `None` when `v`
-    /// needs no gradient, so a rule can skip that work (the images fed to the first layer).
-    pub(crate) fn grad_mut(&mut self, v: Var) -> Option<&mut [f32]> {
+    /// The gradient of `v` to add into, zero-filled on first use on v's device; `None` when
+    /// `v` needs no gradient, so a rule can skip that work (the images fed to the first layer).
+    fn slot(&mut self, v: Var) -> Option<&mut Tensor> {
         let node = &self.nodes[v.0];
         if !node.requires_grad {
             return None;
         }
-        let slot = self.grads[v.0].get_or_insert_with(|| ArrayD::zeros(IxDyn(node.value.shape())));
-        Some(slot.as_slice_mut().expect("gradients are standard layout"))
+        Some(self.grads[v.0].get_or_insert_with(|| Tensor::zeros_on(node.value.shape(), &node.value.device())))
+    }
+
+    /// `slot` for a CPU rule: the gradient's values.
+    pub(crate) fn grad_mut(&mut self, v: Var) -> Option<&mut [f32]> {
+        self.slot(v).map(Tensor::as_slice_mut)
+    }
+
+    /// `slot` for a CUDA rule: the gradient's device buffer.
+    pub(crate) fn grad_mut_cuda(&mut self, v: Var) -> Option<&mut CudaSlice<f32>> {
+        self.slot(v).map(Tensor::cuda_mut)
     }
 }

@@ -17,7 +17,6 @@ use crate::autograd::{Tape, Var};
 use crate::ops::pool::Indices;
 use crate::optim::{Adam, AdamConfig};
 use crate::tensor::{Rng64, Tensor};
-use ndarray::ArrayD;
 
 /// MNIST images are 28 x 28 = 784 pixels.
 pub const SIDE: usize = 28;
@@ -239,7 +238,7 @@ impl Model {
     }
 
     /// The loss of (input, target) and its gradient for every parameter, in order.
-    pub fn gradients(&self, input: &Tensor, target: &Tensor, l1: f32) -> (f32, Vec<ArrayD<f32>>) {
+    pub fn gradients(&self, input: &Tensor, target: &Tensor, l1: f32) -> (f32, Vec<Tensor>) {
         let mut tape = Tape::new();
         let (params, fwd) = self.forward(&mut tape, input);
         let loss = self.loss(&mut tape, &fwd, target, l1);
@@ -261,7 +260,7 @@ impl Model {
         let (loss, grads) = self.gradients(input, target, l1);
         // The tape is gone, so each parameter's storage is unshared again: updated in place.
         let mut values: Vec<&mut Tensor> = self.params.iter_mut().map(|p| &mut p.value).collect();
-        let grads: Vec<&[f32]> = grads.iter().map(|g| g.as_slice().expect("standard layout")).collect();
+        let grads: Vec<&[f32]> = grads.iter().map(Tensor::as_slice).collect();
         adam.step(&mut values, &grads);
         loss
     }

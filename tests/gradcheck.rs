@@ -119,7 +119,7 @@ fn gradients_accumulate_over_uses() {
         let a3 = t.scale(a, 3.0);
         let out = match which { 0 => m, 1 => a3, _ => t.add(m, a3) };
         t.backward(out);
-        t.grad(x).unwrap().clone()
+        t.grad(x).unwrap().to_vec()
     };
     let (gm, ga, gs) = (grad_of(0), grad_of(1), grad_of(2));
     for ((m, a), s) in gm.iter().zip(&ga).zip(&gs) {

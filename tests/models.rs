@@ -73,8 +73,8 @@ fn check_model(arch: Arch, l1: f32, seed: u64) {
             loss64(&m, &x, l1, &pools)
         };
         let numeric = (at(1.0) - at(-1.0)) / (2.0 * h as f64);
-        let analytic = dot(grads[k].as_slice().unwrap(), &d);
-        let grad_norm = dot(grads[k].as_slice().unwrap(), grads[k].as_slice().unwrap()).sqrt();
+        let analytic = dot(grads[k].as_slice(), &d);
+        let grad_norm = dot(grads[k].as_slice(), grads[k].as_slice()).sqrt();
         // Relative to the gradient's norm (the largest the directional derivative can be).
         let err = (numeric - analytic).abs() / (grad_norm + 1e-6);
         assert!(err < 2e-2, "{} {}: directional derivative {analytic:e}, finite difference {numeric:e} (|grad| {grad_norm:e})", arch.name(), param.name);

@@ -13,7 +13,6 @@ use autoencoders::{Tape, Tensor, Var};
 use ndarray::{ArrayD, IxDyn};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 const REL: f64 = 1e-5;
 const ABS: f64 = 1e-5;
@@ -99,7 +98,7 @@ fn check_case(case: &Value) -> Result<(), String> {
                 return Err("max_pool2d: only kernel 2, stride 2 is implemented".into());
             }
             let (y, indices) = tape.max_pool2d(get("x")?);
-            let got: Vec<f32> = indices.data.iter().map(|&i| i as f32).collect();
+            let got: Vec<f32> = indices.to_vec().iter().map(|&i| i as f32).collect();
             compare("indices", &got, &indices.shape, case.get("indices").ok_or("max_pool2d case without indices")?)?;
             y
         }
@@ -114,7 +113,7 @@ fn check_case(case: &Value) -> Result<(), String> {
             let (h, w) = (h.as_u64().ok_or("bad output_size")? as usize, w.as_u64().ok_or("bad output_size")? as usize);
             let idx = tensor(case.get("indices").ok_or("max_unpool2d case without indices")?)?;
             let shape: [usize; 4] = idx.shape().try_into().map_err(|_| "indices must be 4-d")?;
-            let indices = Indices { shape, data: Arc::new(idx.as_slice().iter().map(|&i| i as u32).collect()) };
+            let indices = Indices::from_vec(shape, idx.as_slice().iter().map(|&i| i as u32).collect());
             tape.max_unpool2d(get("x")?, &indices, h, w)
         }
         "mse" => {
@@ -146,7 +145,7 @@ fn check_case(case: &Value) -> Result<(), String> {
     for (name, want) in grads {
         let v = get(name)?;
         let got = tape.take_grad(v);
-        compare(&format!("grad {name}"), got.as_slice().unwrap(), got.shape(), want)?;
+        compare(&format!("grad {name}"), got.as_slice(), got.shape(), want)?;
     }
     Ok(())
 }

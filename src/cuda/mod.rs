@@ -33,6 +33,7 @@ pub mod tensor;
 
 pub use kernels::{compile_kernels, compile_source, Kernels, SOURCES};
 pub use probe::{probe, probe_nvrtc};
+pub use tensor::{CudaTensor, DRIVER_FAILED, LAUNCH_FAILED};
 
 use cudarc::driver::{CudaContext, CudaSlice, CudaStream, DeviceRepr, DriverError, LaunchConfig, ValidAsZeroBits};
 use std::sync::Arc;

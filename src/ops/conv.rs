@@ -31,11 +31,13 @@
 //!
 //! Parallelism: the batch is split across rayon tasks, one image each, with its own column
 //! buffer; the weight gradient, a sum over the batch, is formed as partial sums over fixed
-//! groups of images added in order, so its bits do not depend on the thread count.
+//! groups of images added in order, so its bits do not depend on the thread count. On the
+//! GPU, `cuda::conv` folds the loop over images into batched launches (same names).
 
 use super::gemm::{gemm, Mat};
 use super::im2col::{col2im, im2col, ConvGeom};
 use crate::autograd::{Grads, Op, Tape, Var};
+use crate::cuda::{self, LAUNCH_FAILED};
 use crate::tensor::Tensor;
 use rayon::prelude::*;
 
@@ -181,8 +183,11 @@ impl Tape {
         let (n, c_out) = (xv.shape()[0], wv.shape()[0]);
         let bv = b.map(|b| self.value(b));
         check_bias(bv, c_out);
-        let mut y = Tensor::zeros(&[n, c_out, g.oh, g.ow]);
-        conv2d_forward(xv.as_slice(), wv.as_slice(), bv.map(Tensor::as_slice), y.as_slice_mut(), &g, c_out);
+        let mut y = Tensor::zeros_on(&[n, c_out, g.oh, g.ow], &xv.device());
+        match xv {
+            Tensor::Cpu(_) => conv2d_forward(xv.as_slice(), wv.as_slice(), bv.map(Tensor::as_slice), y.as_slice_mut(), &g, c_out),
+            Tensor::Cuda(xc) => cuda::conv::conv2d_forward(xc.gpu(), xc.slice(), wv.cuda(), bv.map(Tensor::cuda), y.cuda_mut(), &g, c_out).expect(LAUNCH_FAILED),
+        }
         self.push(y, Op::Conv2d { x, w, b, stride, padding })
     }
 
@@ -193,38 +198,75 @@ impl Tape {
         let (n, c_in) = (xv.shape()[0], xv.shape()[1]);
         let bv = b.map(|b| self.value(b));
         check_bias(bv, g.c);
-        let mut y = Tensor::zeros(&[n, g.c, g.h, g.w]);
-        conv_transpose2d_forward(xv.as_slice(), wv.as_slice(), bv.map(Tensor::as_slice), y.as_slice_mut(), &g, c_in);
+        let mut y = Tensor::zeros_on(&[n, g.c, g.h, g.w], &xv.device());
+        match xv {
+            Tensor::Cpu(_) => conv_transpose2d_forward(xv.as_slice(), wv.as_slice(), bv.map(Tensor::as_slice), y.as_slice_mut(), &g, c_in),
+            Tensor::Cuda(xc) => cuda::conv::conv_transpose2d_forward(xc.gpu(), xc.slice(), wv.cuda(), bv.map(Tensor::cuda), y.cuda_mut(), &g, c_in).expect(LAUNCH_FAILED),
+        }
         self.push(y, Op::ConvTranspose2d { x, w, b, stride, padding })
     }
 }
 
-pub(crate) fn conv2d_backward(g: &mut Grads, dout: &[f32], x: Var, w: Var, b: Option<Var>, stride: usize, padding: usize) {
+pub(crate) fn conv2d_backward(g: &mut Grads, dout: &Tensor, x: Var, w: Var, b: Option<Var>, stride: usize, padding: usize) {
     let (xv, wv) = (g.value(x), g.value(w));
     let geom = conv2d_geom(xv.shape(), wv.shape(), stride, padding);
     let c_out = wv.shape()[0];
-    if let Some(dx) = g.grad_mut(x) {
-        conv2d_backward_input(dout, wv.as_slice(), dx, &geom, c_out);
-    }
-    if let Some(dw) = g.grad_mut(w) {
-        conv2d_backward_weight(dout, xv.as_slice(), dw, &geom, c_out);
-    }
-    if let Some(db) = b.and_then(|b| g.grad_mut(b)) {
-        conv_backward_bias(dout, db, geom.col_cols());
+    match dout {
+        Tensor::Cpu(_) => {
+            let dout = dout.as_slice();
+            if let Some(dx) = g.grad_mut(x) {
+                conv2d_backward_input(dout, wv.as_slice(), dx, &geom, c_out);
+            }
+            if let Some(dw) = g.grad_mut(w) {
+                conv2d_backward_weight(dout, xv.as_slice(), dw, &geom, c_out);
+            }
+            if let Some(db) = b.and_then(|b| g.grad_mut(b)) {
+                conv_backward_bias(dout, db, geom.col_cols());
+            }
+        }
+        Tensor::Cuda(dc) => {
+            let (gpu, dout) = (dc.gpu(), dc.slice());
+            if let Some(dx) = g.grad_mut_cuda(x) {
+                cuda::conv::conv2d_backward_input(gpu, dout, wv.cuda(), dx, &geom, c_out).expect(LAUNCH_FAILED);
+            }
+            if let Some(dw) = g.grad_mut_cuda(w) {
+                cuda::conv::conv2d_backward_weight(gpu, dout, xv.cuda(), dw, &geom, c_out).expect(LAUNCH_FAILED);
+            }
+            if let Some(db) = b.and_then(|b| g.grad_mut_cuda(b)) {
+                cuda::conv::conv_backward_bias(gpu, dout, db, geom.col_cols()).expect(LAUNCH_FAILED);
+            }
+        }
     }
 }
 
-pub(crate) fn conv_transpose2d_backward(g: &mut Grads, dout: &[f32], x: Var, w: Var, b: Option<Var>, stride: usize, padding: usize) {
+pub(crate) fn conv_transpose2d_backward(g: &mut Grads, dout: &Tensor, x: Var, w: Var, b: Option<Var>, stride: usize, padding: usize) {
     let (xv, wv) = (g.value(x), g.value(w));
     let geom = conv_transpose2d_geom(xv.shape(), wv.shape(), stride, padding);
     let c_in = xv.shape()[1];
-    if let Some(dx) = g.grad_mut(x) {
-        conv_transpose2d_backward_input(dout, wv.as_slice(), dx, &geom, c_in);
-    }
-    if let Some(dw) = g.grad_mut(w) {
-        conv_transpose2d_backward_weight(dout, xv.as_slice(), dw, &geom, c_in);
-    }
-    if let Some(db) = b.and_then(|b| g.grad_mut(b)) {
-        conv_backward_bias(dout, db, geom.h * geom.w);
+    match dout {
+        Tensor::Cpu(_) => {
+            let dout = dout.as_slice();
+            if let Some(dx) = g.grad_mut(x) {
+                conv_transpose2d_backward_input(dout, wv.as_slice(), dx, &geom, c_in);
+            }
+            if let Some(dw) = g.grad_mut(w) {
+                conv_transpose2d_backward_weight(dout, xv.as_slice(), dw, &geom, c_in);
+            }
+            if let Some(db) = b.and_then(|b| g.grad_mut(b)) {
+                conv_backward_bias(dout, db, geom.h * geom.w);
+            }
+        }
+        Tensor::Cuda(dc) => {
+            let (gpu, dout) = (dc.gpu(), dc.slice());
+            if let Some(dx) = g.grad_mut_cuda(x) {
+                cuda::conv::conv_transpose2d_backward_input(gpu, dout, wv.cuda(), dx, &geom, c_in).expect(LAUNCH_FAILED);
+            }
+            if let Some(dw) = g.grad_mut_cuda(w) {
+                cuda::conv::conv_transpose2d_backward_weight(gpu, dout, xv.cuda(), dw, &geom, c_in).expect(LAUNCH_FAILED);
+            }
+            if let Some(db) = b.and_then(|b| g.grad_mut_cuda(b)) {
+                cuda::conv::conv_backward_bias(gpu, dout, db, geom.h * geom.w).expect(LAUNCH_FAILED);
+            }
+        }
     }
 }

@@ -20,9 +20,11 @@
 //!
 //! All three are matrix products (`par_gemm`, parallel over bands of output rows). Each
 //! rule adds into its gradient (beta = 1), so a weight used twice would sum its uses.
+//! On the GPU the same products run through `cuda::linear`, the functions of the same names.
 
 use super::gemm::{par_gemm, Mat};
 use crate::autograd::{Grads, Op, Tape, Var};
+use crate::cuda::{self, LAUNCH_FAILED};
 use crate::tensor::Tensor;
 use rayon::prelude::*;
 
@@ -70,22 +72,42 @@ impl Tape {
     pub fn linear(&mut self, x: Var, w: Var, b: Option<Var>) -> Var {
         let (xv, wv, bv) = (self.value(x), self.value(w), b.map(|b| self.value(b)));
         let (d_in, d_out) = dims(xv.shape(), wv.shape(), bv.map(Tensor::shape));
-        let mut y = Tensor::zeros(&[xv.shape()[0], d_out]);
-        linear_forward(xv.as_slice(), wv.as_slice(), bv.map(Tensor::as_slice), y.as_slice_mut(), d_in, d_out);
+        let mut y = Tensor::zeros_on(&[xv.shape()[0], d_out], &xv.device());
+        match xv {
+            Tensor::Cpu(_) => linear_forward(xv.as_slice(), wv.as_slice(), bv.map(Tensor::as_slice), y.as_slice_mut(), d_in, d_out),
+            Tensor::Cuda(xc) => cuda::linear::linear_forward(xc.gpu(), xc.slice(), wv.cuda(), bv.map(Tensor::cuda), y.cuda_mut(), d_in, d_out).expect(LAUNCH_FAILED),
+        }
         self.push(y, Op::Linear { x, w, b })
     }
 }
 
-pub(crate) fn linear_backward(g: &mut Grads, dout: &[f32], x: Var, w: Var, b: Option<Var>) {
+pub(crate) fn linear_backward(g: &mut Grads, dout: &Tensor, x: Var, w: Var, b: Option<Var>) {
     let (xv, wv) = (g.value(x), g.value(w));
     let (d_in, d_out) = (wv.shape()[1], wv.shape()[0]);
-    if let Some(dx) = g.grad_mut(x) {
-        linear_backward_input(dout, wv.as_slice(), dx, d_in, d_out);
-    }
-    if let Some(dw) = g.grad_mut(w) {
-        linear_backward_weight(dout, xv.as_slice(), dw, d_in, d_out);
-    }
-    if let Some(db) = b.and_then(|b| g.grad_mut(b)) {
-        linear_backward_bias(dout, db);
+    match dout {
+        Tensor::Cpu(_) => {
+            let dout = dout.as_slice();
+            if let Some(dx) = g.grad_mut(x) {
+                linear_backward_input(dout, wv.as_slice(), dx, d_in, d_out);
+            }
+            if let Some(dw) = g.grad_mut(w) {
+                linear_backward_weight(dout, xv.as_slice(), dw, d_in, d_out);
+            }
+            if let Some(db) = b.and_then(|b| g.grad_mut(b)) {
+                linear_backward_bias(dout, db);
+            }
+        }
+        Tensor::Cuda(dc) => {
+            let (gpu, dout) = (dc.gpu(), dc.slice());
+            if let Some(dx) = g.grad_mut_cuda(x) {
+                cuda::linear::linear_backward_input(gpu, dout, wv.cuda(), dx, d_in, d_out).expect(LAUNCH_FAILED);
+            }
+            if let Some(dw) = g.grad_mut_cuda(w) {
+                cuda::linear::linear_backward_weight(gpu, dout, xv.cuda(), dw, d_in, d_out).expect(LAUNCH_FAILED);
+            }
+            if let Some(db) = b.and_then(|b| g.grad_mut_cuda(b)) {
+                cuda::linear::linear_backward_bias(gpu, dout, db).expect(LAUNCH_FAILED);
+            }
+        }
     }
 }

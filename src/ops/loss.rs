@@ -17,6 +17,7 @@
 //! and the same bits whatever the number of threads.
 
 use crate::autograd::{Grads, Op, Tape, Var};
+use crate::cuda::{self, LAUNCH_FAILED};
 use crate::tensor::Tensor;
 use rayon::prelude::*;
 
@@ -67,31 +68,71 @@ impl Tape {
     pub fn mse(&mut self, x: Var, target: Var) -> Var {
         let (xv, tv) = (self.value(x), self.value(target));
         assert_eq!(xv.shape(), tv.shape(), "mse: prediction and target differ in shape");
-        let loss = mse_forward(xv.as_slice(), tv.as_slice());
-        self.push(Tensor::scalar(loss), Op::Mse { x, target })
+        let loss = match xv {
+            Tensor::Cpu(_) => Tensor::scalar(mse_forward(xv.as_slice(), tv.as_slice())),
+            // The loss stays on the GPU: a training loop reads it only when it logs.
+            Tensor::Cuda(xc) => {
+                let mut loss = Tensor::zeros_on(&[1], &xv.device());
+                cuda::loss::mse_forward(xc.gpu(), xc.slice(), tv.cuda(), loss.cuda_mut()).expect(LAUNCH_FAILED);
+                loss
+            }
+        };
+        self.push(loss, Op::Mse { x, target })
     }
 
     /// Mean of |x| over all elements.
     pub fn mean_abs(&mut self, x: Var) -> Var {
-        let loss = mean_abs_forward(self.value(x).as_slice());
-        self.push(Tensor::scalar(loss), Op::MeanAbs { x })
+        let xv = self.value(x);
+        let loss = match xv {
+            Tensor::Cpu(_) => Tensor::scalar(mean_abs_forward(xv.as_slice())),
+            Tensor::Cuda(xc) => {
+                let mut loss = Tensor::zeros_on(&[1], &xv.device());
+                cuda::loss::mean_abs_forward(xc.gpu(), xc.slice(), loss.cuda_mut()).expect(LAUNCH_FAILED);
+                loss
+            }
+        };
+        self.push(loss, Op::MeanAbs { x })
     }
 }
 
-pub(crate) fn mse_backward_tape(g: &mut Grads, dout: &[f32], x: Var, target: Var) {
-    let (xv, tv) = (g.value(x).as_slice(), g.value(target).as_slice());
-    let scale = 2.0 * dout[0] / xv.len() as f32;
-    if let Some(dx) = g.grad_mut(x) {
-        mse_backward(xv, tv, scale, dx);
-    }
-    if let Some(dt) = g.grad_mut(target) {
-        mse_backward(xv, tv, -scale, dt);
+pub(crate) fn mse_backward_tape(g: &mut Grads, dout: &Tensor, x: Var, target: Var) {
+    match dout {
+        Tensor::Cpu(_) => {
+            let (xv, tv) = (g.value(x).as_slice(), g.value(target).as_slice());
+            let scale = 2.0 * dout.as_slice()[0] / xv.len() as f32;
+            if let Some(dx) = g.grad_mut(x) {
+                mse_backward(xv, tv, scale, dx);
+            }
+            if let Some(dt) = g.grad_mut(target) {
+                mse_backward(xv, tv, -scale, dt);
+            }
+        }
+        // The kernels form the same scale from dout on the device (factor 2, or -2).
+        Tensor::Cuda(dc) => {
+            let (gpu, xv, tv) = (dc.gpu(), g.value(x).cuda(), g.value(target).cuda());
+            if let Some(dx) = g.grad_mut_cuda(x) {
+                cuda::loss::mse_backward(gpu, xv, tv, dc.slice(), 2.0, dx).expect(LAUNCH_FAILED);
+            }
+            if let Some(dt) = g.grad_mut_cuda(target) {
+                cuda::loss::mse_backward(gpu, xv, tv, dc.slice(), -2.0, dt).expect(LAUNCH_FAILED);
+            }
+        }
     }
 }
 
-pub(crate) fn mean_abs_backward_tape(g: &mut Grads, dout: &[f32], x: Var) {
-    let xv = g.value(x).as_slice();
-    if let Some(dx) = g.grad_mut(x) {
-        mean_abs_backward(xv, dout[0] / xv.len() as f32, dx);
+pub(crate) fn mean_abs_backward_tape(g: &mut Grads, dout: &Tensor, x: Var) {
+    match dout {
+        Tensor::Cpu(_) => {
+            let xv = g.value(x).as_slice();
+            if let Some(dx) = g.grad_mut(x) {
+                mean_abs_backward(xv, dout.as_slice()[0] / xv.len() as f32, dx);
+            }
+        }
+        Tensor::Cuda(dc) => {
+            let xv = g.value(x).cuda();
+            if let Some(dx) = g.grad_mut_cuda(x) {
+                cuda::loss::mean_abs_backward(dc.gpu(), xv, dc.slice(), dx).expect(LAUNCH_FAILED);
+            }
+        }
     }
 }

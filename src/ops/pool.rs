@@ -25,7 +25,8 @@
 //!
 //! Because kernel == stride, windows do not overlap, so the indices of one plane are all
 //! distinct: no element is written through two of them, which is what makes the first two
-//! race-free (no atomics on a GPU either). The loops parallelise over (n, c) planes.
+//! race-free (no atomics on a GPU either). The loops parallelise over (n, c) planes. On the
+//! GPU the same four maps are the launchers of `cuda::pool`, and the indices stay there.
 //!
 //! Example (one 2x3 plane, so ow = 1 and the last column is dropped):
 //! ```text
@@ -34,7 +35,9 @@
 //! ```
 
 use crate::autograd::{Grads, Op, Tape, Var};
+use crate::cuda::{self, DRIVER_FAILED, LAUNCH_FAILED};
 use crate::tensor::Tensor;
+use cudarc::driver::CudaSlice;
 use rayon::prelude::*;
 use std::sync::Arc;
 
@@ -44,11 +47,57 @@ pub const K: usize = 2;
 /// The argmax positions of a max-pool: one per pooled value, each a flat index into the
 /// h*w plane of the pool's input. Shared (`Arc`) between the pool's tape node and the unpool
 /// that reuses them.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Indices {
     /// (n, c, oh, ow): the shape of the pooled tensor.
     pub shape: [usize; 4],
-    pub data: Arc<Vec<u32>>,
+    pub data: IndexData,
+}
+
+/// The positions themselves, on the device of the pooled tensor.
+#[derive(Clone)]
+pub enum IndexData {
+    Cpu(Arc<Vec<u32>>),
+    Cuda(Arc<CudaSlice<u32>>),
+}
+
+impl std::fmt::Debug for IndexData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IndexData::Cpu(v) => write!(f, "Cpu({v:?})"),
+            IndexData::Cuda(v) => write!(f, "Cuda({} indices)", v.len()),
+        }
+    }
+}
+
+impl Indices {
+    /// Indices on the host, from their values (made elsewhere: a fixture, PyTorch's).
+    pub fn from_vec(shape: [usize; 4], data: Vec<u32>) -> Indices {
+        assert_eq!(shape.iter().product::<usize>(), data.len(), "indices of shape {shape:?} need as many values");
+        Indices { shape, data: IndexData::Cpu(Arc::new(data)) }
+    }
+
+    /// A host copy of the positions (a download waits for the GPU).
+    pub fn to_vec(&self) -> Vec<u32> {
+        match &self.data {
+            IndexData::Cpu(v) => v.to_vec(),
+            IndexData::Cuda(v) => v.stream().clone_dtoh(&**v).expect(DRIVER_FAILED),
+        }
+    }
+
+    fn cpu(&self) -> &[u32] {
+        match &self.data {
+            IndexData::Cpu(v) => v,
+            IndexData::Cuda(_) => panic!("pool indices on the GPU used by a CPU op: an op's inputs must all live on one device"),
+        }
+    }
+
+    fn cuda(&self) -> &CudaSlice<u32> {
+        match &self.data {
+            IndexData::Cuda(v) => v,
+            IndexData::Cpu(_) => panic!("pool indices on the CPU used by a GPU op: an op's inputs must all live on one device"),
+        }
+    }
 }
 
 /// The pooled cell (index into a ph x pw grid) whose window holds position p of a plane of
@@ -105,11 +154,14 @@ pub fn maxunpool2d_backward(dout: &[f32], idx: &[u32], dx: &mut [f32], ph: usize
 }
 
 /// The gathers need every index inside its own window of an (h, w) plane; indices from
-/// `maxpool2d_forward` always are. Anything else is a programming error.
+/// `maxpool2d_forward` always are. Anything else is a programming error. Indices on the GPU
+/// are not read back for this (every unpool would wait for the GPU); they come from the
+/// pool kernel, which the parity tests hold to the CPU's, and the kernels skip a stray one.
 fn check_indices(idx: &Indices, h: usize, w: usize) {
     let [_, _, ph, pw] = idx.shape;
     assert!(K * ph <= h && h < K * ph + K && K * pw <= w && w < K * pw + K, "maxunpool2d: output {h}x{w} cannot come from pooling to {ph}x{pw}");
-    for (q, &i) in idx.data.iter().enumerate() {
+    let IndexData::Cpu(data) = &idx.data else { return };
+    for (q, &i) in data.iter().enumerate() {
         let c = q % (ph * pw);
         assert!(cell(i as usize, w, ph, pw) == Some(c), "maxunpool2d: index {i} lies outside window {c} of a {h}x{w} plane");
     }
@@ -121,10 +173,20 @@ impl Tape {
         let xv = self.value(x);
         let &[n, c, h, w] = xv.shape() else { panic!("max_pool2d wants (n, c, h, w), got {:?}", xv.shape()) };
         let shape = [n, c, h / K, w / K];
-        let mut y = Tensor::zeros(&shape);
-        let mut idx = vec![0u32; y.len()];
-        maxpool2d_forward(xv.as_slice(), y.as_slice_mut(), &mut idx, h, w);
-        let indices = Indices { shape, data: Arc::new(idx) };
+        let mut y = Tensor::zeros_on(&shape, &xv.device());
+        let data = match xv {
+            Tensor::Cpu(_) => {
+                let mut idx = vec![0u32; y.len()];
+                maxpool2d_forward(xv.as_slice(), y.as_slice_mut(), &mut idx, h, w);
+                IndexData::Cpu(Arc::new(idx))
+            }
+            Tensor::Cuda(xc) => {
+                let mut idx = xc.gpu().zeros::<u32>(y.len()).expect(DRIVER_FAILED);
+                cuda::pool::maxpool2d_forward(xc.gpu(), xc.slice(), y.cuda_mut(), &mut idx, h, w).expect(LAUNCH_FAILED);
+                IndexData::Cuda(Arc::new(idx))
+            }
+        };
+        let indices = Indices { shape, data };
         (self.push(y, Op::MaxPool2d { x, indices: indices.clone() }), indices)
     }
 
@@ -136,8 +198,11 @@ impl Tape {
         let &[n, c, h, w] = xv.shape() else { panic!("max_pool2d wants (n, c, h, w), got {:?}", xv.shape()) };
         assert_eq!(indices.shape, [n, c, h / K, w / K], "max_pool2d_at: indices do not fit the input");
         check_indices(indices, h, w);
-        let mut y = Tensor::zeros(&indices.shape);
-        maxunpool2d_backward(xv.as_slice(), &indices.data, y.as_slice_mut(), h / K, w / K, h, w);
+        let mut y = Tensor::zeros_on(&indices.shape, &xv.device());
+        match xv {
+            Tensor::Cpu(_) => maxunpool2d_backward(xv.as_slice(), indices.cpu(), y.as_slice_mut(), h / K, w / K, h, w),
+            Tensor::Cuda(xc) => cuda::pool::maxunpool2d_backward(xc.gpu(), xc.slice(), indices.cuda(), y.cuda_mut(), h / K, w / K, h, w).expect(LAUNCH_FAILED),
+        }
         self.push(y, Op::MaxPool2d { x, indices: indices.clone() })
     }
 
@@ -147,22 +212,43 @@ impl Tape {
         assert_eq!(xv.shape(), indices.shape, "max_unpool2d: input and indices differ in shape");
         check_indices(indices, h, w);
         let [n, c, ph, pw] = indices.shape;
-        let mut y = Tensor::zeros(&[n, c, h, w]);
-        maxunpool2d_forward(xv.as_slice(), &indices.data, y.as_slice_mut(), ph, pw, h, w);
+        let mut y = Tensor::zeros_on(&[n, c, h, w], &xv.device());
+        match xv {
+            Tensor::Cpu(_) => maxunpool2d_forward(xv.as_slice(), indices.cpu(), y.as_slice_mut(), ph, pw, h, w),
+            Tensor::Cuda(xc) => cuda::pool::maxunpool2d_forward(xc.gpu(), xc.slice(), indices.cuda(), y.cuda_mut(), ph, pw, h, w).expect(LAUNCH_FAILED),
+        }
         self.push(y, Op::MaxUnpool2d { x, indices: indices.clone(), h, w })
     }
 }
 
-pub(crate) fn maxpool2d_backward_tape(g: &mut Grads, dout: &[f32], x: Var, indices: &Indices) {
+pub(crate) fn maxpool2d_backward_tape(g: &mut Grads, dout: &Tensor, x: Var, indices: &Indices) {
     let &[_, _, h, w] = g.value(x).shape() else { unreachable!("checked in max_pool2d") };
-    if let Some(dx) = g.grad_mut(x) {
-        maxpool2d_backward(dout, &indices.data, dx, h, w);
+    match dout {
+        Tensor::Cpu(_) => {
+            if let Some(dx) = g.grad_mut(x) {
+                maxpool2d_backward(dout.as_slice(), indices.cpu(), dx, h, w);
+            }
+        }
+        Tensor::Cuda(dc) => {
+            if let Some(dx) = g.grad_mut_cuda(x) {
+                cuda::pool::maxpool2d_backward(dc.gpu(), dc.slice(), indices.cuda(), dx, h, w).expect(LAUNCH_FAILED);
+            }
+        }
     }
 }
 
-pub(crate) fn maxunpool2d_backward_tape(g: &mut Grads, dout: &[f32], x: Var, indices: &Indices, h: usize, w: usize) {
+pub(crate) fn maxunpool2d_backward_tape(g: &mut Grads, dout: &Tensor, x: Var, indices: &Indices, h: usize, w: usize) {
     let [_, _, ph, pw] = indices.shape;
-    if let Some(dx) = g.grad_mut(x) {
-        maxunpool2d_backward(dout, &indices.data, dx, ph, pw, h, w);
+    match dout {
+        Tensor::Cpu(_) => {
+            if let Some(dx) = g.grad_mut(x) {
+                maxunpool2d_backward(dout.as_slice(), indices.cpu(), dx, ph, pw, h, w);
+            }
+        }
+        Tensor::Cuda(dc) => {
+            if let Some(dx) = g.grad_mut_cuda(x) {
+                cuda::pool::maxunpool2d_backward(dc.gpu(), dc.slice(), indices.cuda(), dx, ph, pw, h, w).expect(LAUNCH_FAILED);
+            }
+        }
     }
 }

@@ -9,6 +9,7 @@
 //! Example: x = [-1, 0, 2] gives y = [0, 0, 2]; dout = [5, 5, 5] gives dx = [0, 0, 5].
 
 use crate::autograd::{Grads, Op, Tape, Var};
+use crate::cuda::{self, LAUNCH_FAILED};
 use crate::tensor::Tensor;
 use rayon::prelude::*;
 
@@ -35,14 +36,26 @@ pub fn relu_backward(y: &[f32], dout: &[f32], dx: &mut [f32]) {
 impl Tape {
     pub fn relu(&mut self, x: Var) -> Var {
         let xv = self.value(x);
-        let mut y = Tensor::zeros(xv.shape());
-        relu_forward(xv.as_slice(), y.as_slice_mut());
+        let mut y = Tensor::zeros_on(xv.shape(), &xv.device());
+        match xv {
+            Tensor::Cpu(_) => relu_forward(xv.as_slice(), y.as_slice_mut()),
+            Tensor::Cuda(xc) => cuda::elementwise::relu_forward(xc.gpu(), xc.slice(), y.cuda_mut()).expect(LAUNCH_FAILED),
+        }
         self.push(y, Op::Relu { x })
     }
 }
 
-pub(crate) fn relu_backward_tape(g: &mut Grads, dout: &[f32], y: &Tensor, x: Var) {
-    if let Some(dx) = g.grad_mut(x) {
-        relu_backward(y.as_slice(), dout, dx);
+pub(crate) fn relu_backward_tape(g: &mut Grads, dout: &Tensor, y: &Tensor, x: Var) {
+    match dout {
+        Tensor::Cpu(_) => {
+            if let Some(dx) = g.grad_mut(x) {
+                relu_backward(y.as_slice(), dout.as_slice(), dx);
+            }
+        }
+        Tensor::Cuda(dc) => {
+            if let Some(dx) = g.grad_mut_cuda(x) {
+                cuda::elementwise::relu_backward(dc.gpu(), y.cuda(), dc.slice(), dx).expect(LAUNCH_FAILED);
+            }
+        }
     }
 }

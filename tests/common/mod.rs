@@ -68,7 +68,7 @@ pub fn max_grad_error(inputs: &[Tensor], wrt: &[bool], f: &dyn Fn(&mut Tape, &[V
         if !wrt[k] {
             continue;
         }
-        let analytic = tape.grad(vars[k]).map(|g| g.as_slice().unwrap().to_vec()).unwrap_or_else(|| vec![0.0; input.len()]);
+        let analytic = tape.grad(vars[k]).map(Tensor::to_vec).unwrap_or_else(|| vec![0.0; input.len()]);
         let mut xs = inputs.to_vec();
         for i in 0..input.len() {
             let x0 = input.as_slice()[i];
