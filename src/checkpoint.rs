@@ -20,7 +20,7 @@
 use crate::models::Model;
 use crate::optim::Adam;
 use crate::safetensors::{load, save, TensorEntry};
-use crate::tensor::Rng64;
+use crate::tensor::{Rng64, Tensor};
 use crate::train::History;
 use anyhow::{bail, Context, Result};
 use rand::SeedableRng;
@@ -50,7 +50,8 @@ pub fn save_checkpoint(path: &Path, model: &Model, state: &TrainState) -> Result
     let mut tensors = Vec::new();
     for (prefix, values) in [("", None), ("adam.m.", Some(&state.adam.m)), ("adam.v.", Some(&state.adam.v))] {
         for (i, p) in model.params.iter().enumerate() {
-            let data = values.map_or_else(|| p.value.to_vec(), |v| v[i].clone());
+            // Host copies: on the GPU, this is where an epoch's weights come back.
+            let data = values.map_or_else(|| p.value.to_vec(), |v: &Vec<Tensor>| v[i].to_vec());
             tensors.push(TensorEntry { name: format!("{prefix}{}", p.name), shape: p.value.shape().to_vec(), data });
         }
     }
@@ -84,11 +85,13 @@ pub fn load_checkpoint(path: &Path, model: &mut Model, mut adam: Adam) -> Result
             None => bail!("{name}: {key} is missing; this checkpoint is of another architecture or damaged"),
         }
     };
+    // Each tensor is put back on the device it was on (the model's and the moments').
+    let restore = |old: &Tensor, data: Vec<f32>| Tensor::from_vec(old.shape(), data).to_device(&old.device());
     for (i, p) in model.params.iter_mut().enumerate() {
         let shape = p.value.shape().to_vec();
-        p.value.as_slice_mut().copy_from_slice(&get(p.name.clone(), &shape)?);
-        adam.m[i] = get(format!("adam.m.{}", p.name), &shape)?;
-        adam.v[i] = get(format!("adam.v.{}", p.name), &shape)?;
+        p.value = restore(&p.value, get(p.name.clone(), &shape)?);
+        adam.m[i] = restore(&adam.m[i], get(format!("adam.m.{}", p.name), &shape)?);
+        adam.v[i] = restore(&adam.v[i], get(format!("adam.v.{}", p.name), &shape)?);
     }
     if tensors.len() != 3 * model.params.len() {
         bail!("{name}: {} tensors where the model has {} parameters (x3 with Adam's moments); this checkpoint is of another architecture", tensors.len(), model.params.len());

@@ -16,7 +16,7 @@
 use crate::autograd::{Tape, Var};
 use crate::ops::pool::Indices;
 use crate::optim::{Adam, AdamConfig};
-use crate::tensor::{Rng64, Tensor};
+use crate::tensor::{Device, Rng64, Tensor};
 
 /// MNIST images are 28 x 28 = 784 pixels.
 pub const SIDE: usize = 28;
@@ -189,12 +189,32 @@ impl Model {
         self.params.iter().map(|p| p.value.len()).sum()
     }
 
-    /// An Adam optimiser for this model's parameters.
+    /// An Adam optimiser for this model's parameters, its moments on their device.
     pub fn adam(&self, config: AdamConfig) -> Adam {
-        Adam::new(config, self.params.iter().map(|p| p.value.len()))
+        let mut adam = Adam::new(config, self.params.iter().map(|p| p.value.len()));
+        adam.to_device(&self.device());
+        adam
+    }
+
+    /// Where the parameters live (all on one device).
+    pub fn device(&self) -> Device {
+        self.params[0].value.device()
+    }
+
+    /// This model with its parameters on `device`: uploaded once, then every op of a
+    /// forward or backward pass runs there.
+    pub fn to_device(&self, device: &Device) -> Model {
+        let params = self.params.iter().map(|p| Param { name: p.name.clone(), value: p.value.to_device(device) }).collect();
+        Model { params, ..self.clone() }
+    }
+
+    /// A host copy (what the figures and the saved weights are made from).
+    pub fn to_cpu(&self) -> Model {
+        self.to_device(&Device::Cpu)
     }
 
     /// Records the parameters and the forward pass of a batch x (n, 784) on the tape.
+    /// Inputs and targets are moved to the model's device (a no-op when already there).
     pub fn forward(&self, tape: &mut Tape, x: &Tensor) -> (Vec<Var>, Forward) {
         self.forward_with_pools(tape, x, None)
     }
@@ -208,7 +228,7 @@ impl Model {
         let params: Vec<Var> = self.params.iter().map(|p| tape.param(p.value.clone())).collect();
         let mut next = params.iter().copied();
         let mut state = PoolState { frozen: frozen.map(|f| f.iter()), open: Vec::new(), all: Vec::new() };
-        let mut h = tape.input(x.clone());
+        let mut h = tape.input(x.to_device(&self.device()));
         let mut code = h;
         for (part, layers) in [(0, &self.encoder), (1, &self.decoder)] {
             for layer in layers.iter() {
@@ -225,7 +245,7 @@ impl Model {
     /// The training loss: MSE to the target, plus `l1` times the sum of |code| over the
     /// units averaged over the batch (the sparse AE's penalty) when `l1 > 0`.
     pub fn loss(&self, tape: &mut Tape, fwd: &Forward, target: &Tensor, l1: f32) -> Var {
-        let target = tape.input(target.clone());
+        let target = tape.input(target.to_device(&tape.value(fwd.output).device()));
         let mse = tape.mse(fwd.output, target);
         if l1 == 0.0 {
             return mse;
@@ -239,12 +259,17 @@ impl Model {
 
     /// The loss of (input, target) and its gradient for every parameter, in order.
     pub fn gradients(&self, input: &Tensor, target: &Tensor, l1: f32) -> (f32, Vec<Tensor>) {
+        let (loss, grads) = self.loss_and_gradients(input, target, l1);
+        (loss.to_vec()[0], grads)
+    }
+
+    /// `gradients` with the loss left where it was computed, a [1] tensor.
+    fn loss_and_gradients(&self, input: &Tensor, target: &Tensor, l1: f32) -> (Tensor, Vec<Tensor>) {
         let mut tape = Tape::new();
         let (params, fwd) = self.forward(&mut tape, input);
         let loss = self.loss(&mut tape, &fwd, target, l1);
         tape.backward(loss);
-        let value = tape.value(loss).as_slice()[0];
-        (value, params.iter().map(|&p| tape.take_grad(p)).collect())
+        (tape.value(loss).clone(), params.iter().map(|&p| tape.take_grad(p)).collect())
     }
 
     /// The loss only, recording nothing.
@@ -252,15 +277,21 @@ impl Model {
         let mut tape = Tape::no_grad();
         let (_, fwd) = self.forward(&mut tape, input);
         let loss = self.loss(&mut tape, &fwd, target, l1);
-        tape.value(loss).as_slice()[0]
+        tape.value(loss).to_vec()[0]
     }
 
     /// One Adam step on a batch; returns the loss before the step.
     pub fn train_step(&mut self, adam: &mut Adam, input: &Tensor, target: &Tensor, l1: f32) -> f32 {
-        let (loss, grads) = self.gradients(input, target, l1);
+        self.step(adam, input, target, l1).to_vec()[0]
+    }
+
+    /// `train_step` that leaves the loss where it was computed, as a [1] tensor. On the GPU,
+    /// reading a value back makes the host wait until the step has run; the training loop
+    /// instead collects these on the device and reads them once per logging interval.
+    pub fn step(&mut self, adam: &mut Adam, input: &Tensor, target: &Tensor, l1: f32) -> Tensor {
+        let (loss, grads) = self.loss_and_gradients(input, target, l1);
         // The tape is gone, so each parameter's storage is unshared again: updated in place.
         let mut values: Vec<&mut Tensor> = self.params.iter_mut().map(|p| &mut p.value).collect();
-        let grads: Vec<&[f32]> = grads.iter().map(Tensor::as_slice).collect();
         adam.step(&mut values, &grads);
         loss
     }
@@ -274,7 +305,7 @@ impl Model {
         let params: Vec<Var> = self.params[encoder_params..].iter().map(|p| tape.input(p.value.clone())).collect();
         let mut next = params.into_iter();
         let mut pools = PoolState { frozen: None, open: Vec::new(), all: Vec::new() };
-        let mut h = tape.input(code.clone());
+        let mut h = tape.input(code.to_device(&self.device()));
         for layer in &self.decoder {
             h = apply(&mut tape, *layer, h, &mut next, &mut pools);
         }

@@ -16,8 +16,13 @@
 //! Example: the first step with g = 0.5 gives m = 0.05, v = 0.00025, m/(1-b1) = 0.5,
 //! sqrt(v/(1-b2)) = 0.5, so p moves by lr * 0.5/(0.5 + eps), just under lr: Adam's first
 //! step has the size lr whatever the gradient's scale.
+//!
+//! The moments live beside the parameters: on the GPU, each step is one `adam_update`
+//! launch per parameter tensor (`cuda::adam`, the same loop body), and only the step count
+//! and the bias corrections are computed on the host.
 
-use crate::tensor::Tensor;
+use crate::cuda::{self, LAUNCH_FAILED};
+use crate::tensor::{Device, Tensor};
 use rayon::prelude::*;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -39,20 +44,29 @@ pub struct Adam {
     pub config: AdamConfig,
     /// Steps taken so far.
     pub t: u64,
-    /// First and second moments, one buffer per parameter, in the parameters' order.
-    pub m: Vec<Vec<f32>>,
-    pub v: Vec<Vec<f32>>,
+    /// First and second moments, one flat tensor per parameter, in the parameters' order,
+    /// on the parameters' device.
+    pub m: Vec<Tensor>,
+    pub v: Vec<Tensor>,
 }
 
 impl Adam {
-    /// Zero moments for parameters of these sizes.
+    /// Zero moments (on the CPU) for parameters of these sizes.
     pub fn new(config: AdamConfig, sizes: impl IntoIterator<Item = usize>) -> Adam {
-        let (m, v) = sizes.into_iter().map(|n| (vec![0.0; n], vec![0.0; n])).unzip();
+        let (m, v) = sizes.into_iter().map(|n| (Tensor::zeros(&[n]), Tensor::zeros(&[n]))).unzip();
         Adam { config, t: 0, m, v }
     }
 
-    /// One step over every parameter, given their gradients in the same order.
-    pub fn step(&mut self, params: &mut [&mut Tensor], grads: &[&[f32]]) {
+    /// Moves the moments to `device`, where the parameters they belong to are.
+    pub fn to_device(&mut self, device: &Device) {
+        for moment in self.m.iter_mut().chain(&mut self.v) {
+            *moment = moment.to_device(device);
+        }
+    }
+
+    /// One step over every parameter, given their gradients in the same order; each update
+    /// runs on the device of its gradient.
+    pub fn step(&mut self, params: &mut [&mut Tensor], grads: &[Tensor]) {
         assert_eq!(params.len(), self.m.len(), "Adam was made for {} parameters", self.m.len());
         assert_eq!(grads.len(), self.m.len());
         self.t += 1;
@@ -63,9 +77,11 @@ impl Adam {
         let step_size = (lr as f64 / bc1) as f32;
         let sqrt_bc2 = bc2.sqrt() as f32;
         for (((p, g), m), v) in params.iter_mut().zip(grads).zip(&mut self.m).zip(&mut self.v) {
-            let p = p.as_slice_mut();
             assert_eq!(p.len(), g.len(), "gradient and parameter differ in size");
-            adam_update(p, g, m, v, beta1, beta2, step_size, sqrt_bc2, eps);
+            match g {
+                Tensor::Cpu(_) => adam_update(p.as_slice_mut(), g.as_slice(), m.as_slice_mut(), v.as_slice_mut(), beta1, beta2, step_size, sqrt_bc2, eps),
+                Tensor::Cuda(gc) => cuda::adam::adam_update(gc.gpu(), p.cuda_mut(), gc.slice(), m.cuda_mut(), v.cuda_mut(), beta1, beta2, step_size, sqrt_bc2, eps).expect(LAUNCH_FAILED),
+            }
         }
     }
 }

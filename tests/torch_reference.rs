@@ -167,7 +167,7 @@ fn check_adam(case: &Value) -> Result<(), String> {
     let mut adam = Adam::new(config, [param.len()]);
     for (step, (g, w)) in grads.iter().zip(want).enumerate() {
         let g = tensor(g)?;
-        adam.step(&mut [&mut param], &[g.as_slice()]);
+        adam.step(&mut [&mut param], &[g]);
         compare(&format!("param after step {}", step + 1), param.as_slice(), param.shape(), w)?;
     }
     Ok(())
