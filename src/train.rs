@@ -4,18 +4,35 @@
 //! generator; each batch is gathered from the u8 images and scaled to [0, 1] into one reused
 //! buffer. The loss is the MSE to the clean image, plus `l1` times the sum of |code| (the
 //! sparse AE), with Gaussian noise of std `noise` added to the input only (the denoising
-//! AE). A progress bar shows the running loss; a non-finite loss stops training at once.
+//! AE). A progress bar shows the running loss; a non-finite loss stops training.
+//!
+//! Training runs where the model is (`Model::to_device`). On the GPU the images are uploaded
+//! once, each epoch's order once, and each batch is gathered there (`cuda::data`); the noise
+//! is drawn on the host, from the same generator in the same order as on the CPU, and
+//! uploaded. The host only queues work: each step's loss stays on the device, and the
+//! losses are read back every `LOG_EVERY` steps and at the end of the epoch, for the
+//! progress bar, the divergence check (which still names the first bad step) and the
+//! history. On the CPU every loss is at hand at once and is checked after its step.
 
 pub use crate::checkpoint::TrainState;
+use crate::cuda::data::{batch_into, DeviceImages, StepLosses};
+use crate::cuda::{self, Gpu, LAUNCH_FAILED};
 use crate::data::Images;
 use crate::models::Model;
 use crate::optim::AdamConfig;
-use crate::tensor::{Rng64, Tensor};
-use anyhow::{bail, Result};
+use crate::tensor::{Device, Rng64, Tensor};
+use anyhow::{bail, Context as _, Result};
+use cudarc::driver::CudaSlice;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::seq::SliceRandom;
 use rand_distr::{Distribution, Normal};
+use std::sync::Arc;
 use std::time::Instant;
+
+/// Steps between two readings of the loss on the GPU (and between progress-bar updates on
+/// either device): each reading makes the host wait for the GPU to catch up, so it must be
+/// rare, and 20 steps are a fraction of a second on any device.
+const LOG_EVERY: usize = 20;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrainConfig {
@@ -55,39 +72,38 @@ pub fn train(
     label: &str,
     mut after_epoch: impl FnMut(&Model, &TrainState) -> Result<()>,
 ) -> Result<TrainState> {
-    let d = images.image_len();
-    let mut order: Vec<usize> = (0..images.n).collect();
-    let mut clean = vec![0.0f32; cfg.batch_size * d];
-    let noise = Normal::new(0.0f32, cfg.noise.max(0.0)).expect("a finite, non-negative std");
     let steps_per_epoch = images.n.div_ceil(cfg.batch_size);
+    let mut feed = Feed::new(&model.device(), images, cfg, steps_per_epoch)?;
+    state.adam.to_device(&model.device());
+    let mut order: Vec<usize> = (0..images.n).collect();
     for epoch in state.epoch + 1..=cfg.epochs {
         // The order is reset before each shuffle, so an epoch's batches depend only on the
         // generator's state at its start (which a checkpoint saves), not on earlier orders.
         order.iter_mut().enumerate().for_each(|(i, o)| *o = i);
         order.shuffle(&mut state.rng);
+        feed.start_epoch(&order)?;
         let bar = progress_bar(steps_per_epoch, &format!("{label} epoch {epoch}/{}", cfg.epochs));
         let start = Instant::now();
-        let mut sum = 0.0f64;
+        let (mut sum, mut read) = (0.0f64, 0);
         for (step, batch) in order.chunks(cfg.batch_size).enumerate() {
-            let clean = &mut clean[..batch.len() * d];
-            images.batch_into(batch, clean);
-            let target = Tensor::from_vec(&[batch.len(), d], clean.to_vec());
-            let input = if cfg.noise > 0.0 {
-                Tensor::from_vec(&[batch.len(), d], clean.iter().map(|&p| p + noise.sample(&mut state.rng)).collect())
-            } else {
-                target.clone()
-            };
-            let loss = model.train_step(&mut state.adam, &input, &target, cfg.l1);
-            if !loss.is_finite() {
-                bar.abandon();
-                let kept = if epoch == 1 { "no epoch had completed, so there is no checkpoint".to_string() } else { format!("the checkpoint of epoch {} is kept", epoch - 1) };
-                bail!("training diverged: the loss became {loss} at epoch {epoch}, step {}; {kept}; try a smaller --lr", step + 1);
-            }
-            sum += loss as f64;
-            state.history.step_loss.push(loss);
+            let (input, target) = feed.batch(step * cfg.batch_size, batch, images, &mut state.rng);
+            let loss = model.step(&mut state.adam, &input, &target, cfg.l1);
+            feed.record(step, &loss)?;
             bar.inc(1);
-            if step % 20 == 0 {
-                bar.set_message(format!("loss {:.5}", sum / (step + 1) as f64));
+            if !feed.on_gpu() || step % LOG_EVERY == 0 || step + 1 == steps_per_epoch {
+                for loss in feed.read(read..step + 1)? {
+                    if !loss.is_finite() {
+                        bar.abandon();
+                        let kept = if epoch == 1 { "no epoch had completed, so there is no checkpoint".to_string() } else { format!("the checkpoint of epoch {} is kept", epoch - 1) };
+                        bail!("training diverged: the loss became {loss} at epoch {epoch}, step {}; {kept}; try a smaller --lr", read + 1);
+                    }
+                    sum += loss as f64;
+                    state.history.step_loss.push(loss);
+                    read += 1;
+                }
+            }
+            if step % LOG_EVERY == 0 {
+                bar.set_message(format!("loss {:.5}", sum / read as f64));
             }
         }
         bar.finish_and_clear();
@@ -100,6 +116,97 @@ pub fn train(
         after_epoch(model, &state)?;
     }
     Ok(state)
+}
+
+/// Where the batches come from and where the losses go, on the model's device.
+enum Feed {
+    /// A reused host buffer for the batch; each loss is read as soon as its step returns.
+    Cpu { clean: Vec<f32>, noise: Normal<f32>, losses: Vec<f32> },
+    /// The images and the epoch's order on the device; the losses collected there.
+    Cuda { gpu: Arc<Gpu>, images: DeviceImages, order: CudaSlice<u32>, noise: Normal<f32>, losses: StepLosses },
+}
+
+impl Feed {
+    fn new(device: &Device, images: &Images, cfg: &TrainConfig, steps: usize) -> Result<Feed> {
+        let noise = Normal::new(0.0f32, cfg.noise.max(0.0)).expect("a finite, non-negative std");
+        Ok(match device {
+            Device::Cpu => Feed::Cpu { clean: vec![0.0; cfg.batch_size * images.image_len()], noise, losses: Vec::new() },
+            Device::Cuda(gpu) => {
+                let upload = || -> cuda::CudaResult<Feed> {
+                    let (images, order, losses) = (DeviceImages::upload(gpu, images)?, gpu.zeros(images.n)?, StepLosses::new(gpu, steps)?);
+                    Ok(Feed::Cuda { gpu: gpu.clone(), images, order, noise, losses })
+                };
+                upload().context("cannot put the training images on the GPU")?
+            }
+        })
+    }
+
+    fn on_gpu(&self) -> bool {
+        matches!(self, Feed::Cuda { .. })
+    }
+
+    /// The epoch's shuffled order goes to the GPU in one copy.
+    fn start_epoch(&mut self, order: &[usize]) -> Result<()> {
+        if let Feed::Cuda { gpu, order: on_device, .. } = self {
+            let rows: Vec<u32> = order.iter().map(|&i| i as u32).collect();
+            gpu.stream.memcpy_htod(&rows, on_device).context("cannot copy the epoch's order to the GPU")?;
+        }
+        Ok(())
+    }
+
+    /// (input, target) of the batch `rows`, which starts at position `first` of the order:
+    /// the clean images as the target, plus Gaussian noise for the input if asked for.
+    fn batch(&mut self, first: usize, rows: &[usize], images: &Images, rng: &mut Rng64) -> (Tensor, Tensor) {
+        let d = images.image_len();
+        let shape = [rows.len(), d];
+        match self {
+            Feed::Cpu { clean, noise, .. } => {
+                let clean = &mut clean[..rows.len() * d];
+                images.batch_into(rows, clean);
+                let target = Tensor::from_vec(&shape, clean.to_vec());
+                let input = if noise.std_dev() > 0.0 {
+                    Tensor::from_vec(&shape, clean.iter().map(|&p| p + noise.sample(rng)).collect())
+                } else {
+                    target.clone()
+                };
+                (input, target)
+            }
+            Feed::Cuda { gpu, images: on_device, order, noise, .. } => {
+                let device = Device::Cuda(gpu.clone());
+                let mut target = Tensor::zeros_on(&shape, &device);
+                batch_into(gpu, on_device, &order.slice(first..first + rows.len()), target.cuda_mut()).expect(LAUNCH_FAILED);
+                if noise.std_dev() == 0.0 {
+                    return (target.clone(), target);
+                }
+                // Drawn as the CPU draws it (same generator, same order), so a seed gives the
+                // same noisy inputs on both devices; the sum is the same f32 addition.
+                let z = Tensor::from_vec(&shape, (0..rows.len() * d).map(|_| noise.sample(rng)).collect()).to_device(&device);
+                let mut input = Tensor::zeros_on(&shape, &device);
+                cuda::elementwise::add(gpu, target.cuda(), z.cuda(), input.cuda_mut()).expect(LAUNCH_FAILED);
+                (input, target)
+            }
+        }
+    }
+
+    /// Keeps the loss of `step`: its value on the CPU, a copy on the device on the GPU.
+    fn record(&mut self, step: usize, loss: &Tensor) -> Result<()> {
+        match self {
+            Feed::Cpu { losses, .. } => losses.push(loss.as_slice()[0]),
+            Feed::Cuda { gpu, losses, .. } => losses.record(gpu, step, loss.cuda()).context("cannot keep the loss on the GPU")?,
+        }
+        Ok(())
+    }
+
+    /// The losses of `steps` (of this epoch); on the GPU, waits for those steps to run.
+    fn read(&mut self, steps: std::ops::Range<usize>) -> Result<Vec<f32>> {
+        match self {
+            Feed::Cpu { losses, .. } => {
+                debug_assert_eq!(steps.len(), losses.len(), "the CPU reads every loss as it comes");
+                Ok(std::mem::take(losses))
+            }
+            Feed::Cuda { gpu, losses, .. } => losses.read(gpu, steps).context("a training step failed on the GPU"),
+        }
+    }
 }
 
 fn progress_bar(len: usize, prefix: &str) -> ProgressBar {
@@ -130,7 +237,9 @@ pub fn evaluate(model: &Model, images: &Images) -> Evaluation {
     for start in (0..images.n).step_by(EVAL_BATCH) {
         let end = (start + EVAL_BATCH).min(images.n);
         let x = Tensor::from_vec(&[end - start, images.image_len()], images.to_f32(start..end));
+        // Computed where the model is; the sums are formed on the host, in f64.
         let (out, code) = model.reconstruct(&x);
+        let (out, code) = (out.to_cpu(), code.to_cpu());
         squared += out.as_slice().iter().zip(x.as_slice()).map(|(&o, &t)| ((o - t) as f64).powi(2)).sum::<f64>();
         activation += code.as_slice().iter().map(|&c| c.abs() as f64).sum::<f64>();
         codes += code.len();

@@ -58,6 +58,7 @@ kernels! {
     "pool.cu" => [maxpool2d_forward, maxpool2d_backward, maxunpool2d_forward, maxunpool2d_backward],
     "loss.cu" => [mse_forward_partials, mean_abs_forward_partials, mean_of_partials, mse_backward, mean_abs_backward],
     "adam.cu" => [adam_update],
+    "data.cu" => [batch_into],
 }
 
 /// Compiles every kernel file to PTX. Checks for NVRTC first (cudarc would panic without

@@ -9,7 +9,10 @@
 //! 3. `Gpu` (here) — a context, a stream and the loaded kernels; upload and download.
 //! 4. One launcher file per op family, with the names of the CPU functions in `src/ops`
 //!    and of the kernels in `kernels/`: `elementwise` (relu, add, scale), `gemm`, `conv`
-//!    (im2col, col2im, conv2d, conv_transpose2d), `linear`, `pool`, `loss`, `adam`.
+//!    (im2col, col2im, conv2d, conv_transpose2d), `linear`, `pool`, `loss`, `adam`, and
+//!    `data` (the training set on the device, batches gathered there).
+//! 5. `tensor`   — `CudaTensor`, the storage of `Tensor::Cuda`, which the ops in `src/ops`
+//!    hand to these launchers.
 //!
 //! A launcher takes device buffers (`CudaSlice`) where its CPU twin takes slices, checks
 //! the same shapes with the same asserts (a kernel indexing out of bounds fails silently or
@@ -21,6 +24,7 @@
 
 pub mod adam;
 pub mod conv;
+pub mod data;
 pub mod elementwise;
 pub mod gemm;
 pub mod im2col;
