@@ -3,6 +3,7 @@
 use anyhow::{bail, Context as _, Result};
 use autoencoders::data::{ensure_mnist, Images, Mnist};
 use autoencoders::experiments::{self, report::write_report, Cache, Outcome, Settings, EXPERIMENTS};
+use autoencoders::tensor::Device;
 use clap::Parser;
 use serde_json::json;
 use std::path::PathBuf;
@@ -35,7 +36,7 @@ struct Cli {
     /// CPU threads (default: one per core).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
     threads: Option<u32>,
-    /// auto | cpu | cuda.
+    /// auto (the GPU if one is usable, else the CPU) | cpu | cuda.
     #[arg(long, default_value = "auto", value_parser = ["auto", "cpu", "cuda"])]
     device: String,
     /// Folder of the MNIST IDX files (else $MNIST_DIR, else data/mnist, downloaded if missing).
@@ -80,14 +81,14 @@ fn non_negative(s: &str) -> Result<f32, String> {
     if v.is_finite() && v >= 0.0 { Ok(v) } else { Err(format!("{s} must be a finite number, 0 or more")) }
 }
 
-fn settings(cli: &Cli) -> Settings {
+fn settings(cli: &Cli, device: Device) -> Settings {
     Settings {
         epochs: cli.epochs as usize,
         batch_size: cli.batch_size as usize,
         lr: cli.lr,
         seed: cli.seed,
         threads: rayon::current_num_threads(),
-        device: "cpu".to_string(),
+        device,
         data_dir: autoencoders::data::resolve_data_dir(cli.data.as_deref()),
         out: cli.out.clone(),
         train_limit: cli.train_limit.map(|n| n as usize),
@@ -110,19 +111,15 @@ fn run(cli: Cli) -> Result<()> {
     if let Some(threads) = cli.threads {
         rayon::ThreadPoolBuilder::new().num_threads(threads as usize).build_global().context("cannot start the thread pool")?;
     }
-    match cli.device.as_str() {
-        "cuda" => bail!("--device cuda: this build has no GPU support yet; run with --device cpu"),
-        "auto" => eprintln!("device: cpu (no GPU support in this build)"),
-        _ => {}
-    }
+    let device = choose_device(&cli.device)?;
     let (experiment, settings) = match &cli.resume {
         Some(dir) => {
             let path = dir.join("config.json");
             let text = std::fs::read(&path).with_context(|| format!("{}: no config.json; --resume takes a run folder this program made", dir.display()))?;
             let config = serde_json::from_slice(&text).with_context(|| format!("{}: not valid JSON", path.display()))?;
-            Settings::from_json(&config, rayon::current_num_threads(), "cpu").with_context(|| format!("{}", path.display()))?
+            Settings::from_json(&config, rayon::current_num_threads(), device).with_context(|| format!("{}", path.display()))?
         }
-        None => (cli.experiment.clone().expect("clap requires it without --resume"), settings(&cli)),
+        None => (cli.experiment.clone().expect("clap requires it without --resume"), settings(&cli, device)),
     };
     if let Some(path) = &settings.image {
         autoencoders::figures::png_io::load_grey_28(path)?;
@@ -164,6 +161,24 @@ fn run(cli: Cli) -> Result<()> {
     let wall = start.elapsed().as_secs_f64();
     summarise(&cli, &experiment, &dir, &outcomes, wall);
     Ok(())
+}
+
+/// The device of `--device`, said in one line on stderr. `cuda` without a usable GPU is an
+/// error carrying the probe's reason; `auto` falls back to the CPU and says why.
+fn choose_device(flag: &str) -> Result<Device> {
+    let device = match flag {
+        "cpu" => Device::Cpu,
+        "cuda" => Device::cuda().map_err(|reason| anyhow::anyhow!("--device cuda: {reason}"))?,
+        _ => match Device::cuda() {
+            Ok(gpu) => gpu,
+            Err(reason) => {
+                eprintln!("device: cpu (no usable GPU: {reason})");
+                return Ok(Device::Cpu);
+            }
+        },
+    };
+    eprintln!("device: {device}");
+    Ok(device)
 }
 
 fn summarise(cli: &Cli, experiment: &str, dir: &std::path::Path, outcomes: &[Outcome], wall: f64) {

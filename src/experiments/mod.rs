@@ -18,8 +18,7 @@ mod sparse;
 
 use crate::data::Mnist;
 use crate::models::{Arch, Model, PIXELS};
-use crate::tensor::Tensor;
-use crate::tensor::rng_from_seed;
+use crate::tensor::{rng_from_seed, Device, Tensor};
 use crate::checkpoint::{load_checkpoint, save_checkpoint};
 use crate::train::{evaluate, train, Evaluation, History, TrainConfig, TrainState};
 use anyhow::{Context as _, Result};
@@ -37,7 +36,8 @@ pub struct Settings {
     pub lr: f32,
     pub seed: u64,
     pub threads: usize,
-    pub device: String,
+    /// Where the models train; the figures are drawn from host copies either way.
+    pub device: Device,
     pub data_dir: PathBuf,
     pub out: PathBuf,
     pub train_limit: Option<usize>,
@@ -55,7 +55,8 @@ impl Settings {
         json!({
             "experiment": experiment,
             "epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr, "seed": self.seed,
-            "threads": self.threads, "device": self.device,
+            "threads": self.threads, "device": self.device.kind(),
+            "gpu": match &self.device { Device::Cuda(gpu) => Some(gpu.name.clone()), Device::Cpu => None },
             "data": self.data_dir.display().to_string(), "out": self.out.display().to_string(),
             "train_limit": self.train_limit, "digit": self.digit, "components": self.components,
             "sizes": self.sizes, "lambdas": self.lambdas, "noises": self.noises,
@@ -65,8 +66,8 @@ impl Settings {
     }
 
     /// The settings a run folder's `config.json` recorded, and its experiment; `threads` and
-    /// `device` are not taken from it (neither changes the results on the CPU).
-    pub fn from_json(v: &Value, threads: usize, device: &str) -> Result<(String, Settings)> {
+    /// `device` are not taken from it but from this run's command line.
+    pub fn from_json(v: &Value, threads: usize, device: Device) -> Result<(String, Settings)> {
         let text = |k: &str| v[k].as_str().map(str::to_string).with_context(|| format!("config.json lacks {k}"));
         let count = |k: &str| v[k].as_u64().map(|n| n as usize).with_context(|| format!("config.json lacks {k}"));
         let floats = |k: &str| -> Result<Vec<f32>> {
@@ -78,7 +79,7 @@ impl Settings {
             lr: v["lr"].as_f64().context("config.json lacks lr")? as f32,
             seed: v["seed"].as_u64().context("config.json lacks seed")?,
             threads,
-            device: device.to_string(),
+            device,
             data_dir: PathBuf::from(text("data")?),
             out: PathBuf::from(text("out")?),
             train_limit: v["train_limit"].as_u64().map(|n| n as usize),
@@ -184,6 +185,9 @@ impl Context<'_> {
     ///
     /// After every epoch the full training state goes to `<name>.checkpoint.safetensors`;
     /// when resuming, training continues from that file.
+    ///
+    /// The model is drawn and checked on the host, trained and evaluated on the run's device,
+    /// and returned as a host copy, which the figures are drawn from.
     pub fn train(&mut self, arch: Arch, name: &str, l1: f32, noise: f32) -> Result<Model> {
         let cfg = self.settings.train_config(l1, noise);
         let mut rng = rng_from_seed(self.settings.seed);
@@ -209,9 +213,11 @@ impl Context<'_> {
             state = load_checkpoint(&checkpoint, &mut model, state.adam)?;
             eprintln!("{name}: resuming after epoch {} of {}", state.epoch, cfg.epochs);
         }
+        let mut model = model.to_device(&self.settings.device);
         let state = train(&mut model, &self.data.train, &cfg, state, name, |m, s| save_checkpoint(&checkpoint, m, s))?;
         let history = state.history;
         let eval = evaluate(&model, &self.data.test);
+        let model = model.to_cpu();
         eprintln!("{name}: test MSE per pixel {:.5}, mean |code| {:.4}", eval.mse, eval.mean_activation);
         draw::save_model(&self.path(&format!("{name}.safetensors")), &model, name)?;
         self.outcome.runs.push(RunResult { model: name.to_string(), eval, history });
