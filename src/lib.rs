@@ -9,6 +9,8 @@
 //!    `gemm`), `pool` (max-pool with indices, max-unpool), `loss` (MSE, mean |x|), `shape`.
 //! 4. `optim`    — Adam, as PyTorch does it.
 //! 5. `models`   — the study's autoencoders as lists of layers, and the training step.
+//! 6. `cuda`     — the GPU: each op of `ops` matches on its inputs' device and, on
+//!    `Tensor::Cuda`, calls the launcher of the same name there (kernels in `kernels/*.cu`).
 //!
 //! Conventions, everywhere: PyTorch's shapes and layouts (NCHW images, linear weight
 //! (out, in), conv weight (c_out, c_in, kh, kw), transposed-conv weight (c_in, c_out, kh,
