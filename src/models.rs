@@ -263,7 +263,7 @@ impl Model {
         (loss.to_vec()[0], grads)
     }
 
-    /// `gradients` with the loss left where it was computed, a [1] tensor.
+    /// `gradients` with the loss left where it was computed, a tensor of shape `[1]`.
     fn loss_and_gradients(&self, input: &Tensor, target: &Tensor, l1: f32) -> (Tensor, Vec<Tensor>) {
         let mut tape = Tape::new();
         let (params, fwd) = self.forward(&mut tape, input);
@@ -285,7 +285,7 @@ impl Model {
         self.step(adam, input, target, l1).to_vec()[0]
     }
 
-    /// `train_step` that leaves the loss where it was computed, as a [1] tensor. On the GPU,
+    /// `train_step` that leaves the loss where it was computed, as a tensor of shape `[1]`. On the GPU,
     /// reading a value back makes the host wait until the step has run; the training loop
     /// instead collects these on the device and reads them once per logging interval.
     pub fn step(&mut self, adam: &mut Adam, input: &Tensor, target: &Tensor, l1: f32) -> Tensor {

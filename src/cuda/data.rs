@@ -61,7 +61,7 @@ impl StepLosses {
         Ok(StepLosses { buf: gpu.zeros(steps)? })
     }
 
-    /// losses[step] = loss[0], queued behind the step that computes it.
+    /// `losses[step] = loss[0]`, queued behind the step that computes it.
     pub fn record(&mut self, gpu: &Gpu, step: usize, loss: &CudaSlice<f32>) -> CudaResult<()> {
         assert_eq!(loss.len(), 1, "a loss is one value");
         gpu.stream.memcpy_dtod(loss, &mut self.buf.slice_mut(step..step + 1))

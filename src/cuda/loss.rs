@@ -45,7 +45,7 @@ pub fn mean_abs_forward(gpu: &Gpu, x: &CudaSlice<f32>, out: &mut CudaSlice<f32>)
     mean_of_partials(gpu, &partials, x.len(), out)
 }
 
-/// d += scale * (x - t), scale = factor * dout[0] / N.
+/// `d += scale * (x - t)`, `scale = factor * dout[0] / N`.
 pub fn mse_backward(gpu: &Gpu, x: &CudaSlice<f32>, t: &CudaSlice<f32>, dout: &CudaSlice<f32>, factor: f32, d: &mut CudaSlice<f32>) -> CudaResult<()> {
     assert!(x.len() == t.len() && x.len() == d.len(), "mse backward: x, t and d differ in length");
     assert_eq!(dout.len(), 1, "mse backward: the loss's gradient is one value");
@@ -66,7 +66,7 @@ pub fn mse_backward(gpu: &Gpu, x: &CudaSlice<f32>, t: &CudaSlice<f32>, dout: &Cu
     Ok(())
 }
 
-/// dx += scale * sign(x), with sign(0) = 0 and scale = dout[0] / N.
+/// `dx += scale * sign(x)`, with `sign(0) = 0` and `scale = dout[0] / N`.
 pub fn mean_abs_backward(gpu: &Gpu, x: &CudaSlice<f32>, dout: &CudaSlice<f32>, dx: &mut CudaSlice<f32>) -> CudaResult<()> {
     assert_eq!(x.len(), dx.len(), "mean_abs backward: x and dx differ in length");
     assert_eq!(dout.len(), 1, "mean_abs backward: the loss's gradient is one value");
