@@ -90,6 +90,7 @@ pub fn train(
             let loss = model.step(&mut state.adam, &input, &target, cfg.l1);
             feed.record(step, &loss)?;
             bar.inc(1);
+            // A CPU loss is at hand (checked at once); reading the GPU's waits for its steps.
             if !feed.on_gpu() || step % LOG_EVERY == 0 || step + 1 == steps_per_epoch {
                 for loss in feed.read(read..step + 1)? {
                     if !loss.is_finite() {
