@@ -112,6 +112,7 @@ fn step_flops(model: &Model, n: usize) -> f64 {
 }
 
 fn main() {
+    autoencoders::memory::keep_freed_memory();
     let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let mut rng = rng_from_seed(0);
     println!("threads: {}", rayon::current_num_threads());

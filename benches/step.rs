@@ -16,6 +16,7 @@ use autoencoders::train::{train, TrainConfig, TrainState};
 const BATCH: usize = 64;
 
 fn main() {
+    autoencoders::memory::keep_freed_memory();
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let name = args.first().map(String::as_str).unwrap_or("ae");
     let steps: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(300);

@@ -40,6 +40,7 @@ pub mod experiments;
 pub mod figures;
 pub mod io;
 pub mod jacobi;
+pub mod memory;
 pub mod models;
 pub mod ops;
 pub mod optim;

@@ -212,6 +212,7 @@ fn summarise(cli: &Cli, experiment: &str, dir: &std::path::Path, outcomes: &[Out
 }
 
 fn main() -> ExitCode {
+    autoencoders::memory::keep_freed_memory();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -72,6 +72,7 @@ pub fn train(
     label: &str,
     mut after_epoch: impl FnMut(&Model, &TrainState) -> Result<()>,
 ) -> Result<TrainState> {
+    crate::memory::keep_freed_memory();
     let steps_per_epoch = images.n.div_ceil(cfg.batch_size);
     let mut feed = Feed::new(&model.device(), images, cfg, steps_per_epoch)?;
     state.adam.to_device(&model.device());
