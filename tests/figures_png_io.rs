@@ -1,5 +1,6 @@
 //! PNG loading of every colour type and depth, saving, refusals and fuzzing.
 
+mod common;
 use autoencoders::figures::png_io::{
     builtin_non_digit, decode_grey, load_grey, load_grey_28, save_grey_png, save_grey_png_scaled,
     GreyImage,
@@ -190,28 +191,13 @@ fn not_a_png_and_truncated_files_are_one_line_errors() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// CRC-32 (ISO-HDLC, as PNG uses), bit by bit: only for hand-made test chunks.
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut c = !0u32;
-    for &b in bytes {
-        c ^= b as u32;
-        for _ in 0..8 {
-            c = if c & 1 == 1 {
-                0xedb8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
-        }
-    }
-    !c
-}
 
 fn chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
     let mut out = (data.len() as u32).to_be_bytes().to_vec();
     let mut body = kind.to_vec();
     body.extend_from_slice(data);
     out.extend_from_slice(&body);
-    out.extend_from_slice(&crc32(&body).to_be_bytes());
+    out.extend_from_slice(&common::crc32(&body).to_be_bytes());
     out
 }
 

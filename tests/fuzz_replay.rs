@@ -9,6 +9,7 @@
 #[path = "../fuzz/harness.rs"]
 mod harness;
 
+mod common;
 mod mnist_files;
 
 use std::collections::BTreeMap;
@@ -287,24 +288,9 @@ fn interlaced_grey_3x3() -> Vec<u8> {
         let start = out.len();
         out.extend_from_slice(kind);
         out.extend_from_slice(body);
-        let crc = crc32(&out[start..]);
+        let crc = common::crc32(&out[start..]);
         out.extend_from_slice(&crc.to_be_bytes());
     }
     out
 }
 
-/// CRC-32 (IEEE), bit by bit: fine for a few bytes.
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut c = !0u32;
-    for &b in bytes {
-        c ^= b as u32;
-        for _ in 0..8 {
-            c = if c & 1 == 1 {
-                (c >> 1) ^ 0xEDB8_8320
-            } else {
-                c >> 1
-            };
-        }
-    }
-    !c
-}

@@ -94,3 +94,15 @@ pub fn assert_grads(name: &str, inputs: &[Tensor], wrt: &[bool], f: &dyn Fn(&mut
     let err = max_grad_error(inputs, wrt, f, H, rng);
     assert!(err < TOL, "{name}: gradient differs from finite differences by {err:e} (shapes {:?})", inputs.iter().map(|t| t.shape().to_vec()).collect::<Vec<_>>());
 }
+
+/// CRC-32 (ISO-HDLC, the one PNG chunks carry), bit by bit: for hand-made test files only.
+pub fn crc32(bytes: &[u8]) -> u32 {
+    let mut c = !0u32;
+    for &b in bytes {
+        c ^= b as u32;
+        for _ in 0..8 {
+            c = if c & 1 == 1 { 0xedb8_8320 ^ (c >> 1) } else { c >> 1 };
+        }
+    }
+    !c
+}
