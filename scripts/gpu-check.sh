@@ -96,7 +96,7 @@ run() {
     for t in "${TESTS[@]}"; do
         local log="$out/${t#cuda_}.log"
         set +e
-        timeout 240 ".gpu/bin/$t" --test-threads=1 2>&1 | tee "$log"
+        timeout 120 ".gpu/bin/$t" --test-threads=1 2>&1 | tee "$log"
         rc=${PIPESTATUS[0]}
         set -e
         echo "$t: $( [[ $rc == 0 ]] && echo passed || echo "FAILED (exit $rc)" ); $(grep -E '^test result' "$log" | tail -n1)" >>"$out/summary.txt"
@@ -114,7 +114,7 @@ side_by_side() {
     runs="$(mktemp -d)"
     echo "== ours: all --epochs 1 --device cuda" | tee "$out/train.log"
     set +e
-    timeout 300 .gpu/bin/autoencoders all --epochs 1 --device cuda --data .gpu/mnist --out "$runs" --json >"$out/ours.json" 2>>"$out/train.log"
+    timeout 200 .gpu/bin/autoencoders all --epochs 1 --device cuda --data .gpu/mnist --out "$runs" --json >"$out/ours.json" 2>>"$out/train.log"
     rc=$?
     set -e
     echo "all --epochs 1 --device cuda: $( [[ $rc == 0 ]] && echo passed || echo "FAILED (exit $rc); see train.log" )" >>"$out/summary.txt"
@@ -122,13 +122,15 @@ side_by_side() {
     : >"$out/torch.jsonl"
     if [[ "${TORCH:-1}" == 0 ]]; then
         echo "torch: skipped (TORCH=0)" >>"$out/summary.txt"
+    elif [[ $rc != 0 ]]; then
+        echo "torch: skipped, since our run failed (no table to set it beside)" >>"$out/summary.txt"
     elif ! python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
         echo "torch: not importable with CUDA on this machine, so no side by side" >>"$out/summary.txt"
     else
         local m
         for m in $(python3 -c 'import json, sys; print(*[r["model"] for r in json.load(open(sys.argv[1]))["runs"]])' "$out/ours.json" 2>/dev/null); do
             echo "== torch_ref.py $m --device cuda --epochs 1" >>"$out/train.log"
-            MNIST_DIR=.gpu/mnist timeout 120 python3 .gpu/peers/torch_ref.py "$m" --device cuda --epochs 1 >>"$out/torch.jsonl" 2>>"$out/train.log" ||
+            MNIST_DIR=.gpu/mnist timeout 60 python3 .gpu/peers/torch_ref.py "$m" --device cuda --epochs 1 >>"$out/torch.jsonl" 2>>"$out/train.log" ||
                 echo "torch_ref.py $m failed; see train.log" >>"$out/summary.txt"
         done
     fi
