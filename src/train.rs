@@ -68,11 +68,26 @@ pub fn train(
     model: &mut Model,
     images: &Images,
     cfg: &TrainConfig,
+    state: TrainState,
+    label: &str,
+    after_epoch: impl FnMut(&Model, &TrainState) -> Result<()> + Send,
+) -> Result<TrainState> {
+    crate::memory::keep_freed_memory();
+    // The loop runs on one of rayon's worker threads. Called from any other thread, each of
+    // a step's forty-odd parallel loops would hand its work to the pool and sleep until it
+    // is done: two thread switches a loop, a quarter of a small model's step. From a worker,
+    // a parallel loop splits its work in place and the other workers steal their share.
+    rayon::scope(|_| train_on_pool(model, images, cfg, state, label, after_epoch))
+}
+
+fn train_on_pool(
+    model: &mut Model,
+    images: &Images,
+    cfg: &TrainConfig,
     mut state: TrainState,
     label: &str,
     mut after_epoch: impl FnMut(&Model, &TrainState) -> Result<()>,
 ) -> Result<TrainState> {
-    crate::memory::keep_freed_memory();
     let steps_per_epoch = images.n.div_ceil(cfg.batch_size);
     let mut feed = Feed::new(&model.device(), images, cfg, steps_per_epoch)?;
     state.adam.to_device(&model.device());

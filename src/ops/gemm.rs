@@ -57,16 +57,28 @@ impl<'a> Mat<'a> {
 /// C (m x n, row-major) = A B + beta C, single-threaded. `beta` is 0 (overwrite; C need not
 /// be initialised) or 1 (accumulate, as backward rules do).
 pub fn gemm(a: Mat, b: Mat, beta: f32, c: &mut [f32]) {
+    let (m, n) = (a.rows, b.cols);
+    assert_eq!(c.len(), m * n, "gemm: C must hold {m}x{n} values");
+    // SAFETY: C is exactly m x n with row stride n, borrowed mutably, so nothing else
+    // reads or writes it meanwhile.
+    unsafe { gemm_into(a, b, beta, c.as_mut_ptr(), n) }
+}
+
+/// The product into the m x n block of row-major storage at `c` with row stride `ldc`.
+///
+/// # Safety
+/// `c` must point to storage in which every `c + i * ldc + j` (i < m, j < n) is valid for
+/// reads and writes, and no other thread may touch those elements during the call.
+unsafe fn gemm_into(a: Mat, b: Mat, beta: f32, c: *mut f32, ldc: usize) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(k, b.rows, "gemm: A is {m}x{k} but B is {}x{n}", b.rows);
-    assert_eq!(c.len(), m * n, "gemm: C must hold {m}x{n} values");
     a.check_bounds();
     b.check_bounds();
     if m == 0 || n == 0 {
         return;
     }
-    // SAFETY: the bounds of A and B were checked above, C is exactly m x n with row stride n,
-    // and the three slices cannot alias (C is borrowed mutably).
+    // SAFETY: the bounds of A and B were checked above, C's by the caller, and C cannot
+    // alias A or B (the caller holds it mutably).
     unsafe {
         matrixmultiply::sgemm(
             m, k, n,
@@ -74,8 +86,25 @@ pub fn gemm(a: Mat, b: Mat, beta: f32, c: &mut [f32]) {
             a.data.as_ptr(), a.rs as isize, a.cs as isize,
             b.data.as_ptr(), b.rs as isize, b.cs as isize,
             beta,
-            c.as_mut_ptr(), n as isize, 1,
+            c, ldc as isize, 1,
         );
+    }
+}
+
+/// A pointer that may cross to rayon's threads: the tasks of `par_gemm` write disjoint
+/// column bands of one matrix through it.
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+// SAFETY: only used by `par_gemm`, whose tasks write disjoint elements.
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+impl SendPtr {
+    /// Through a method, so that a closure captures the whole `SendPtr` (which is `Send`)
+    /// rather than its raw-pointer field (which is not).
+    fn at(self, offset: usize) -> *mut f32 {
+        // SAFETY: callers stay inside the matrix the pointer was taken from.
+        unsafe { self.0.add(offset) }
     }
 }
 
@@ -97,24 +126,16 @@ pub fn par_gemm(a: Mat, b: Mat, beta: f32, c: &mut [f32]) {
             gemm(a.rows_from(i * band, c_band.len() / n), b, beta, c_band);
         });
     } else {
-        // A band of columns is not contiguous in row-major C, so each task computes into a
-        // buffer of its own (starting from C's values when accumulating), copied back after.
-        let starts: Vec<usize> = (0..n).step_by(band).collect();
-        let c_in: &[f32] = c;
-        let bands: Vec<Vec<f32>> = starts
-            .par_iter()
-            .map(|&j0| {
-                let width = band.min(n - j0);
-                let mut part: Vec<f32> = if beta == 0.0 { vec![0.0; m * width] } else { c_in.chunks_exact(n).flat_map(|row| &row[j0..j0 + width]).copied().collect() };
-                gemm(a, b.cols_from(j0, width), beta, &mut part);
-                part
-            })
-            .collect();
-        for (&j0, part) in starts.iter().zip(&bands) {
-            let width = part.len() / m;
-            for (row, src) in c.chunks_exact_mut(n).zip(part.chunks_exact(width)) {
-                row[j0..j0 + width].copy_from_slice(src);
-            }
-        }
+        // A band of columns is not contiguous in row-major C, so it cannot be a sub-slice:
+        // each task writes its band in place through the row stride n.
+        let c = SendPtr(c.as_mut_ptr());
+        (0..n.div_ceil(band)).into_par_iter().for_each(|i| {
+            let j0 = i * band;
+            let width = band.min(n - j0);
+            // SAFETY: the band's elements c[r * n + j0 + j] (r < m, j < width) lie inside
+            // the m x n matrix C, which is borrowed mutably for this call, and the bands'
+            // column ranges are disjoint, so no two tasks touch the same element.
+            unsafe { gemm_into(a, b.cols_from(j0, width), beta, c.at(j0), n) }
+        });
     }
 }

@@ -72,7 +72,6 @@ impl ConvGeom {
 pub fn im2col(x: &[f32], g: &ConvGeom, col: &mut [f32]) {
     assert_eq!(x.len(), g.c * g.h * g.w);
     assert_eq!(col.len(), g.col_rows() * g.col_cols());
-    let (s, p) = (g.stride, g.padding);
     let mut rows = col.chunks_exact_mut(g.col_cols());
     for plane in x.chunks_exact(g.h * g.w) {
         for ki in 0..g.kh {
@@ -80,13 +79,19 @@ pub fn im2col(x: &[f32], g: &ConvGeom, col: &mut [f32]) {
             for kj in 0..g.kw {
                 let oxs = g.on_image(kj, g.w, g.ow);
                 let row = rows.next().expect("one row per (ci, ki, kj)");
-                row.fill(0.0);
+                if oxs.is_empty() {
+                    row.fill(0.0);
+                    continue;
+                }
+                // Zeros where the tap falls on the padding: whole output rows above and
+                // below `oys`, and the ends of the rows in between.
+                row[..oys.start * g.ow].fill(0.0);
+                row[oys.end * g.ow..].fill(0.0);
                 for oy in oys.clone() {
-                    let src = &plane[(oy * s + ki - p) * g.w..];
-                    let dst = &mut row[oy * g.ow..(oy + 1) * g.ow];
-                    for ox in oxs.clone() {
-                        dst[ox] = src[ox * s + kj - p];
-                    }
+                    let out = &mut row[oy * g.ow..(oy + 1) * g.ow];
+                    out[..oxs.start].fill(0.0);
+                    out[oxs.end..].fill(0.0);
+                    copy_strided(&mut out[oxs.clone()], tap_row(plane, g, oy, ki, kj, oxs.start), g.stride);
                 }
             }
         }
@@ -99,7 +104,6 @@ pub fn im2col(x: &[f32], g: &ConvGeom, col: &mut [f32]) {
 pub fn col2im(col: &[f32], g: &ConvGeom, x: &mut [f32]) {
     assert_eq!(x.len(), g.c * g.h * g.w);
     assert_eq!(col.len(), g.col_rows() * g.col_cols());
-    let (s, p) = (g.stride, g.padding);
     let mut rows = col.chunks_exact(g.col_cols());
     for plane in x.chunks_exact_mut(g.h * g.w) {
         for ki in 0..g.kh {
@@ -107,14 +111,44 @@ pub fn col2im(col: &[f32], g: &ConvGeom, x: &mut [f32]) {
             for kj in 0..g.kw {
                 let oxs = g.on_image(kj, g.w, g.ow);
                 let row = rows.next().expect("one row per (ci, ki, kj)");
+                if oxs.is_empty() {
+                    continue;
+                }
                 for oy in oys.clone() {
-                    let dst = &mut plane[(oy * s + ki - p) * g.w..];
-                    let src = &row[oy * g.ow..(oy + 1) * g.ow];
-                    for ox in oxs.clone() {
-                        dst[ox * s + kj - p] += src[ox];
-                    }
+                    let src = &row[oy * g.ow + oxs.start..oy * g.ow + oxs.end];
+                    add_strided(tap_row_mut(plane, g, oy, ki, kj, oxs.start), src, g.stride);
                 }
             }
         }
+    }
+}
+
+/// The input pixels that tap (ki, kj) reads for output row oy, from output column ox0 on:
+/// x[oy*s - p + ki][ox*s - p + kj] for ox = ox0, ox0 + 1, ... at stride s. The caller's
+/// ranges keep every index on the image.
+fn tap_row<'a>(plane: &'a [f32], g: &ConvGeom, oy: usize, ki: usize, kj: usize, ox0: usize) -> &'a [f32] {
+    &plane[(oy * g.stride + ki - g.padding) * g.w + ox0 * g.stride + kj - g.padding..]
+}
+
+fn tap_row_mut<'a>(plane: &'a mut [f32], g: &ConvGeom, oy: usize, ki: usize, kj: usize, ox0: usize) -> &'a mut [f32] {
+    &mut plane[(oy * g.stride + ki - g.padding) * g.w + ox0 * g.stride + kj - g.padding..]
+}
+
+/// dst[i] = src[i * s]. Stride 1 (every convolution of the study but the transposed ones'
+/// adjoints) is a plain copy; zipped iterators carry no bounds test per element.
+fn copy_strided(dst: &mut [f32], src: &[f32], s: usize) {
+    if s == 1 {
+        dst.copy_from_slice(&src[..dst.len()]);
+    } else {
+        dst.iter_mut().zip(src.iter().step_by(s)).for_each(|(d, &v)| *d = v);
+    }
+}
+
+/// dst[i * s] += src[i], the adjoint of `copy_strided`.
+fn add_strided(dst: &mut [f32], src: &[f32], s: usize) {
+    if s == 1 {
+        dst[..src.len()].iter_mut().zip(src).for_each(|(d, &v)| *d += v);
+    } else {
+        dst.iter_mut().step_by(s).zip(src).for_each(|(d, &v)| *d += v);
     }
 }
