@@ -113,6 +113,12 @@ fn step_flops(model: &Model, n: usize) -> f64 {
 
 fn main() {
     autoencoders::memory::keep_freed_memory();
+    // On a worker of the pool, as `train` runs: a parallel loop started from any other
+    // thread would pay for handing its work over and waiting, which a step does not.
+    rayon::scope(|_| run());
+}
+
+fn run() {
     let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let mut rng = rng_from_seed(0);
     println!("threads: {}", rayon::current_num_threads());

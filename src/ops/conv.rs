@@ -29,23 +29,34 @@
 //! Example: a 1x1 image [2], a 1x1 kernel [3], s = 1, p = 0: conv2d gives [6]; convT of [6]
 //! with the same kernel gives [18], and <[2]*3, [6]> = 36 = <[2], [6]*3>.
 //!
+//! Stride-1 layers with few channels, all of the study's but the strided transposed ones,
+//! take `direct.rs` instead: the same sums computed as shifted planes, no column matrix.
+//! Each function below tries that path first (the forward and input gradient whenever the
+//! stride is 1, the weight gradient up to 8 output channels) and otherwise runs the
+//! products here.
+//!
 //! Parallelism: the batch is split across rayon tasks, one image each, with its own column
 //! buffer; the weight gradient, a sum over the batch, is formed as partial sums over fixed
 //! groups of images added in order, so its bits do not depend on the thread count. On the
 //! GPU, `cuda::conv` folds the loop over images into batched launches (same names).
 
+use super::direct::{self, Start};
 use super::gemm::{gemm, Mat};
 use super::im2col::{col2im, im2col, ConvGeom};
 use crate::autograd::{Grads, Op, Tape, Var};
 use crate::cuda::{self, LAUNCH_FAILED};
 use crate::tensor::Tensor;
 use rayon::prelude::*;
+use std::ops::Range;
 
 /// Images per partial sum of a weight gradient: fixed, so results are thread-count free.
 const IMAGES_PER_PARTIAL: usize = 4;
 
 /// y (n, c_out, oh, ow) = conv2d(x (n, g.c, g.h, g.w), w (c_out, g.c, g.kh, g.kw)) + b.
 pub fn conv2d_forward(x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32], g: &ConvGeom, c_out: usize) {
+    if direct::conv(x, w, y, g, c_out, Start::Bias(b)) {
+        return;
+    }
     let (k, p) = (g.col_rows(), g.col_cols());
     assert_eq!(w.len(), c_out * k);
     y.par_chunks_mut(c_out * p)
@@ -59,6 +70,9 @@ pub fn conv2d_forward(x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32], g:
 
 /// dx (n, g.c, g.h, g.w) += the conv2d input gradient of dout (n, c_out, oh, ow).
 pub fn conv2d_backward_input(dout: &[f32], w: &[f32], dx: &mut [f32], g: &ConvGeom, c_out: usize) {
+    if direct::applies(g) && direct::conv(dout, &direct::flip_transpose(w, c_out, g.c, g.kh), dx, &direct::gradient_geom(g, c_out), g.c, Start::Accumulate) {
+        return;
+    }
     let (k, p) = (g.col_rows(), g.col_cols());
     dx.par_chunks_mut(g.c * g.h * g.w)
         .zip(dout.par_chunks(c_out * p))
@@ -70,18 +84,26 @@ pub fn conv2d_backward_input(dout: &[f32], w: &[f32], dx: &mut [f32], g: &ConvGe
 
 /// dw (c_out, g.c, g.kh, g.kw) += sum over the batch of dout[n] im2col(x[n])^T.
 pub fn conv2d_backward_weight(dout: &[f32], x: &[f32], dw: &mut [f32], g: &ConvGeom, c_out: usize) {
+    if direct::weight_grad(dout, x, dw, g, c_out) {
+        return;
+    }
     let (k, p) = (g.col_rows(), g.col_cols());
     let image = g.c * g.h * g.w;
-    sum_over_batch(x.len() / image, dw, |i, col, dw_part| {
-        im2col(&x[i * image..(i + 1) * image], g, col);
-        gemm(Mat::new(&dout[i * c_out * p..(i + 1) * c_out * p], c_out, p), Mat::new(col, k, p).t(), 1.0, dw_part);
-    }, k * p);
+    sum_over_batch(x.len() / image, dw, k * p, |images, col, dw_part| {
+        for i in images {
+            im2col(&x[i * image..(i + 1) * image], g, col);
+            gemm(Mat::new(&dout[i * c_out * p..(i + 1) * c_out * p], c_out, p), Mat::new(col, k, p).t(), 1.0, dw_part);
+        }
+    });
 }
 
 /// y (n, c_out, oh, ow) = conv_transpose2d(x (n, c_in, h, w), w (c_in, c_out, kh, kw)) + b,
 /// where `g` is the geometry of the adjoint conv2d: an image (c_out, oh, ow) whose output
 /// size (g.oh, g.ow) is (h, w).
 pub fn conv_transpose2d_forward(x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32], g: &ConvGeom, c_in: usize) {
+    if direct::applies(g) && direct::conv(x, &direct::flip_transpose(w, c_in, g.c, g.kh), y, &direct::gradient_geom(g, c_in), g.c, Start::Bias(b)) {
+        return;
+    }
     let (k, p) = (g.col_rows(), g.col_cols());
     assert_eq!(w.len(), c_in * k);
     y.par_chunks_mut(g.c * g.h * g.w)
@@ -95,6 +117,9 @@ pub fn conv_transpose2d_forward(x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut
 
 /// dx (n, c_in, h, w) += w (c_in, K) im2col(dout[n]): a conv2d of dout.
 pub fn conv_transpose2d_backward_input(dout: &[f32], w: &[f32], dx: &mut [f32], g: &ConvGeom, c_in: usize) {
+    if direct::conv(dout, w, dx, g, c_in, Start::Accumulate) {
+        return;
+    }
     let (k, p) = (g.col_rows(), g.col_cols());
     dx.par_chunks_mut(c_in * p)
         .zip(dout.par_chunks(g.c * g.h * g.w))
@@ -106,12 +131,17 @@ pub fn conv_transpose2d_backward_input(dout: &[f32], w: &[f32], dx: &mut [f32], 
 
 /// dw (c_in, c_out, kh, kw) += sum over the batch of x[n] im2col(dout[n])^T.
 pub fn conv_transpose2d_backward_weight(dout: &[f32], x: &[f32], dw: &mut [f32], g: &ConvGeom, c_in: usize) {
+    if direct::weight_grad(x, dout, dw, g, c_in) {
+        return;
+    }
     let (k, p) = (g.col_rows(), g.col_cols());
     let image = g.c * g.h * g.w;
-    sum_over_batch(dout.len() / image, dw, |i, col, dw_part| {
-        im2col(&dout[i * image..(i + 1) * image], g, col);
-        gemm(Mat::new(&x[i * c_in * p..(i + 1) * c_in * p], c_in, p), Mat::new(col, k, p).t(), 1.0, dw_part);
-    }, k * p);
+    sum_over_batch(dout.len() / image, dw, k * p, |images, col, dw_part| {
+        for i in images {
+            im2col(&dout[i * image..(i + 1) * image], g, col);
+            gemm(Mat::new(&x[i * c_in * p..(i + 1) * c_in * p], c_in, p), Mat::new(col, k, p).t(), 1.0, dw_part);
+        }
+    });
 }
 
 /// db[c] += the sum of dout over the batch and plane of channel c (both convolutions).
@@ -131,17 +161,17 @@ fn fill_bias(y: &mut [f32], b: Option<&[f32]>, plane: usize) {
     }
 }
 
-/// dw += sum over images 0..n of what `add_image(i, scratch, dw_part)` adds into `dw_part`,
-/// formed as partial sums over fixed groups of images, in parallel, then added in order.
-fn sum_over_batch(n: usize, dw: &mut [f32], add_image: impl Fn(usize, &mut [f32], &mut [f32]) + Sync, scratch: usize) {
+/// dw += sum over images 0..n of what `add_group(images, scratch, dw_part)` adds into
+/// `dw_part` (zeroed) for each fixed group of `IMAGES_PER_PARTIAL` images, in parallel, the
+/// groups' partial sums then added in order. `scratch` is the length of a buffer of the
+/// task's own that `add_group` may use.
+pub(super) fn sum_over_batch(n: usize, dw: &mut [f32], scratch: usize, add_group: impl Fn(Range<usize>, &mut [f32], &mut [f32]) + Sync) {
     let partials: Vec<Vec<f32>> = (0..n.div_ceil(IMAGES_PER_PARTIAL))
         .into_par_iter()
         .map(|group| {
             let mut part = vec![0.0; dw.len()];
             let mut col = vec![0.0; scratch];
-            for i in group * IMAGES_PER_PARTIAL..((group + 1) * IMAGES_PER_PARTIAL).min(n) {
-                add_image(i, &mut col, &mut part);
-            }
+            add_group(group * IMAGES_PER_PARTIAL..((group + 1) * IMAGES_PER_PARTIAL).min(n), &mut col, &mut part);
             part
         })
         .collect();

@@ -4,6 +4,7 @@
 //! then the `Tape` method that records the op and the backward rule the tape calls.
 
 pub mod conv;
+pub mod direct;
 pub mod gemm;
 pub mod im2col;
 pub mod linear;
