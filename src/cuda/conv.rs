@@ -21,7 +21,7 @@ const BIAS_THREADS: u32 = 256;
 
 /// Images in the batch of `x`, a buffer of whole images of `image` floats.
 fn batch_of(len: usize, image: usize) -> usize {
-    assert!(image > 0 && len % image == 0, "a batch of {len} values is not whole images of {image}");
+    assert!(image > 0 && len.is_multiple_of(image), "a batch of {len} values is not whole images of {image}");
     len / image
 }
 

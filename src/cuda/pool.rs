@@ -27,7 +27,7 @@ const _: () = assert!(std::mem::size_of::<PoolParams>() == 20);
 /// The sizes for full planes of `full` floats each in a buffer of `len`, checked.
 fn params(len: usize, h: usize, w: usize, ph: usize, pw: usize) -> PoolParams {
     assert!(ph == h / K && pw == w / K, "max-pool: {ph}x{pw} is not the pooled size of {h}x{w}");
-    assert!(h * w > 0 && len % (h * w) == 0, "max-pool: {len} values are not whole {h}x{w} planes");
+    assert!(h * w > 0 && len.is_multiple_of(h * w), "max-pool: {len} values are not whole {h}x{w} planes");
     PoolParams { planes: to_u32(len / (h * w)), h: to_u32(h), w: to_u32(w), ph: to_u32(ph), pw: to_u32(pw) }
 }
 
