@@ -20,6 +20,7 @@ use crate::cuda::Gpu;
 use cudarc::driver::CudaSlice;
 use ndarray::{ArcArray, ArrayD, IxDyn};
 use rand::Rng;
+use rayon::prelude::*;
 use rand_chacha::ChaCha8Rng;
 use std::sync::Arc;
 
@@ -89,8 +90,17 @@ impl Tensor {
         Tensor::from_array(ArrayD::from_shape_vec(IxDyn(shape), data).expect("checked above"))
     }
 
+    /// Zeros. A step allocates a few dozen tensors of up to a few MB (outputs, gradients),
+    /// and glibc hands back reused memory that must be cleared: a serial memset leaves the
+    /// other cores idle, so large tensors are cleared in parallel, in slices.
     pub fn zeros(shape: &[usize]) -> Tensor {
-        Tensor::from_array(ArrayD::zeros(IxDyn(shape)))
+        let n: usize = shape.iter().product();
+        if n < PARALLEL_ZEROS {
+            return Tensor::from_array(ArrayD::zeros(IxDyn(shape)));
+        }
+        let mut data = Vec::new();
+        rayon::iter::repeat_n(0.0f32, n).with_min_len(PARALLEL_ZEROS / 2).collect_into_vec(&mut data);
+        Tensor::from_vec(shape, data)
     }
 
     /// Zeros on `device`: where an op writes its output, or a gradient starts.
@@ -207,6 +217,9 @@ impl Tensor {
         }
     }
 }
+
+/// Tensors of at least this many values (256 KB) are zeroed in parallel.
+const PARALLEL_ZEROS: usize = 1 << 16;
 
 const ON_GPU: &str = "this tensor lives on the GPU: take a host copy with to_cpu() (or to_vec()) before reading its values";
 const MIXED: &str = "a CPU tensor where a GPU one was expected: an op's inputs must all live on one device (move the model with Model::to_device, the data with Tensor::to_device)";

@@ -227,6 +227,24 @@ fn pool_tie_goes_to_the_first_maximum() {
     assert_eq!(dx, [5.0, 0.0, 0.0, 7.0, 0.0, 0.0, 0.0, 0.0]);
 }
 
+/// Unpooling trusts its indices to lie in their own windows; one that does not is named.
+/// A 4x4 plane pooled to 2x2: window 3 covers positions 10, 11, 14 and 15.
+#[test]
+fn an_index_outside_its_window_is_refused() {
+    let unpool = |idx: Vec<u32>| {
+        std::panic::catch_unwind(|| {
+            let mut t = Tape::new();
+            let x = t.input(autoencoders::Tensor::from_vec(&[1, 1, 2, 2], vec![1.0; 4]));
+            t.max_unpool2d(x, &Indices::from_vec([1, 1, 2, 2], idx), 4, 4);
+        })
+    };
+    assert!(unpool(vec![0, 3, 9, 15]).is_ok());
+    let message = unpool(vec![0, 3, 9, 12]).expect_err("12 is in window 2, not 3");
+    assert_eq!(message.downcast_ref::<String>().map(String::as_str), Some("maxunpool2d: index 12 lies outside window 3 of a 4x4 plane"));
+    assert!(unpool(vec![0, 3, 9, 9]).is_err(), "index 9 reused by window 3");
+    assert!(unpool(vec![16, 3, 9, 15]).is_err(), "an index past the plane");
+}
+
 /// The hand-checkable examples in the op files' opening comments.
 #[test]
 fn examples_from_the_docs() {

@@ -145,12 +145,22 @@ pub fn conv_transpose2d_backward_weight(dout: &[f32], x: &[f32], dw: &mut [f32],
 }
 
 /// db[c] += the sum of dout over the batch and plane of channel c (both convolutions).
+/// Each plane is summed in f32 over 8 interleaved partial sums (independent additions that
+/// the processor overlaps), and the planes' sums are added in f64, image by image.
 pub fn conv_backward_bias(dout: &[f32], db: &mut [f32], plane: usize) {
     let c = db.len();
-    for (ci, db) in db.iter_mut().enumerate() {
-        let sum: f64 = dout.chunks_exact(plane).skip(ci).step_by(c).flatten().map(|&v| v as f64).sum();
+    let plane_sum = |p: &[f32]| {
+        let (lanes, rest) = p.as_chunks::<8>();
+        let mut sums = [0.0f32; 8];
+        for lane in lanes {
+            sums.iter_mut().zip(lane).for_each(|(s, &v)| *s += v);
+        }
+        sums.iter().chain(rest).map(|&s| s as f64).sum::<f64>()
+    };
+    db.par_iter_mut().enumerate().for_each(|(ci, db)| {
+        let sum: f64 = dout.chunks_exact(plane).skip(ci).step_by(c).map(plane_sum).sum();
         *db += sum as f32;
-    }
+    });
 }
 
 /// Each channel's output plane starts at its bias (or zero), and the product adds onto it.
