@@ -90,11 +90,42 @@ impl Adam {
 #[allow(clippy::too_many_arguments)]
 pub fn adam_update(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], beta1: f32, beta2: f32, step_size: f32, sqrt_bc2: f32, eps: f32) {
     const CHUNK: usize = 1 << 14;
+    let h = Hyper { beta1, beta2, step_size, sqrt_bc2, eps };
     p.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK)).zip(m.par_chunks_mut(CHUNK)).zip(v.par_chunks_mut(CHUNK)).for_each(|(((p, g), m), v)| {
-        for i in 0..p.len() {
-            m[i] = beta1 * m[i] + (1.0 - beta1) * g[i];
-            v[i] = beta2 * v[i] + (1.0 - beta2) * g[i] * g[i];
-            p[i] -= step_size * m[i] / (v[i].sqrt() / sqrt_bc2 + eps);
+        #[cfg(target_arch = "x86_64")]
+        if crate::ops::has_avx2_fma() {
+            // SAFETY: the processor has AVX2 (checked at run time).
+            return unsafe { adam_chunk_avx2(p, g, m, v, h) };
         }
+        adam_chunk(p, g, m, v, h)
     });
+}
+
+/// Adam's constants for one step.
+#[derive(Clone, Copy)]
+struct Hyper {
+    beta1: f32,
+    beta2: f32,
+    step_size: f32,
+    sqrt_bc2: f32,
+    eps: f32,
+}
+
+/// The square root and the division are the slow part of the update, so this loop is also
+/// built for AVX2 (eight floats at a time instead of four). Only the width changes: the
+/// same operations in the same order, so the same bits (no fused multiply-adds here).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn adam_chunk_avx2(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], h: Hyper) {
+    adam_chunk(p, g, m, v, h)
+}
+
+#[inline(always)]
+fn adam_chunk(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], h: Hyper) {
+    let Hyper { beta1, beta2, step_size, sqrt_bc2, eps } = h;
+    for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+        *m = beta1 * *m + (1.0 - beta1) * g;
+        *v = beta2 * *v + (1.0 - beta2) * g * g;
+        *p -= step_size * *m / (v.sqrt() / sqrt_bc2 + eps);
+    }
 }

@@ -34,6 +34,8 @@
 //! and y'[0] = xpad[0] + xpad[1] + xpad[2] + xpad[3] = 10.
 
 use super::im2col::ConvGeom;
+#[cfg(target_arch = "x86_64")]
+use super::has_avx2_fma;
 use rayon::prelude::*;
 
 /// Output values per inner block: two AVX registers (four SSE ones).
@@ -314,12 +316,6 @@ impl MulAdd for Fused {
     fn mul_add(a: f32, b: f32, c: f32) -> f32 {
         a.mul_add(b, c)
     }
-}
-
-/// Whether the AVX2 + FMA builds of the loops may run (std caches the answer).
-#[cfg(target_arch = "x86_64")]
-fn has_avx2_fma() -> bool {
-    is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
 }
 
 /// flip(w)^T: w (c_out, c_in, k, k) becomes (c_in, c_out, k, k) with each kernel turned by
