@@ -129,3 +129,27 @@ fn adam_chunk(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], h: Hyper) 
         *p -= step_size * *m / (v.sqrt() / sqrt_bc2 + eps);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both builds of the update give the same bits (the tests in tests/ reach only the one
+    /// this processor picks).
+    #[test]
+    fn the_avx2_build_changes_no_bit() {
+        #[cfg(target_arch = "x86_64")]
+        if crate::ops::has_avx2_fma() {
+            let n = 1000;
+            let values = |k: usize| (0..n).map(|i| ((i * 7919 + k) % 997) as f32 / 500.0 - 1.0).collect::<Vec<f32>>();
+            let (g, h) = (values(1), Hyper { beta1: 0.9, beta2: 0.999, step_size: 1e-3, sqrt_bc2: 0.0447, eps: 1e-8 });
+            let (mut p1, mut m1, mut v1) = (values(2), values(3), values(4).iter().map(|x| x * x).collect::<Vec<_>>());
+            let (mut p2, mut m2, mut v2) = (p1.clone(), m1.clone(), v1.clone());
+            adam_chunk(&mut p1, &g, &mut m1, &mut v1, h);
+            // SAFETY: the processor has AVX2 (checked above).
+            unsafe { adam_chunk_avx2(&mut p2, &g, &mut m2, &mut v2, h) };
+            let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!((bits(&p1), bits(&m1), bits(&v1)), (bits(&p2), bits(&m2), bits(&v2)));
+        }
+    }
+}
