@@ -32,8 +32,8 @@
 //! Stride-1 layers with few channels, all of the study's but the strided transposed ones,
 //! take `direct.rs` instead: the same sums computed as shifted planes, no column matrix.
 //! Each function below tries that path first (the forward and input gradient whenever the
-//! stride is 1, the weight gradient up to 8 output channels) and otherwise runs the
-//! products here.
+//! stride is 1, the weight gradient for fewer than 8 output channels or a multiple of 8)
+//! and otherwise runs the products here.
 //!
 //! Parallelism: the batch is split across rayon tasks, one image each, with its own column
 //! buffer; the weight gradient, a sum over the batch, is formed as partial sums over fixed

@@ -101,6 +101,23 @@ impl Layout {
         }
     }
 
+    /// dout (c, oh, ow) as blocks of C channels, each a run of [f32; C] positions laid out
+    /// like y' (dt[block][j][c]), with zeros in the junk columns and tail.
+    fn spread_lanes<const C: usize>(&self, g: &ConvGeom, dout: &[f32], dt: &mut [f32]) {
+        dt.fill(0.0);
+        let plane = g.oh * g.ow;
+        for (block, dt) in dt.chunks_exact_mut(C * self.run).enumerate() {
+            for c in 0..C {
+                let src = &dout[(block * C + c) * plane..][..plane];
+                for (oy, row) in src.chunks_exact(g.ow).enumerate() {
+                    for (ox, &v) in row.iter().enumerate() {
+                        dt[(oy * self.wp + ox) * C + c] = v;
+                    }
+                }
+            }
+        }
+    }
+
     /// Lays dout (c, oh, ow) out like y': rows of Wp, zeros in the junk columns and tail.
     fn spread(&self, g: &ConvGeom, dout: &[f32], spread: &mut [f32]) {
         spread.fill(0.0);
@@ -228,32 +245,123 @@ fn correlate_block_with<M: MulAdd, const B: usize>(xpad: &[f32], w: &[[f32; B]],
     }
 }
 
-/// The weight gradient takes the direct path for at most this many output channels. Each
-/// weight is a dot product over the plane, `LANES` partial sums added across at the end;
-/// with 16 channels, on 7x7 and 14x14 planes, those sums cost more than im2col + GEMM, whose
-/// product has enough rows then (measured on the study's layers: 0.9 against 0.4 ms for
-/// 16 -> 16 at 7x7, but 0.17 against 1.6 ms for 8 -> 1 at 28x28).
-const GRAD_MAX_CHANNELS: usize = 8;
+/// The weight gradient takes the direct path for at most 8 output channels, or for any
+/// multiple of 8. With few channels, each weight is a dot product over the plane (`LANES`
+/// partial sums, added across at the end); with whole blocks of 8 or 16, the channels go
+/// into the vector lanes instead (`weight_grad_lanes`), and nothing is added across.
+fn grad_path(c_out: usize) -> Option<GradPath> {
+    match c_out {
+        _ if c_out % 16 == 0 => Some(GradPath::Lanes16),
+        _ if c_out % 8 == 0 => Some(GradPath::Lanes8),
+        1..=7 => Some(GradPath::Dots),
+        _ => None,
+    }
+}
+
+#[derive(Clone, Copy)]
+enum GradPath {
+    Dots,
+    Lanes8,
+    Lanes16,
+}
 
 /// dw (c_out, g.c, k, k) += sum over the batch of dout[n] correlated with xpad[n]; `dout`
 /// (n, c_out, oh, ow) and `x` (n, g.c, g.h, g.w). Returns false, touching nothing, where
-/// `applies` does not hold or c_out is over `GRAD_MAX_CHANNELS`. Partial sums over fixed
+/// `applies` does not hold or `grad_path` has none for c_out. Partial sums over fixed
 /// groups of images, as `conv.rs` forms them, so the bits do not depend on the thread count.
 pub fn weight_grad(dout: &[f32], x: &[f32], dw: &mut [f32], g: &ConvGeom, c_out: usize) -> bool {
-    if c_out > GRAD_MAX_CHANNELS {
-        return false;
-    }
-    let Some(lay) = Layout::new(g) else { return false };
+    let (Some(lay), Some(path)) = (Layout::new(g), grad_path(c_out)) else { return false };
     let (image, out_len) = (g.c * g.h * g.w, c_out * g.oh * g.ow);
     super::conv::sum_over_batch(x.len() / image, dw, lay.padded + c_out * lay.run, |images, scratch, dw_part| {
         let (xpad, spread) = scratch.split_at_mut(lay.padded);
         for i in images {
             lay.pad(g, &x[i * image..(i + 1) * image], xpad);
-            lay.spread(g, &dout[i * out_len..(i + 1) * out_len], spread);
-            weight_grad_image(xpad, spread, dw_part, &lay, g);
+            let dout = &dout[i * out_len..(i + 1) * out_len];
+            match path {
+                GradPath::Dots => {
+                    lay.spread(g, dout, spread);
+                    weight_grad_image(xpad, spread, dw_part, &lay, g);
+                }
+                GradPath::Lanes8 => {
+                    lay.spread_lanes::<8>(g, dout, spread);
+                    weight_grad_lanes::<8>(xpad, spread.as_chunks().0, dw_part, &lay, g);
+                }
+                GradPath::Lanes16 => {
+                    lay.spread_lanes::<16>(g, dout, spread);
+                    weight_grad_lanes::<16>(xpad, spread.as_chunks().0, dw_part, &lay, g);
+                }
+            }
         }
     });
     true
+}
+
+/// dw[co][ci][tap] += sum_j dt[co / C][j][co % C] * xpad[ci][j + tap] for one image: dout
+/// laid out as blocks of C channels, each a run of [f32; C] (`spread_lanes`). A block's C
+/// channels are the vector lanes, and the taps of one kernel row are taken together: per
+/// output position, one load of C gradients and one value per tap feed C x T multiply-adds.
+fn weight_grad_lanes<const C: usize>(xpad: &[f32], dt: &[[f32; C]], dw: &mut [f32], lay: &Layout, g: &ConvGeom) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma() {
+        // SAFETY: the processor has AVX2 and FMA (checked at run time).
+        return unsafe { weight_grad_lanes_fma::<C>(xpad, dt, dw, lay, g) };
+    }
+    weight_grad_lanes_with::<Separate, C>(xpad, dt, dw, lay, g)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn weight_grad_lanes_fma<const C: usize>(xpad: &[f32], dt: &[[f32; C]], dw: &mut [f32], lay: &Layout, g: &ConvGeom) {
+    weight_grad_lanes_with::<Fused, C>(xpad, dt, dw, lay, g)
+}
+
+#[inline(always)]
+fn weight_grad_lanes_with<M: MulAdd, const C: usize>(xpad: &[f32], dt: &[[f32; C]], dw: &mut [f32], lay: &Layout, g: &ConvGeom) {
+    let taps = lay.taps(g);
+    let per_out = g.c * taps.len();
+    for (block, dt) in dt.chunks_exact(lay.run).enumerate() {
+        for ci in 0..g.c {
+            let plane = &xpad[ci * lay.plane..];
+            for (row, offsets) in taps.chunks(g.kw).enumerate() {
+                let t0 = row * g.kw;
+                if offsets.len() == 3 {
+                    let sums = tap_sums::<M, C, 3>(plane, dt, offsets.try_into().expect("3 taps"));
+                    add_sums(dw, &sums, block * C, per_out, ci * taps.len() + t0);
+                } else {
+                    for (t, &offset) in offsets.iter().enumerate() {
+                        let sums = tap_sums::<M, C, 1>(plane, dt, [offset]);
+                        add_sums(dw, &sums, block * C, per_out, ci * taps.len() + t0 + t);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// sums[t][c] = sum_j dt[j][c] * plane[j + offsets[t]].
+#[inline(always)]
+fn tap_sums<M: MulAdd, const C: usize, const T: usize>(plane: &[f32], dt: &[[f32; C]], offsets: [usize; T]) -> [[f32; C]; T] {
+    let run = dt.len();
+    let xs: [&[f32]; T] = offsets.map(|o| &plane[o..o + run]);
+    let mut sums = [[0.0f32; C]; T];
+    for (j, d) in dt.iter().enumerate() {
+        for t in 0..T {
+            let x = xs[t][j];
+            for c in 0..C {
+                sums[t][c] = M::mul_add(d[c], x, sums[t][c]);
+            }
+        }
+    }
+    sums
+}
+
+/// dw[(co0 + c) * per_out + w0 + t] += sums[t][c].
+fn add_sums<const C: usize, const T: usize>(dw: &mut [f32], sums: &[[f32; C]; T], co0: usize, per_out: usize, w0: usize) {
+    for (t, sums) in sums.iter().enumerate() {
+        for (c, &s) in sums.iter().enumerate() {
+            dw[(co0 + c) * per_out + w0 + t] += s;
+        }
+    }
 }
 
 /// dw[co][ci][tap] += sum_j spread[co][j] * xpad[ci][j + tap] for one image, `LANES`
@@ -381,6 +489,20 @@ mod tests {
             (rest, wrest) = (r, wr);
         }
         weight_grad_image_with::<M>(&xpad, &spread, &mut dw, &lay, &g);
+        // The lane layout, where it applies, must give the same gradient.
+        let mut dw_lanes = vec![0.0; w.len()];
+        let mut dt = vec![0.0; c_out * lay.run];
+        match grad_path(c_out) {
+            Some(GradPath::Lanes16) => {
+                lay.spread_lanes::<16>(&g, &d, &mut dt);
+                weight_grad_lanes_with::<M, 16>(&xpad, dt.as_chunks().0, &mut dw_lanes, &lay, &g);
+            }
+            Some(GradPath::Lanes8) => {
+                lay.spread_lanes::<8>(&g, &d, &mut dt);
+                weight_grad_lanes_with::<M, 8>(&xpad, dt.as_chunks().0, &mut dw_lanes, &lay, &g);
+            }
+            _ => dw_lanes.copy_from_slice(&dw),
+        }
         for co in 0..c_out {
             for oy in 0..g.oh {
                 for ox in 0..g.ow {
@@ -402,15 +524,19 @@ mod tests {
                             want += (d[(co * g.oh + oy) * g.ow + ox] * at(&x, &g, ci, oy + t / k, ox + t % k)) as f64;
                         }
                     }
-                    let got = dw[co * per_out + ci * taps + t] as f64;
-                    assert!((got - want).abs() < 1e-4 * (1.0 + want.abs()), "dw[{co}][{ci}][{t}] = {got}, want {want}");
+                    for (path, dw) in [("dots", &dw), ("lanes", &dw_lanes)] {
+                        let got = dw[co * per_out + ci * taps + t] as f64;
+                        assert!((got - want).abs() < 1e-4 * (1.0 + want.abs()), "{path}: dw[{co}][{ci}][{t}] = {got}, want {want}");
+                    }
                 }
             }
         }
     }
 
-    /// The study's shapes, a 1x1 and a 5x5 kernel, odd sizes, channel counts off the blocks.
-    const CASES: [(usize, usize, usize, usize, usize); 7] = [(1, 8, 28, 3, 1), (8, 1, 28, 3, 1), (16, 16, 7, 3, 1), (3, 5, 9, 3, 0), (2, 6, 5, 1, 0), (3, 2, 11, 5, 2), (5, 7, 6, 2, 1)];
+    /// (c_in, c_out, size, k, p): the study's shapes, 1x1, 2x2 and 5x5 kernels, odd sizes,
+    /// channel counts off the blocks, and both lane widths with other kernel rows.
+    const CASES: [(usize, usize, usize, usize, usize); 9] =
+        [(1, 8, 28, 3, 1), (8, 1, 28, 3, 1), (16, 16, 7, 3, 1), (3, 5, 9, 3, 0), (2, 6, 5, 1, 0), (3, 2, 11, 5, 2), (5, 7, 6, 2, 1), (3, 16, 9, 5, 2), (4, 8, 5, 1, 0)];
 
     #[test]
     fn separate_multiply_adds_match_plain_sums() {
