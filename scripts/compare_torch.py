@@ -6,8 +6,11 @@ usage: scripts/compare_torch.py [--threads 2] [--reps 5] [--python /tmp/torch/bi
 For each model, our step (`cargo bench --bench step`) and `../shared/peers/torch_ref.py
 MODEL --epochs 1 --steps N` run alternately, REPS times each; the table gives the median
 milliseconds per step of each, their ratio (PyTorch / ours: above 1 means we are faster) and
-our GFLOP/s. Then the peak resident memory of a 1-epoch `ae` run of each (/usr/bin/time).
-These machines are shared and noisy: compare ratios from one run, never numbers across runs.
+our GFLOP/s. Then the peak resident memory of a 1-epoch `ae` run of each (/usr/bin/time),
+and, when `ae` is among the models, this machine's SGEMM rate through our own GEMM path
+(`cargo bench --bench ops -- gemm`) beside the deep AE step's GFLOP/s, measured in the same
+run. These machines are shared and noisy: compare ratios from one run, never numbers across
+runs.
 PyTorch for it: python3 -m venv /tmp/torch && /tmp/torch/bin/pip install torch numpy scikit-learn
 """
 import argparse, json, os, statistics, subprocess, sys
@@ -74,6 +77,28 @@ def main():
     rss_ours = peak_rss_mb([binary, "ae", "938"], env)
     rss_torch = peak_rss_mb([args.python, PEER, "ae", "--epochs", "1", "--threads", str(args.threads)])
     print(f"\npeak RSS of a 1-epoch ae training run: ours {rss_ours:.0f} MB, PyTorch {rss_torch:.0f} MB ({rss_torch / rss_ours:.1f}x)")
+    # This machine's SGEMM rate through our own GEMM path (par_gemm), measured now, beside
+    # the deep AE's step: the issue's yardstick for how much of the machine a step uses.
+    if "ae" in args.models:
+        gemm = gemm_rates(args.threads)
+        ae = [ours(binary, "ae", args.steps, args.threads)["gflops"] for _ in range(args.reps)]
+        step = statistics.median(ae)
+        print("our SGEMM (par_gemm): " + ", ".join(f"{shape} {rate:.1f} GFLOP/s" for shape, rate in gemm.items()))
+        big = gemm.get("1024x1024x1024")
+        if big:
+            print(f"deep AE step: {step:.1f} GFLOP/s (median of {args.reps}), {100 * step / big:.0f}% of the 1024^3 rate")
+
+
+def gemm_rates(threads):
+    """GFLOP/s of `cargo bench --bench ops -- gemm`, by shape (each row a median)."""
+    env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
+    out = subprocess.run(["cargo", "bench", "--bench", "ops", "--", "gemm"], cwd=ROOT, env=env, capture_output=True, text=True, check=True).stdout
+    rates = {}
+    for line in out.splitlines():
+        if line.startswith("gemm "):
+            parts = line.split()
+            rates[parts[1]] = float(parts[-2])
+    return rates
 
 
 if __name__ == "__main__":
