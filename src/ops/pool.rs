@@ -101,23 +101,27 @@ impl Indices {
 }
 
 /// y (planes, h/2, w/2) = max over each 2x2 window of x (planes, h, w); idx its argmax.
+///
+/// Written for K = 2 as two input rows walked in pairs, the four candidates compared in
+/// window order with strict `>`: branch-free selects the compiler can vectorise.
 pub fn maxpool2d_forward(x: &[f32], y: &mut [f32], idx: &mut [u32], h: usize, w: usize) {
+    const _: () = assert!(K == 2, "maxpool2d_forward is written for 2x2 windows");
     let (oh, ow) = (h / K, w / K);
     assert!(oh > 0 && ow > 0, "maxpool2d needs planes of at least 2x2, got {h}x{w}");
     y.par_chunks_mut(oh * ow).zip(idx.par_chunks_mut(oh * ow)).zip(x.par_chunks(h * w)).for_each(|((y, idx), x)| {
-        for oy in 0..oh {
-            for ox in 0..ow {
-                let mut best = (K * oy) * w + K * ox;
-                for dy in 0..K {
-                    for dx in 0..K {
-                        let p = (K * oy + dy) * w + K * ox + dx;
-                        if x[p] > x[best] {
-                            best = p;
-                        }
+        for (oy, (y, idx)) in y.chunks_exact_mut(ow).zip(idx.chunks_exact_mut(ow)).enumerate() {
+            let top = &x[K * oy * w..][..K * ow];
+            let bottom = &x[(K * oy + 1) * w..][..K * ow];
+            for (ox, (((y, idx), t), b)) in y.iter_mut().zip(idx).zip(top.chunks_exact(K)).zip(bottom.chunks_exact(K)).enumerate() {
+                let first = (K * oy * w + K * ox) as u32;
+                let (mut best, mut at) = (t[0], first);
+                for (v, p) in [(t[1], first + 1), (b[0], first + w as u32), (b[1], first + w as u32 + 1)] {
+                    if v > best {
+                        (best, at) = (v, p);
                     }
                 }
-                y[oy * ow + ox] = x[best];
-                idx[oy * ow + ox] = best as u32;
+                *y = best;
+                *idx = at;
             }
         }
     });
