@@ -18,7 +18,7 @@
 //! inside its own plane.) The run is rounded up to whole blocks of `LANES`, so the inner
 //! loops have fixed lengths, which the compiler turns into vector instructions.
 //!
-//! The gradients are the same two loops:
+//! The gradients use the same layout:
 //!
 //! ```text
 //!     dx = conv(dout, flip(W)^T) with padding k - 1 - p     (the full correlation)
@@ -26,8 +26,11 @@
 //! ```
 //!
 //! where flip(W)^T[ci][co][ki][kj] = W[co][ci][k-1-ki][k-1-kj], and dout' is dout laid out
-//! like y', with zeros in the junk columns so that they add nothing. conv_transpose2d with
-//! stride 1 is the same three maps with the roles exchanged (see `conv.rs`).
+//! like y', with zeros in the junk columns so that they add nothing. The input gradient is
+//! `conv` again. The weight gradient is a dot product per weight where there are few output
+//! channels (`weight_grad_image`), and for multiples of 8 channels the same sums with the
+//! channels in the vector lanes (`weight_grad_lanes`). conv_transpose2d with stride 1 is the
+//! same three maps with the roles exchanged (see `conv.rs`).
 //!
 //! Example: one 2x2 image [[1, 2], [3, 4]], a 1x1 kernel [5], p = 0: Wp = 2, y' is the
 //! plane times 5, and no column is junk. With a 2x2 kernel of ones and p = 0, oh = ow = 1
@@ -101,6 +104,16 @@ impl Layout {
         }
     }
 
+    /// Lays dout (c, oh, ow) out like y': rows of Wp, zeros in the junk columns and tail.
+    fn spread(&self, g: &ConvGeom, dout: &[f32], spread: &mut [f32]) {
+        spread.fill(0.0);
+        for (src, dst) in dout.chunks_exact(g.oh * g.ow).zip(spread.chunks_exact_mut(self.run)) {
+            for (row, out) in src.chunks_exact(g.ow).zip(dst.chunks_mut(self.wp)) {
+                out[..g.ow].copy_from_slice(row);
+            }
+        }
+    }
+
     /// dout (c, oh, ow) as blocks of C channels, each a run of [f32; C] positions laid out
     /// like y' (dt[block][j][c]), with zeros in the junk columns and tail.
     fn spread_lanes<const C: usize>(&self, g: &ConvGeom, dout: &[f32], dt: &mut [f32]) {
@@ -114,16 +127,6 @@ impl Layout {
                         dt[(oy * self.wp + ox) * C + c] = v;
                     }
                 }
-            }
-        }
-    }
-
-    /// Lays dout (c, oh, ow) out like y': rows of Wp, zeros in the junk columns and tail.
-    fn spread(&self, g: &ConvGeom, dout: &[f32], spread: &mut [f32]) {
-        spread.fill(0.0);
-        for (src, dst) in dout.chunks_exact(g.oh * g.ow).zip(spread.chunks_exact_mut(self.run)) {
-            for (row, out) in src.chunks_exact(g.ow).zip(dst.chunks_mut(self.wp)) {
-                out[..g.ow].copy_from_slice(row);
             }
         }
     }
