@@ -20,8 +20,8 @@ use crate::cuda::Gpu;
 use cudarc::driver::CudaSlice;
 use ndarray::{ArcArray, ArrayD, IxDyn};
 use rand::Rng;
-use rayon::prelude::*;
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 use std::sync::Arc;
 
 /// The random generator of the whole crate: seeded, portable and reproducible (never
