@@ -98,9 +98,7 @@ impl Tensor {
         if n < PARALLEL_ZEROS {
             return Tensor::from_array(ArrayD::zeros(IxDyn(shape)));
         }
-        let mut data = Vec::new();
-        rayon::iter::repeat_n(0.0f32, n).with_min_len(PARALLEL_ZEROS / 2).collect_into_vec(&mut data);
-        Tensor::from_vec(shape, data)
+        Tensor::from_vec(shape, zeros_vec(n))
     }
 
     /// Zeros on `device`: where an op writes its output, or a gradient starts.
@@ -220,6 +218,16 @@ impl Tensor {
 
 /// Tensors of at least this many values (256 KB) are zeroed in parallel.
 const PARALLEL_ZEROS: usize = 1 << 16;
+
+/// n zeros, cleared in parallel (see `Tensor::zeros`); also the ops' large scratch buffers.
+pub(crate) fn zeros_vec(n: usize) -> Vec<f32> {
+    if n < PARALLEL_ZEROS {
+        return vec![0.0; n];
+    }
+    let mut data = Vec::new();
+    rayon::iter::repeat_n(0.0f32, n).with_min_len(PARALLEL_ZEROS / 2).collect_into_vec(&mut data);
+    data
+}
 
 const ON_GPU: &str = "this tensor lives on the GPU: take a host copy with to_cpu() (or to_vec()) before reading its values";
 const MIXED: &str = "a CPU tensor where a GPU one was expected: an op's inputs must all live on one device (move the model with Model::to_device, the data with Tensor::to_device)";

@@ -45,7 +45,7 @@ use super::gemm::{gemm, Mat};
 use super::im2col::{col2im, im2col, ConvGeom};
 use crate::autograd::{Grads, Op, Tape, Var};
 use crate::cuda::{self, LAUNCH_FAILED};
-use crate::tensor::Tensor;
+use crate::tensor::{zeros_vec, Tensor};
 use rayon::prelude::*;
 use std::ops::Range;
 
@@ -117,29 +117,41 @@ pub fn conv_transpose2d_forward(x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut
 
 /// dx (n, c_in, h, w) += w (c_in, K) im2col(dout[n]): a conv2d of dout.
 pub fn conv_transpose2d_backward_input(dout: &[f32], w: &[f32], dx: &mut [f32], g: &ConvGeom, c_in: usize) {
-    if direct::conv(dout, w, dx, g, c_in, Start::Accumulate) {
-        return;
+    if !direct::conv(dout, w, dx, g, c_in, Start::Accumulate) {
+        input_grad_from_columns(&batch_columns(dout, g), w, dx, g, c_in);
     }
-    let (k, p) = (g.col_rows(), g.col_cols());
-    dx.par_chunks_mut(c_in * p)
-        .zip(dout.par_chunks(g.c * g.h * g.w))
-        .for_each_init(|| vec![0.0; k * p], |col, (dx, dout)| {
-            im2col(dout, g, col);
-            gemm(Mat::new(w, c_in, k), Mat::new(col, k, p), 1.0, dx);
-        });
 }
 
 /// dw (c_in, c_out, kh, kw) += sum over the batch of x[n] im2col(dout[n])^T.
 pub fn conv_transpose2d_backward_weight(dout: &[f32], x: &[f32], dw: &mut [f32], g: &ConvGeom, c_in: usize) {
-    if direct::weight_grad(x, dout, dw, g, c_in) {
-        return;
+    if !direct::weight_grad(x, dout, dw, g, c_in) {
+        weight_grad_from_columns(&batch_columns(dout, g), x, dw, g, c_in);
     }
+}
+
+/// im2col(dout[n]) for every image, (n, K, oh*ow): the columns that both gradients of
+/// conv_transpose2d read, so that the backward rule builds them once for the two.
+fn batch_columns(dout: &[f32], g: &ConvGeom) -> Vec<f32> {
+    let (k, p, image) = (g.col_rows(), g.col_cols(), g.c * g.h * g.w);
+    let mut cols = zeros_vec(dout.len() / image * k * p);
+    cols.par_chunks_mut(k * p).zip(dout.par_chunks(image)).for_each(|(col, dout)| im2col(dout, g, col));
+    cols
+}
+
+/// dx[n] += w (c_in, K) cols[n] (K, oh*ow).
+fn input_grad_from_columns(cols: &[f32], w: &[f32], dx: &mut [f32], g: &ConvGeom, c_in: usize) {
     let (k, p) = (g.col_rows(), g.col_cols());
-    let image = g.c * g.h * g.w;
-    sum_over_batch(dout.len() / image, dw, k * p, |images, col, dw_part| {
+    dx.par_chunks_mut(c_in * p).zip(cols.par_chunks(k * p)).for_each(|(dx, col)| {
+        gemm(Mat::new(w, c_in, k), Mat::new(col, k, p), 1.0, dx);
+    });
+}
+
+/// dw += sum over n of x[n] (c_in, oh*ow) cols[n]^T.
+fn weight_grad_from_columns(cols: &[f32], x: &[f32], dw: &mut [f32], g: &ConvGeom, c_in: usize) {
+    let (k, p) = (g.col_rows(), g.col_cols());
+    sum_over_batch(cols.len() / (k * p), dw, 0, |images, _, dw_part| {
         for i in images {
-            im2col(&dout[i * image..(i + 1) * image], g, col);
-            gemm(Mat::new(&x[i * c_in * p..(i + 1) * c_in * p], c_in, p), Mat::new(col, k, p).t(), 1.0, dw_part);
+            gemm(Mat::new(&x[i * c_in * p..(i + 1) * c_in * p], c_in, p), Mat::new(&cols[i * k * p..(i + 1) * k * p], k, p).t(), 1.0, dw_part);
         }
     });
 }
@@ -284,6 +296,19 @@ pub(crate) fn conv_transpose2d_backward(g: &mut Grads, dout: &Tensor, x: Var, w:
     let geom = conv_transpose2d_geom(xv.shape(), wv.shape(), stride, padding);
     let c_in = xv.shape()[1];
     match dout {
+        Tensor::Cpu(_) if !direct::applies(&geom) => {
+            // Both gradients read im2col(dout): built once.
+            let (dout, cols) = (dout.as_slice(), batch_columns(dout.as_slice(), &geom));
+            if let Some(dx) = g.grad_mut(x) {
+                input_grad_from_columns(&cols, wv.as_slice(), dx, &geom, c_in);
+            }
+            if let Some(dw) = g.grad_mut(w) {
+                weight_grad_from_columns(&cols, xv.as_slice(), dw, &geom, c_in);
+            }
+            if let Some(db) = b.and_then(|b| g.grad_mut(b)) {
+                conv_backward_bias(dout, db, geom.h * geom.w);
+            }
+        }
         Tensor::Cpu(_) => {
             let dout = dout.as_slice();
             if let Some(dx) = g.grad_mut(x) {
