@@ -130,7 +130,7 @@ impl Tape {
         Var(self.nodes.len() - 1)
     }
 
-    /// Backpropagates from a scalar (a loss of shape [1]) with d loss / d loss = 1.
+    /// Backpropagates from a scalar (a loss of shape `[1]`) with d loss / d loss = 1.
     pub fn backward(&mut self, loss: Var) {
         assert_eq!(self.value(loss).len(), 1, "backward() needs a scalar; use backward_with for {:?}", self.shape(loss));
         let one = Tensor::from_vec(self.shape(loss), vec![1.0]);

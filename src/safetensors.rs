@@ -1,6 +1,6 @@
 //! Checkpoints in the safetensors format, read and written by hand.
 //!
-//! The format (https://github.com/huggingface/safetensors), byte by byte:
+//! The format (<https://github.com/huggingface/safetensors>), byte by byte:
 //!
 //! ```text
 //!   [0, 8)          N, the header length: a u64, little-endian

@@ -7,7 +7,7 @@
 //!     y[n][co][oy][ox] = b[co] + sum_{ci,ki,kj} W[co][ci][ki][kj] * x[n][ci][oy*s-p+ki][ox*s-p+kj]
 //! ```
 //!
-//! Per image that is one matrix product, y[n] = W (c_out, K) * im2col(x[n]) (K, oh*ow) with
+//! Per image that is one matrix product, `y[n] = W (c_out, K) * im2col(x[n]) (K, oh*ow)` with
 //! K = c_in*kh*kw (see `im2col.rs`), and the gradients are the two other products:
 //!
 //! ```text
@@ -26,8 +26,8 @@
 //!     dx[n] += W (c_in, K') * im2col(dout[n])     dW += x[n] * im2col(dout[n])^T
 //! ```
 //!
-//! Example: a 1x1 image [2], a 1x1 kernel [3], s = 1, p = 0: conv2d gives [6]; convT of [6]
-//! with the same kernel gives [18], and <[2]*3, [6]> = 36 = <[2], [6]*3>.
+//! Example: a 1x1 image `[2]`, a 1x1 kernel `[3]`, s = 1, p = 0: conv2d gives `[6]`; convT of
+//! `[6]` with the same kernel gives `[18]`, and `<[2]*3, [6]> = 36 = <[2], [6]*3>`.
 //!
 //! Stride-1 layers with few channels, all of the study's but the strided transposed ones,
 //! take `direct.rs` instead: the same sums computed as shifted planes, no column matrix.
@@ -82,7 +82,7 @@ pub fn conv2d_backward_input(dout: &[f32], w: &[f32], dx: &mut [f32], g: &ConvGe
         });
 }
 
-/// dw (c_out, g.c, g.kh, g.kw) += sum over the batch of dout[n] im2col(x[n])^T.
+/// `dw (c_out, g.c, g.kh, g.kw) += sum over the batch of dout[n] im2col(x[n])^T`.
 pub fn conv2d_backward_weight(dout: &[f32], x: &[f32], dw: &mut [f32], g: &ConvGeom, c_out: usize) {
     if direct::weight_grad(dout, x, dw, g, c_out) {
         return;
@@ -115,21 +115,21 @@ pub fn conv_transpose2d_forward(x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut
         });
 }
 
-/// dx (n, c_in, h, w) += w (c_in, K) im2col(dout[n]): a conv2d of dout.
+/// `dx (n, c_in, h, w) += w (c_in, K) im2col(dout[n])`: a conv2d of dout.
 pub fn conv_transpose2d_backward_input(dout: &[f32], w: &[f32], dx: &mut [f32], g: &ConvGeom, c_in: usize) {
     if !direct::conv(dout, w, dx, g, c_in, Start::Accumulate) {
         input_grad_from_columns(&batch_columns(dout, g), w, dx, g, c_in);
     }
 }
 
-/// dw (c_in, c_out, kh, kw) += sum over the batch of x[n] im2col(dout[n])^T.
+/// `dw (c_in, c_out, kh, kw) += sum over the batch of x[n] im2col(dout[n])^T`.
 pub fn conv_transpose2d_backward_weight(dout: &[f32], x: &[f32], dw: &mut [f32], g: &ConvGeom, c_in: usize) {
     if !direct::weight_grad(x, dout, dw, g, c_in) {
         weight_grad_from_columns(&batch_columns(dout, g), x, dw, g, c_in);
     }
 }
 
-/// im2col(dout[n]) for every image, (n, K, oh*ow): the columns that both gradients of
+/// `im2col(dout[n])` for every image, (n, K, oh*ow): the columns that both gradients of
 /// conv_transpose2d read, so that the backward rule builds them once for the two.
 fn batch_columns(dout: &[f32], g: &ConvGeom) -> Vec<f32> {
     let (k, p, image) = (g.col_rows(), g.col_cols(), g.c * g.h * g.w);
@@ -138,7 +138,7 @@ fn batch_columns(dout: &[f32], g: &ConvGeom) -> Vec<f32> {
     cols
 }
 
-/// dx[n] += w (c_in, K) cols[n] (K, oh*ow).
+/// `dx[n] += w (c_in, K) cols[n] (K, oh*ow)`.
 fn input_grad_from_columns(cols: &[f32], w: &[f32], dx: &mut [f32], g: &ConvGeom, c_in: usize) {
     let (k, p) = (g.col_rows(), g.col_cols());
     dx.par_chunks_mut(c_in * p).zip(cols.par_chunks(k * p)).for_each(|(dx, col)| {
@@ -146,7 +146,7 @@ fn input_grad_from_columns(cols: &[f32], w: &[f32], dx: &mut [f32], g: &ConvGeom
     });
 }
 
-/// dw += sum over n of x[n] (c_in, oh*ow) cols[n]^T.
+/// `dw += sum over n of x[n] (c_in, oh*ow) cols[n]^T`.
 fn weight_grad_from_columns(cols: &[f32], x: &[f32], dw: &mut [f32], g: &ConvGeom, c_in: usize) {
     let (k, p) = (g.col_rows(), g.col_cols());
     sum_over_batch(cols.len() / (k * p), dw, 0, |images, _, dw_part| {
@@ -156,7 +156,7 @@ fn weight_grad_from_columns(cols: &[f32], x: &[f32], dw: &mut [f32], g: &ConvGeo
     });
 }
 
-/// db[c] += the sum of dout over the batch and plane of channel c (both convolutions).
+/// `db[c]` += the sum of dout over the batch and plane of channel c (both convolutions).
 /// Each plane is summed in f32 over 8 interleaved partial sums (independent additions that
 /// the processor overlaps), and the planes' sums are added in f64, image by image.
 pub fn conv_backward_bias(dout: &[f32], db: &mut [f32], plane: usize) {

@@ -11,7 +11,7 @@
 //!
 //! where xpad is the image with p zeros around it, planes of Hp x Wp = (h + 2p) x (w + 2p).
 //! The trick that makes each shift one contiguous run: compute the output with xpad's row
-//! length, y'[j] for j = oy * Wp + ox. Then tap (ki, kj) reads xpad[j + ki * Wp + kj] for
+//! length, `y'[j]` for j = oy * Wp + ox. Then tap (ki, kj) reads `xpad[j + ki * Wp + kj]` for
 //! every j, so a tap is one flat multiply-add over the whole plane, whatever the row. The
 //! columns ox >= ow of y' read across a row's end; they are junk, and dropped when y' is
 //! copied out. (For output j in a real column, ox + kj < Wp and oy + ki < Hp: its reads stay
@@ -25,16 +25,16 @@
 //!     dW[co][ci][ki][kj] += sum_j dout'[co][j] * xpad[ci][j + ki * Wp + kj]
 //! ```
 //!
-//! where flip(W)^T[ci][co][ki][kj] = W[co][ci][k-1-ki][k-1-kj], and dout' is dout laid out
+//! where `flip(W)^T[ci][co][ki][kj] = W[co][ci][k-1-ki][k-1-kj]`, and dout' is dout laid out
 //! like y', with zeros in the junk columns so that they add nothing. The input gradient is
 //! `conv` again. The weight gradient is a dot product per weight where there are few output
 //! channels (`weight_grad_image`), and for multiples of 8 channels the same sums with the
 //! channels in the vector lanes (`weight_grad_lanes`). conv_transpose2d with stride 1 is the
 //! same three maps with the roles exchanged (see `conv.rs`).
 //!
-//! Example: one 2x2 image [[1, 2], [3, 4]], a 1x1 kernel [5], p = 0: Wp = 2, y' is the
+//! Example: one 2x2 image `[[1, 2], [3, 4]]`, a 1x1 kernel `[5]`, p = 0: Wp = 2, y' is the
 //! plane times 5, and no column is junk. With a 2x2 kernel of ones and p = 0, oh = ow = 1
-//! and y'[0] = xpad[0] + xpad[1] + xpad[2] + xpad[3] = 10.
+//! and `y'[0] = xpad[0] + xpad[1] + xpad[2] + xpad[3] = 10`.
 
 use super::im2col::ConvGeom;
 #[cfg(target_arch = "x86_64")]
@@ -268,7 +268,7 @@ enum GradPath {
     Lanes16,
 }
 
-/// dw (c_out, g.c, k, k) += sum over the batch of dout[n] correlated with xpad[n]; `dout`
+/// dw (c_out, g.c, k, k) += the sum over the batch of `dout[n]` correlated with `xpad[n]`; `dout`
 /// (n, c_out, oh, ow) and `x` (n, g.c, g.h, g.w). Returns false, touching nothing, where
 /// `applies` does not hold or `grad_path` has none for c_out. Partial sums over fixed
 /// groups of images, as `conv.rs` forms them, so the bits do not depend on the thread count.

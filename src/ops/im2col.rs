@@ -18,7 +18,7 @@
 //! (ki, kj) that reach each pixel; the sums are the same.
 //!
 //! Tiny example: c = 1, a 3x3 image, kernel 2x2, s = 1, p = 0 gives oh = ow = 2 and a 4x4
-//! col whose column (oy, ox) = (0, 1) is x[0][1], x[0][2], x[1][1], x[1][2]. Pixel x[1][1]
+//! col whose column (oy, ox) = (0, 1) is `x[0][1], x[0][2], x[1][1], x[1][2]`. Pixel `x[1][1]`
 //! appears in all four columns, so col2im of an all-ones col gives 4 there and 1 at corners.
 
 use std::ops::Range;

@@ -15,8 +15,8 @@
 //! ```
 //!
 //! It is linear in x: <x W^T, v> = <x, v W>, the identity the adjoint test checks.
-//! Example: x = [1, 2], W = [[3, 4]], b = [5] gives y = [1*3 + 2*4 + 5] = [16]; with
-//! dout = [1], dx = [3, 4], dW = [[1, 2]], db = [1].
+//! Example: `x = [1, 2], W = [[3, 4]], b = [5]` gives `y = [1*3 + 2*4 + 5] = [16]`; with
+//! `dout = [1]`: `dx = [3, 4], dW = [[1, 2]], db = [1]`.
 //!
 //! All three are matrix products (`par_gemm`, parallel over bands of output rows). Each
 //! rule adds into its gradient (beta = 1), so a weight used twice would sum its uses.

@@ -1,9 +1,9 @@
 //! Losses: the mean squared error and the mean absolute value (the L1 penalty).
 //!
 //! mse(x, t) = (1/N) sum_i (x_i - t_i)^2 over all N elements (PyTorch's reduction 'mean'),
-//! a tensor of shape [1].      dx = (2/N)(x - t) dout,   dt = -(2/N)(x - t) dout
+//! a tensor of shape `[1]`.      dx = (2/N)(x - t) dout,   dt = -(2/N)(x - t) dout
 //!
-//! mean_abs(x) = (1/N) sum_i |x_i|, shape [1].      dx = (1/N) sign(x) dout, with sign(0) = 0
+//! mean_abs(x) = (1/N) sum_i |x_i|, shape `[1]`.      dx = (1/N) sign(x) dout, with sign(0) = 0
 //! (the subgradient PyTorch takes at the kink).
 //!
 //! The sparse autoencoder's penalty is the sum of |code| over the units, averaged over the
