@@ -35,6 +35,7 @@
 //! (1, 1)/sqrt(2) and (1, -1)/sqrt(2); with k = 1 the codes are -sqrt(2), 0, sqrt(2) and
 //! the reconstruction is exact, as the points lie on a line.
 
+use crate::ops::gemm::{gemm, gemm_block, Mat};
 use rayon::prelude::*;
 
 pub use crate::jacobi::{jacobi_eigen, SymmetricEigen};
@@ -54,61 +55,6 @@ const PROJECT_ROWS: usize = 512;
 const JACOBI_TOL: f64 = 1e-12;
 /// A safety stop; covariance matrices of a few hundred dimensions take 8 to 12 sweeps.
 const JACOBI_MAX_SWEEPS: usize = 50;
-
-/// A read-only strided matrix view, as `ops::gemm::Mat` but for f64 as well as f32:
-/// element (i, j) is `data[i * rs + j * cs]`, so a transpose only swaps the strides.
-#[derive(Clone, Copy)]
-struct View<'a, T> {
-    data: &'a [T],
-    rows: usize,
-    cols: usize,
-    rs: usize,
-    cs: usize,
-}
-
-impl<'a, T> View<'a, T> {
-    /// A row-major `rows x cols` matrix.
-    fn new(data: &'a [T], rows: usize, cols: usize) -> Self {
-        View { data, rows, cols, rs: cols, cs: 1 }
-    }
-
-    fn t(self) -> Self {
-        View { rows: self.cols, cols: self.rows, rs: self.cs, cs: self.rs, ..self }
-    }
-
-    /// Every element the view can touch lies inside `data`: what makes the raw call sound.
-    fn check_bounds(&self) {
-        if self.rows > 0 && self.cols > 0 {
-            let last = (self.rows - 1) * self.rs + (self.cols - 1) * self.cs;
-            assert!(last < self.data.len(), "view {}x{} overruns {} values", self.rows, self.cols, self.data.len());
-        }
-    }
-}
-
-macro_rules! gemm {
-    ($name:ident, $t:ty, $kernel:path) => {
-        /// `C = A B + beta C`, C being `a.rows x b.cols` with row stride `rsc` inside `c`.
-        fn $name(a: View<$t>, b: View<$t>, beta: $t, c: &mut [$t], rsc: usize) {
-            let (m, k, n) = (a.rows, a.cols, b.cols);
-            assert_eq!(k, b.rows, "gemm: A is {m}x{k} but B is {}x{n}", b.rows);
-            a.check_bounds();
-            b.check_bounds();
-            View { data: &*c, rows: m, cols: n, rs: rsc, cs: 1 }.check_bounds();
-            // SAFETY: the three views were bounds-checked above, and c is borrowed mutably,
-            // so it aliases neither a nor b.
-            unsafe {
-                $kernel(
-                    m, k, n, 1.0,
-                    a.data.as_ptr(), a.rs as isize, a.cs as isize,
-                    b.data.as_ptr(), b.rs as isize, b.cs as isize,
-                    beta, c.as_mut_ptr(), rsc as isize, 1,
-                );
-            }
-        }
-    };
-}
-gemm!(dgemm, f64, matrixmultiply::dgemm);
-gemm!(sgemm, f32, matrixmultiply::sgemm);
 
 /// Mean (d) and covariance (d x d row-major, divided by n - 1) of the n x d row-major `x`.
 ///
@@ -154,13 +100,13 @@ pub fn covariance(x: &[f32], n: usize, d: usize) -> (Vec<f64>, Vec<f64>) {
                         *c = v as f64 - m;
                     }
                 }
-                let centred_t = View::new(&centred[..rows * d], rows, d).t(); // d x rows
+                let centred_t = Mat::new(&centred[..rows * d], rows, d).t(); // d x rows
                 for j0 in (0..d).step_by(COLUMN_BLOCK) {
                     let j1 = (j0 + COLUMN_BLOCK).min(d);
                     // gram[0..j1, j0..j1] += centred[:, 0..j1]^T centred[:, j0..j1]
-                    let a = View { rows: j1, ..centred_t };
-                    let b = View { data: &centred[j0..], rows, cols: j1 - j0, rs: d, cs: 1 };
-                    dgemm(a, b, 1.0, &mut gram[j0..], d);
+                    let a = Mat { rows: j1, ..centred_t };
+                    let b = Mat { data: &centred[j0..], rows, cols: j1 - j0, rs: d, cs: 1 };
+                    gemm_block(a, b, 1.0, &mut gram[j0..], d);
                 }
             }
             gram
@@ -235,8 +181,8 @@ impl Pca {
         for row in centred.chunks_mut(d) {
             row.iter_mut().zip(&self.mean).for_each(|(v, m)| *v -= m);
         }
-        let w = View::new(&self.components, k, d);
-        sgemm(View::new(&centred, rows, d), w.t(), 0.0, codes, k);
+        let w = Mat::new(&self.components, k, d);
+        gemm(Mat::new(&centred, rows, d), w.t(), 0.0, codes);
     }
 
     /// Reconstructions of `rows` codes: `x^ = mean + codes W`, (rows x k)(k x d).
@@ -248,8 +194,8 @@ impl Pca {
         }
         // With no components the reconstruction is the mean, and there is nothing to multiply.
         if k > 0 {
-            let w = View::new(&self.components, k, d);
-            sgemm(View::new(codes, rows, k), w, 1.0, out, d);
+            let w = Mat::new(&self.components, k, d);
+            gemm(Mat::new(codes, rows, k), w, 1.0, out);
         }
     }
 

@@ -3,7 +3,7 @@
 //! `gemm` computes C = A B + beta C for row-major C (m x n), with A (m x k) and B (k x n)
 //! each described by a slice and two strides, so that a transpose is free: A^T is the same
 //! slice with its row and column strides swapped (`Mat::t`). The inner kernel is
-//! `matrixmultiply`'s packed, cache-blocked, SIMD sgemm.
+//! `matrixmultiply`'s packed, cache-blocked, SIMD sgemm (dgemm for f64, which PCA uses).
 //!
 //! `par_gemm` splits C into bands of rows (or of columns) and gives each band to a rayon task.
 //! Each band is an independent product (A's rows for that band times all of B, or all of A
@@ -14,34 +14,59 @@
 
 use rayon::prelude::*;
 
+/// The element types of the products: f32 for the networks, f64 for PCA's covariance.
+pub trait Scalar: Copy + Send + Sync {
+    /// matrixmultiply's kernel for this type, with its arguments (sgemm or dgemm).
+    ///
+    /// # Safety
+    /// As `matrixmultiply::sgemm`: every element the strides reach is valid, and C is
+    /// writable and aliases neither A nor B.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn kernel(m: usize, k: usize, n: usize, a: *const Self, rsa: isize, csa: isize, b: *const Self, rsb: isize, csb: isize, beta: Self, c: *mut Self, rsc: isize, csc: isize);
+}
+
+impl Scalar for f32 {
+    unsafe fn kernel(m: usize, k: usize, n: usize, a: *const f32, rsa: isize, csa: isize, b: *const f32, rsb: isize, csb: isize, beta: f32, c: *mut f32, rsc: isize, csc: isize) {
+        // SAFETY: the caller's contract is sgemm's.
+        unsafe { matrixmultiply::sgemm(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
+    }
+}
+
+impl Scalar for f64 {
+    unsafe fn kernel(m: usize, k: usize, n: usize, a: *const f64, rsa: isize, csa: isize, b: *const f64, rsb: isize, csb: isize, beta: f64, c: *mut f64, rsc: isize, csc: isize) {
+        // SAFETY: the caller's contract is dgemm's.
+        unsafe { matrixmultiply::dgemm(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
+    }
+}
+
 /// A read-only matrix view: element (i, j) is `data[i * rs + j * cs]`.
 #[derive(Clone, Copy, Debug)]
-pub struct Mat<'a> {
-    pub data: &'a [f32],
+pub struct Mat<'a, T = f32> {
+    pub data: &'a [T],
     pub rows: usize,
     pub cols: usize,
     pub rs: usize,
     pub cs: usize,
 }
 
-impl<'a> Mat<'a> {
+impl<'a, T> Mat<'a, T> {
     /// A row-major `rows x cols` matrix.
-    pub fn new(data: &'a [f32], rows: usize, cols: usize) -> Mat<'a> {
+    pub fn new(data: &'a [T], rows: usize, cols: usize) -> Self {
         Mat { data, rows, cols, rs: cols, cs: 1 }
     }
 
     /// The transpose: same storage, strides swapped.
-    pub fn t(self) -> Mat<'a> {
+    pub fn t(self) -> Self {
         Mat { rows: self.cols, cols: self.rows, rs: self.cs, cs: self.rs, ..self }
     }
 
     /// Rows `r0 .. r0 + count`.
-    fn rows_from(self, r0: usize, count: usize) -> Mat<'a> {
+    fn rows_from(self, r0: usize, count: usize) -> Self {
         Mat { data: &self.data[r0 * self.rs..], rows: count, ..self }
     }
 
     /// Columns `c0 .. c0 + count`.
-    fn cols_from(self, c0: usize, count: usize) -> Mat<'a> {
+    fn cols_from(self, c0: usize, count: usize) -> Self {
         Mat { data: &self.data[c0 * self.cs..], cols: count, ..self }
     }
 
@@ -56,12 +81,20 @@ impl<'a> Mat<'a> {
 
 /// C (m x n, row-major) = A B + beta C, single-threaded. `beta` is 0 (overwrite; C need not
 /// be initialised) or 1 (accumulate, as backward rules do).
-pub fn gemm(a: Mat, b: Mat, beta: f32, c: &mut [f32]) {
+pub fn gemm<T: Scalar>(a: Mat<T>, b: Mat<T>, beta: T, c: &mut [T]) {
     let (m, n) = (a.rows, b.cols);
     assert_eq!(c.len(), m * n, "gemm: C must hold {m}x{n} values");
-    // SAFETY: C is exactly m x n with row stride n, borrowed mutably, so nothing else
-    // reads or writes it meanwhile.
-    unsafe { gemm_into(a, b, beta, c.as_mut_ptr(), n) }
+    gemm_block(a, b, beta, c, n);
+}
+
+/// `gemm` into a block of a larger row-major matrix: C is the m x n block at the start of
+/// `c`, whose rows are `ldc` apart (PCA adds products into blocks of its Gram matrix).
+pub fn gemm_block<T: Scalar>(a: Mat<T>, b: Mat<T>, beta: T, c: &mut [T], ldc: usize) {
+    let (m, n) = (a.rows, b.cols);
+    assert!(n <= ldc && (m == 0 || n == 0 || (m - 1) * ldc + n <= c.len()), "gemm: a {m}x{n} block with row stride {ldc} overruns {} values", c.len());
+    // SAFETY: the block lies inside c (checked above), which is borrowed mutably, so
+    // nothing else reads or writes it meanwhile.
+    unsafe { gemm_into(a, b, beta, c.as_mut_ptr(), ldc) }
 }
 
 /// The product into the m x n block of row-major storage at `c` with row stride `ldc`.
@@ -69,7 +102,7 @@ pub fn gemm(a: Mat, b: Mat, beta: f32, c: &mut [f32]) {
 /// # Safety
 /// `c` must point to storage in which every `c + i * ldc + j` (i < m, j < n) is valid for
 /// reads and writes, and no other thread may touch those elements during the call.
-unsafe fn gemm_into(a: Mat, b: Mat, beta: f32, c: *mut f32, ldc: usize) {
+unsafe fn gemm_into<T: Scalar>(a: Mat<T>, b: Mat<T>, beta: T, c: *mut T, ldc: usize) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(k, b.rows, "gemm: A is {m}x{k} but B is {}x{n}", b.rows);
     a.check_bounds();
@@ -80,9 +113,8 @@ unsafe fn gemm_into(a: Mat, b: Mat, beta: f32, c: *mut f32, ldc: usize) {
     // SAFETY: the bounds of A and B were checked above, C's by the caller, and C cannot
     // alias A or B (the caller holds it mutably).
     unsafe {
-        matrixmultiply::sgemm(
+        T::kernel(
             m, k, n,
-            1.0,
             a.data.as_ptr(), a.rs as isize, a.cs as isize,
             b.data.as_ptr(), b.rs as isize, b.cs as isize,
             beta,
