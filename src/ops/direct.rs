@@ -248,10 +248,11 @@ fn correlate_block_with<M: MulAdd, const B: usize>(xpad: &[f32], w: &[[f32; B]],
     }
 }
 
-/// The weight gradient takes the direct path for at most 8 output channels, or for any
-/// multiple of 8. With few channels, each weight is a dot product over the plane (`LANES`
-/// partial sums, added across at the end); with whole blocks of 8 or 16, the channels go
-/// into the vector lanes instead (`weight_grad_lanes`), and nothing is added across.
+/// The weight gradient takes the direct path for 1 to 7 output channels, or any multiple of
+/// 8. With few channels, each weight is a dot product over the plane (`LANES` partial sums,
+/// added across at the end); with whole blocks of 8 or 16, the channels go into the vector
+/// lanes instead (`weight_grad_lanes`), and nothing is added across. Other counts (9 to 15,
+/// say) fall back to im2col + GEMM.
 fn grad_path(c_out: usize) -> Option<GradPath> {
     match c_out {
         _ if c_out % 16 == 0 => Some(GradPath::Lanes16),
@@ -268,9 +269,9 @@ enum GradPath {
     Lanes16,
 }
 
-/// dw (c_out, g.c, k, k) += the sum over the batch of `dout[n]` correlated with `xpad[n]`; `dout`
-/// (n, c_out, oh, ow) and `x` (n, g.c, g.h, g.w). Returns false, touching nothing, where
-/// `applies` does not hold or `grad_path` has none for c_out. Partial sums over fixed
+/// dw (c_out, g.c, k, k) += the sum over the batch of `dout[n]` correlated with `xpad[n]`,
+/// for `dout` (n, c_out, oh, ow) and `x` (n, g.c, g.h, g.w). Returns false, touching nothing,
+/// where `applies` does not hold or `grad_path` has none for c_out. Partial sums over fixed
 /// groups of images, as `conv.rs` forms them, so the bits do not depend on the thread count.
 pub fn weight_grad(dout: &[f32], x: &[f32], dw: &mut [f32], g: &ConvGeom, c_out: usize) -> bool {
     let (Some(lay), Some(path)) = (Layout::new(g), grad_path(c_out)) else { return false };
@@ -299,6 +300,42 @@ pub fn weight_grad(dout: &[f32], x: &[f32], dw: &mut [f32], g: &ConvGeom, c_out:
     true
 }
 
+/// dw[co][ci][tap] += sum_j spread[co][j] * xpad[ci][j + tap] for one image, `LANES`
+/// partial sums per weight, added across in a fixed order at the end.
+fn weight_grad_image(xpad: &[f32], spread: &[f32], dw: &mut [f32], lay: &Layout, g: &ConvGeom) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma() {
+        // SAFETY: the processor has AVX2 and FMA (checked at run time).
+        return unsafe { weight_grad_image_fma(xpad, spread, dw, lay, g) };
+    }
+    weight_grad_image_with::<Separate>(xpad, spread, dw, lay, g)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn weight_grad_image_fma(xpad: &[f32], spread: &[f32], dw: &mut [f32], lay: &Layout, g: &ConvGeom) {
+    weight_grad_image_with::<Fused>(xpad, spread, dw, lay, g)
+}
+
+#[inline(always)]
+fn weight_grad_image_with<M: MulAdd>(xpad: &[f32], spread: &[f32], dw: &mut [f32], lay: &Layout, g: &ConvGeom) {
+    let taps = lay.taps(g);
+    for (d, dw) in spread.chunks_exact(lay.run).zip(dw.chunks_exact_mut(g.c * taps.len())) {
+        for (ci, dw) in dw.chunks_exact_mut(taps.len()).enumerate() {
+            let plane = &xpad[ci * lay.plane..];
+            for (&tap, dw) in taps.iter().zip(dw) {
+                let mut sums = [0.0f32; LANES];
+                for (ds, xs) in d.chunks_exact(LANES).zip(plane[tap..tap + lay.run].chunks_exact(LANES)) {
+                    for l in 0..LANES {
+                        sums[l] = M::mul_add(ds[l], xs[l], sums[l]);
+                    }
+                }
+                *dw += sums.iter().sum::<f32>();
+            }
+        }
+    }
+}
+
 /// dw[co][ci][tap] += sum_j dt[co / C][j][co % C] * xpad[ci][j + tap] for one image: dout
 /// laid out as blocks of C channels, each a run of [f32; C] (`spread_lanes`). A block's C
 /// channels are the vector lanes, and the taps of one kernel row are taken together: per
@@ -325,6 +362,8 @@ fn weight_grad_lanes_with<M: MulAdd, const C: usize>(xpad: &[f32], dt: &[[f32; C
     for (block, dt) in dt.chunks_exact(lay.run).enumerate() {
         for ci in 0..g.c {
             let plane = &xpad[ci * lay.plane..];
+            // The taps of one kernel row together where the row has three (3x3 kernels, all
+            // of the study's), else one at a time.
             for (row, offsets) in taps.chunks(g.kw).enumerate() {
                 let t0 = row * g.kw;
                 if offsets.len() == 3 {
@@ -367,45 +406,9 @@ fn add_sums<const C: usize, const T: usize>(dw: &mut [f32], sums: &[[f32; C]; T]
     }
 }
 
-/// dw[co][ci][tap] += sum_j spread[co][j] * xpad[ci][j + tap] for one image, `LANES`
-/// partial sums per weight, added across in a fixed order at the end.
-fn weight_grad_image(xpad: &[f32], spread: &[f32], dw: &mut [f32], lay: &Layout, g: &ConvGeom) {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2_fma() {
-        // SAFETY: the processor has AVX2 and FMA (checked at run time).
-        return unsafe { weight_grad_image_fma(xpad, spread, dw, lay, g) };
-    }
-    weight_grad_image_with::<Separate>(xpad, spread, dw, lay, g)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn weight_grad_image_fma(xpad: &[f32], spread: &[f32], dw: &mut [f32], lay: &Layout, g: &ConvGeom) {
-    weight_grad_image_with::<Fused>(xpad, spread, dw, lay, g)
-}
-
-#[inline(always)]
-fn weight_grad_image_with<M: MulAdd>(xpad: &[f32], spread: &[f32], dw: &mut [f32], lay: &Layout, g: &ConvGeom) {
-    let taps = lay.taps(g);
-    for (d, dw) in spread.chunks_exact(lay.run).zip(dw.chunks_exact_mut(g.c * taps.len())) {
-        for (ci, dw) in dw.chunks_exact_mut(taps.len()).enumerate() {
-            let plane = &xpad[ci * lay.plane..];
-            for (&tap, dw) in taps.iter().zip(dw) {
-                let mut sums = [0.0f32; LANES];
-                for (ds, xs) in d.chunks_exact(LANES).zip(plane[tap..tap + lay.run].chunks_exact(LANES)) {
-                    for l in 0..LANES {
-                        sums[l] = M::mul_add(ds[l], xs[l], sums[l]);
-                    }
-                }
-                *dw += sums.iter().sum::<f32>();
-            }
-        }
-    }
-}
-
 /// a * b + c, in one of two roundings. The crate is built for any x86-64, whose vector
 /// instructions (SSE2) have no fused multiply-add, and Rust never fuses `a * b + c` on its
-/// own; so the two hot loops above are compiled twice, as written and again with AVX2 and
+/// own; so the hot loops of this file are compiled twice, as written and again with AVX2 and
 /// FMA enabled (`#[target_feature]`), where `f32::mul_add` becomes one instruction. The
 /// choice is made once per call from what the processor has, so a run's results do not
 /// change from step to step, but a machine without FMA rounds the last bits differently.
