@@ -94,11 +94,7 @@ impl Tensor {
     /// and glibc hands back reused memory that must be cleared: a serial memset leaves the
     /// other cores idle, so large tensors are cleared in parallel, in slices.
     pub fn zeros(shape: &[usize]) -> Tensor {
-        let n: usize = shape.iter().product();
-        if n < PARALLEL_ZEROS {
-            return Tensor::from_array(ArrayD::zeros(IxDyn(shape)));
-        }
-        Tensor::from_vec(shape, zeros_vec(n))
+        Tensor::from_vec(shape, zeros_vec(shape.iter().product()))
     }
 
     /// Zeros on `device`: where an op writes its output, or a gradient starts.

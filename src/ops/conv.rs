@@ -296,26 +296,21 @@ pub(crate) fn conv_transpose2d_backward(g: &mut Grads, dout: &Tensor, x: Var, w:
     let geom = conv_transpose2d_geom(xv.shape(), wv.shape(), stride, padding);
     let c_in = xv.shape()[1];
     match dout {
-        Tensor::Cpu(_) if !direct::applies(&geom) => {
-            // Both gradients read im2col(dout): built once.
-            let (dout, cols) = (dout.as_slice(), batch_columns(dout.as_slice(), &geom));
-            if let Some(dx) = g.grad_mut(x) {
-                input_grad_from_columns(&cols, wv.as_slice(), dx, &geom, c_in);
-            }
-            if let Some(dw) = g.grad_mut(w) {
-                weight_grad_from_columns(&cols, xv.as_slice(), dw, &geom, c_in);
-            }
-            if let Some(db) = b.and_then(|b| g.grad_mut(b)) {
-                conv_backward_bias(dout, db, geom.h * geom.w);
-            }
-        }
         Tensor::Cpu(_) => {
             let dout = dout.as_slice();
+            // Off the direct path both gradients read im2col(dout): built once for the two.
+            let cols = (!direct::applies(&geom)).then(|| batch_columns(dout, &geom));
             if let Some(dx) = g.grad_mut(x) {
-                conv_transpose2d_backward_input(dout, wv.as_slice(), dx, &geom, c_in);
+                match &cols {
+                    Some(cols) => input_grad_from_columns(cols, wv.as_slice(), dx, &geom, c_in),
+                    None => conv_transpose2d_backward_input(dout, wv.as_slice(), dx, &geom, c_in),
+                }
             }
             if let Some(dw) = g.grad_mut(w) {
-                conv_transpose2d_backward_weight(dout, xv.as_slice(), dw, &geom, c_in);
+                match &cols {
+                    Some(cols) => weight_grad_from_columns(cols, xv.as_slice(), dw, &geom, c_in),
+                    None => conv_transpose2d_backward_weight(dout, xv.as_slice(), dw, &geom, c_in),
+                }
             }
             if let Some(db) = b.and_then(|b| g.grad_mut(b)) {
                 conv_backward_bias(dout, db, geom.h * geom.w);
