@@ -5,8 +5,9 @@
 //! 1. `tensor`   — `Tensor`, an enum over devices of f32 arrays; the seeded generator.
 //! 2. `autograd` — the tape: an append-only list of ops; backward is a reverse walk.
 //! 3. `ops`      — one file per op family, forward and backward side by side:
-//!    `linear`, `relu`, `conv` (conv2d and its adjoint conv_transpose2d, on `im2col` and
-//!    `gemm`), `pool` (max-pool with indices, max-unpool), `loss` (MSE, mean |x|), `shape`.
+//!    `linear` (on `gemm`, and `dots` for x W^T), `relu`, `conv` (conv2d and its adjoint
+//!    conv_transpose2d, on `im2col` and `gemm`, or `direct`), `pool` (max-pool with
+//!    indices, max-unpool), `loss` (MSE, mean |x|), `shape`.
 //! 4. `optim`    — Adam, as PyTorch does it.
 //! 5. `models`   — the study's autoencoders as lists of layers, and the training step.
 //! 6. `cuda`     — the GPU: each op of `ops` matches on its inputs' device and, on

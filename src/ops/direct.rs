@@ -255,8 +255,8 @@ fn correlate_block_with<M: MulAdd, const B: usize>(xpad: &[f32], w: &[[f32; B]],
 /// say) fall back to im2col + GEMM.
 fn grad_path(c_out: usize) -> Option<GradPath> {
     match c_out {
-        _ if c_out % 16 == 0 => Some(GradPath::Lanes16),
-        _ if c_out % 8 == 0 => Some(GradPath::Lanes8),
+        _ if c_out.is_multiple_of(16) => Some(GradPath::Lanes16),
+        _ if c_out.is_multiple_of(8) => Some(GradPath::Lanes8),
         1..=7 => Some(GradPath::Dots),
         _ => None,
     }

@@ -126,7 +126,7 @@ unsafe fn gemm_into<T: Scalar>(a: Mat<T>, b: Mat<T>, beta: T, c: *mut T, ldc: us
 /// A pointer that may cross to rayon's threads: the tasks of `par_gemm` write disjoint
 /// column bands of one matrix through it.
 #[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
+pub(super) struct SendPtr(pub(super) *mut f32);
 // SAFETY: only used by `par_gemm`, whose tasks write disjoint elements.
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
@@ -134,7 +134,7 @@ unsafe impl Sync for SendPtr {}
 impl SendPtr {
     /// Through a method, so that a closure captures the whole `SendPtr` (which is `Send`)
     /// rather than its raw-pointer field (which is not).
-    fn at(self, offset: usize) -> *mut f32 {
+    pub(super) fn at(self, offset: usize) -> *mut f32 {
         // SAFETY: callers stay inside the matrix the pointer was taken from.
         unsafe { self.0.add(offset) }
     }

@@ -18,10 +18,12 @@
 //! Example: `x = [1, 2], W = [[3, 4]], b = [5]` gives `y = [1*3 + 2*4 + 5] = [16]`; with
 //! `dout = [1]`: `dx = [3, 4], dW = [[1, 2]], db = [1]`.
 //!
-//! All three are matrix products (`par_gemm`, parallel over bands of output rows). Each
-//! rule adds into its gradient (beta = 1), so a weight used twice would sum its uses.
+//! All three are matrix products (`par_gemm`, parallel over bands of outputs; with AVX-512
+//! the forward one is `dots::par_x_wt`, which needs no packing). Each rule adds into its
+//! gradient (beta = 1), so a weight used twice would sum its uses.
 //! On the GPU the same products run through `cuda::linear`, the functions of the same names.
 
+use super::dots;
 use super::gemm::{par_gemm, Mat};
 use crate::autograd::{Grads, Op, Tape, Var};
 use crate::cuda::{self, LAUNCH_FAILED};
@@ -29,14 +31,19 @@ use crate::tensor::Tensor;
 use rayon::prelude::*;
 
 /// y (n, d_out) = x (n, d_in) W^T + b. The bias is written first and the product added
-/// onto it, so the bias costs no extra pass.
+/// onto it, so the bias costs no extra pass. With AVX-512 the product is a dot product per
+/// output (`dots`), which reads W's rows where they lie instead of packing W^T.
 pub fn linear_forward(x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32], d_in: usize, d_out: usize) {
     let n = x.len() / d_in;
     match b {
         Some(b) => y.par_chunks_mut(d_out).for_each(|row| row.copy_from_slice(b)),
         None => y.fill(0.0),
     }
-    par_gemm(Mat::new(x, n, d_in), Mat::new(w, d_out, d_in).t(), 1.0, y);
+    if dots::applies() {
+        dots::par_x_wt(x, w, y, d_in, d_out);
+    } else {
+        par_gemm(Mat::new(x, n, d_in), Mat::new(w, d_out, d_in).t(), 1.0, y);
+    }
 }
 
 /// dx (n, d_in) += dout (n, d_out) W (d_out, d_in).

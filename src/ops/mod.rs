@@ -5,6 +5,7 @@
 
 pub mod conv;
 pub mod direct;
+pub mod dots;
 pub mod gemm;
 pub mod im2col;
 pub mod linear;
