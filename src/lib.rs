@@ -5,7 +5,7 @@
 //! 1. `tensor`   — `Tensor`, an enum over devices of f32 arrays; the seeded generator.
 //! 2. `autograd` — the tape: an append-only list of ops; backward is a reverse walk.
 //! 3. `ops`      — one file per op family, forward and backward side by side:
-//!    `linear` (on `gemm`, and `dots` for x W^T), `relu`, `conv` (conv2d and its adjoint
+//!    `linear` (on `thin`, or `gemm` without AVX-512), `relu`, `conv` (conv2d and its adjoint
 //!    conv_transpose2d, on `im2col` and `gemm`, or `direct`), `pool` (max-pool with
 //!    indices, max-unpool), `loss` (MSE, mean |x|), `shape`.
 //! 4. `optim`    — Adam, as PyTorch does it.

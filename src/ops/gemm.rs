@@ -71,7 +71,7 @@ impl<'a, T> Mat<'a, T> {
     }
 
     /// Every element this view can touch lies inside `data`: what makes the raw call sound.
-    fn check_bounds(&self) {
+    pub(super) fn check_bounds(&self) {
         if self.rows > 0 && self.cols > 0 {
             let last = (self.rows - 1) * self.rs + (self.cols - 1) * self.cs;
             assert!(last < self.data.len(), "matrix view {}x{} (strides {}, {}) overruns {} values", self.rows, self.cols, self.rs, self.cs, self.data.len());

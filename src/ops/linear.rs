@@ -18,29 +18,28 @@
 //! Example: `x = [1, 2], W = [[3, 4]], b = [5]` gives `y = [1*3 + 2*4 + 5] = [16]`; with
 //! `dout = [1]`: `dx = [3, 4], dW = [[1, 2]], db = [1]`.
 //!
-//! All three are matrix products (`par_gemm`, parallel over bands of outputs; with AVX-512
-//! the forward one is `dots::par_x_wt`, which needs no packing). Each rule adds into its
-//! gradient (beta = 1), so a weight used twice would sum its uses.
+//! All three are matrix products, parallel over bands of outputs: with AVX-512 the kernels
+//! of `thin`, which read the operands where they lie, else `par_gemm` (matrixmultiply). Each
+//! rule adds into its gradient (beta = 1), so a weight used twice would sum its uses.
 //! On the GPU the same products run through `cuda::linear`, the functions of the same names.
 
-use super::dots;
 use super::gemm::{par_gemm, Mat};
+use super::thin;
 use crate::autograd::{Grads, Op, Tape, Var};
 use crate::cuda::{self, LAUNCH_FAILED};
 use crate::tensor::Tensor;
 use rayon::prelude::*;
 
 /// y (n, d_out) = x (n, d_in) W^T + b. The bias is written first and the product added
-/// onto it, so the bias costs no extra pass. With AVX-512 the product is a dot product per
-/// output (`dots`), which reads W's rows where they lie instead of packing W^T.
+/// onto it, so the bias costs no extra pass.
 pub fn linear_forward(x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32], d_in: usize, d_out: usize) {
     let n = x.len() / d_in;
     match b {
         Some(b) => y.par_chunks_mut(d_out).for_each(|row| row.copy_from_slice(b)),
         None => y.fill(0.0),
     }
-    if dots::applies() {
-        dots::par_x_wt(x, w, y, d_in, d_out);
+    if thin::applies() {
+        thin::par_x_wt(x, w, y, d_in, d_out);
     } else {
         par_gemm(Mat::new(x, n, d_in), Mat::new(w, d_out, d_in).t(), 1.0, y);
     }
@@ -49,13 +48,23 @@ pub fn linear_forward(x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32], d_
 /// dx (n, d_in) += dout (n, d_out) W (d_out, d_in).
 pub fn linear_backward_input(dout: &[f32], w: &[f32], dx: &mut [f32], d_in: usize, d_out: usize) {
     let n = dout.len() / d_out;
-    par_gemm(Mat::new(dout, n, d_out), Mat::new(w, d_out, d_in), 1.0, dx);
+    product(Mat::new(dout, n, d_out), Mat::new(w, d_out, d_in), dx);
 }
 
 /// dW (d_out, d_in) += dout^T (d_out, n) x (n, d_in).
 pub fn linear_backward_weight(dout: &[f32], x: &[f32], dw: &mut [f32], d_in: usize, d_out: usize) {
     let n = dout.len() / d_out;
-    par_gemm(Mat::new(dout, n, d_out).t(), Mat::new(x, n, d_in), 1.0, dw);
+    product(Mat::new(dout, n, d_out).t(), Mat::new(x, n, d_in), dw);
+}
+
+/// C += A B for the two gradients, whose B has contiguous rows (W, x): without packing
+/// where AVX-512 allows (`thin`), else matrixmultiply's packed product.
+fn product(a: Mat, b: Mat, c: &mut [f32]) {
+    if thin::applies() {
+        thin::par_a_b(a, b, c);
+    } else {
+        par_gemm(a, b, 1.0, c);
+    }
 }
 
 /// db (d_out) += the column sums of dout (n, d_out).

@@ -5,7 +5,6 @@
 
 pub mod conv;
 pub mod direct;
-pub mod dots;
 pub mod gemm;
 pub mod im2col;
 pub mod linear;
@@ -13,6 +12,7 @@ pub mod loss;
 pub mod pool;
 pub mod relu;
 pub mod shape;
+pub mod thin;
 
 /// Whether this processor has AVX2 and FMA. The crate is built for any x86-64, whose vector
 /// instructions (SSE2) are 4 floats wide; the few loops that are limited by arithmetic rather

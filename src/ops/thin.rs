@@ -1,0 +1,381 @@
+//! The three products of a linear layer, whose batch side is thin, computed without
+//! packing: their fast path on processors with AVX-512.
+//!
+//! A general matrix product (matrixmultiply's, `gemm.rs`) first copies both operands into the
+//! layout its kernel streams, panels of 16 rows of A and of 16 columns of B. That pays when
+//! each value copied is used many times. In a linear layer with a batch of 64 each weight is
+//! used 64 times per product, W is copied afresh in every product (it changes every step),
+//! and for the forward product the copy is a gather, one value at a time, because the
+//! columns of B = W^T are the rows of W. Here the operands are read where they lie:
+//!
+//! ```text
+//!     forward  y  += x W^T       y[i][j]  = sum_k x[i][k] W[j][k]      dot products of rows
+//!     input    dx += dout W      dx[i][:] = sum_j dout[i][j] W[j][:]   rows of W, scaled, added
+//!     weight   dW += dout^T x    dW[j][:] = sum_i dout[i][j] x[i][:]   rows of x, scaled, added
+//! ```
+//!
+//! **Dot products** (`par_x_wt`). A block of 4 x 4 outputs keeps its 16 sums in 16 AVX-512
+//! registers of 16 lanes (lane l sums the terms with k mod 16 = l). Each step loads 16
+//! values from each of 4 rows of x and 4 rows of W, and each value loaded feeds 4
+//! multiply-adds; after the last step each sum's lanes are added across, in a fixed pairwise
+//! order. The blocks go along x's rows for a fixed group of 4 rows of W, so these (12.5 KB
+//! for k = 784) stay in the first-level cache while x (200 KB for a batch of 64) streams from
+//! the second.
+//!
+//! **Scaled rows** (`par_a_b`): C += A B with B row-major and A any strided view (dout for
+//! dx, dout^T for dW). A block is 4 rows of C by 64 columns, 16 registers; each step t
+//! broadcasts `A[r][t]` for its 4 rows, loads 64 values of row t of B, and does 16
+//! multiply-adds. The block is added into C once, at the end.
+//!
+//! Every output is the same sequence of operations whichever block, band or thread computes
+//! it (the blocks at the edges are smaller or masked, not summed differently), so results do
+//! not depend on the number of threads. They differ from matrixmultiply's in the last bits,
+//! since the sums run in another order: a processor without AVX-512 takes `par_gemm` and
+//! rounds differently.
+//!
+//! Example: x = [[1, 2]], W = [[3, 4], [5, 6]] (k = 2: one step, lanes 2 to 15 masked off)
+//! gives y += [[1*3 + 2*4, 1*5 + 2*6]] = [[11, 17]]; with dout = [[1, 1]],
+//! dx += dout W = [[3 + 5, 4 + 6]] = [[8, 10]].
+
+use super::gemm::{Mat, SendPtr};
+use rayon::prelude::*;
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
+use std::ops::Range;
+
+/// Values per step: one AVX-512 register.
+const LANES: usize = 16;
+/// Rows per block (of x and W for dot products, of C for scaled rows): 16 sums and 8 loaded
+/// registers fit AVX-512's 32.
+const ROWS: usize = 4;
+/// Columns per block of scaled rows: 4 registers.
+const WIDE: usize = 4 * LANES;
+
+/// Whether this processor takes these kernels (std caches the answer).
+pub fn applies() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return is_x86_feature_detected!("avx512f");
+    #[cfg(not(target_arch = "x86_64"))]
+    return false;
+}
+
+/// Splits columns `0..n` into one band per thread, each a multiple of `unit` wide and at
+/// least `min` (below that a task no longer pays for itself), and runs `band` on each.
+fn for_each_band(n: usize, unit: usize, min: usize, band: impl Fn(Range<usize>) + Sync) {
+    let width = n.div_ceil(rayon::current_num_threads()).next_multiple_of(unit).max(min);
+    (0..n.div_ceil(width)).into_par_iter().for_each(|b| band(b * width..n.min((b + 1) * width)));
+}
+
+/// y (m x n) += x (m x k) W^T, with W (n x k); all row-major.
+///
+/// # Panics
+/// If the processor lacks AVX-512 (check `applies` first) or the sizes do not fit.
+pub fn par_x_wt(x: &[f32], w: &[f32], y: &mut [f32], k: usize, n: usize) {
+    assert!(applies(), "thin::par_x_wt needs AVX-512; check thin::applies() first");
+    let m = y.len().checked_div(n).unwrap_or(0);
+    assert!(y.len() == m * n && x.len() == m * k && w.len() == n * k, "x W^T: x has {} values, W {}, y {} (want m x {k}, {n} x {k}, m x {n})", x.len(), w.len(), y.len());
+    if m == 0 || n == 0 || k == 0 {
+        return;
+    }
+    let y = SendPtr(y.as_mut_ptr());
+    for_each_band(n, ROWS, 16, |cols| {
+        // SAFETY: AVX-512 is present (asserted above); x, W and y have the sizes checked
+        // above, and the bands' column ranges are disjoint, so no two tasks write the same
+        // element of y, which is borrowed mutably for this call.
+        #[cfg(target_arch = "x86_64")]
+        unsafe {
+            x_wt_band(x, w, y.at(0), m, k, n, cols)
+        }
+    });
+}
+
+/// C (m x n, row-major) += A (m x depth) B (depth x n), where B's rows are contiguous
+/// (`b.cs == 1`) and A is any view (a transpose included).
+///
+/// # Panics
+/// If the processor lacks AVX-512 (check `applies` first) or the sizes do not fit.
+pub fn par_a_b(a: Mat, b: Mat, c: &mut [f32]) {
+    assert!(applies(), "thin::par_a_b needs AVX-512; check thin::applies() first");
+    let (m, depth, n) = (a.rows, a.cols, b.cols);
+    assert!(b.rows == depth && b.cs == 1, "A B: A is {m}x{depth}, B {}x{n} with column stride {} (want {depth} rows, stride 1)", b.rows, b.cs);
+    assert_eq!(c.len(), m * n, "A B: C must hold {m}x{n} values");
+    a.check_bounds();
+    b.check_bounds();
+    if m == 0 || n == 0 || depth == 0 {
+        return;
+    }
+    let c = SendPtr(c.as_mut_ptr());
+    for_each_band(n, LANES, WIDE, |cols| {
+        // SAFETY: as in par_x_wt: AVX-512 present, every element of A and B that the views
+        // reach lies inside them (checked above), C is m x n and borrowed mutably, and the
+        // bands' columns are disjoint.
+        #[cfg(target_arch = "x86_64")]
+        unsafe {
+            a_b_band(a, b, c.at(0), n, cols)
+        }
+    });
+}
+
+/// Columns `cols` of y = x W^T: every block of 4 rows of W against every block of 4 rows of
+/// x; the ragged edges as blocks of one row or one column.
+///
+/// # Safety
+/// AVX-512 present; x holds m x k values, W n x k, y points to m x n; `cols` within 0..n.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn x_wt_band(x: &[f32], w: &[f32], y: *mut f32, m: usize, k: usize, n: usize, cols: Range<usize>) {
+    let (x, w) = (x.as_ptr(), w.as_ptr());
+    for j in cols.clone().step_by(ROWS) {
+        let width = ROWS.min(cols.end - j);
+        for i in (0..m).step_by(ROWS) {
+            let height = ROWS.min(m - i);
+            // SAFETY (every arm): rows i .. i + height of x, j .. j + width of W and the
+            // outputs they meet lie inside the matrices (the caller's contract).
+            unsafe {
+                let (x, w, y) = (x.add(i * k), w.add(j * k), y.add(i * n + j));
+                match (height, width) {
+                    (ROWS, ROWS) => dots::<ROWS, ROWS>(x, w, y, k, n),
+                    (ROWS, _) => (0..width).for_each(|c| dots::<ROWS, 1>(x, w.add(c * k), y.add(c), k, n)),
+                    (_, ROWS) => (0..height).for_each(|r| dots::<1, ROWS>(x.add(r * k), w, y.add(r * n), k, n)),
+                    _ => {
+                        for r in 0..height {
+                            (0..width).for_each(|c| dots::<1, 1>(x.add(r * k), w.add(c * k), y.add(r * n + c), k, n));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// y[r][c] += (row r of x) . (row c of W) for an R x C block: x and W point to the block's
+/// first rows (k apart), y to its first output (rows ldy apart). The last step loads only
+/// the k mod 16 values left (masked lanes read nothing and add zeros).
+///
+/// # Safety
+/// R rows of k values at x, C at w, and the R x C outputs at y, valid; AVX-512 present.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn dots<const R: usize, const C: usize>(x: *const f32, w: *const f32, y: *mut f32, k: usize, ldy: usize) {
+    // SAFETY: every load reads inside a row (the last one masked to the row's end), every
+    // store writes one of the block's outputs: the caller's contract.
+    unsafe {
+        let mut sums = [[_mm512_setzero_ps(); C]; R];
+        let whole = k - k % LANES;
+        for at in (0..whole).step_by(LANES) {
+            dot_step(&mut sums, x.add(at), w.add(at), k, !0);
+        }
+        if whole < k {
+            dot_step(&mut sums, x.add(whole), w.add(whole), k, lanes_below(k - whole));
+        }
+        for (r, sums) in sums.iter().enumerate() {
+            for (c, &s) in sums.iter().enumerate() {
+                *y.add(r * ldy + c) += add_lanes(s);
+            }
+        }
+    }
+}
+
+/// One step of a block of dots: the lanes of `mask` from R rows at x and C rows at w (rows
+/// k apart), multiplied pairwise into the sums. The mask is all ones but in the last step,
+/// and the compiler turns the loads with that constant mask into plain ones.
+///
+/// # Safety
+/// The masked lanes of every row lie inside it; AVX-512 present.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn dot_step<const R: usize, const C: usize>(sums: &mut [[__m512; C]; R], x: *const f32, w: *const f32, k: usize, mask: __mmask16) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let xs: [__m512; R] = std::array::from_fn(|r| _mm512_maskz_loadu_ps(mask, x.add(r * k)));
+        let ws: [__m512; C] = std::array::from_fn(|c| _mm512_maskz_loadu_ps(mask, w.add(c * k)));
+        for (row, &xr) in sums.iter_mut().zip(&xs) {
+            for (sum, &wc) in row.iter_mut().zip(&ws) {
+                *sum = _mm512_fmadd_ps(xr, wc, *sum);
+            }
+        }
+    }
+}
+
+/// Columns `cols` of C += A B, in segments of 64 columns (4 registers) by blocks of 4 rows;
+/// a segment narrower than 64 goes 16 columns at a time, the last masked.
+///
+/// # Safety
+/// AVX-512 present; A and B's views in bounds, C points to A.rows x ldc values; `cols`
+/// within 0..ldc.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn a_b_band(a: Mat, b: Mat, c: *mut f32, ldc: usize, cols: Range<usize>) {
+    let (m, depth, rsa, csa, ldb) = (a.rows, a.cols, a.rs, a.cs, b.rs);
+    for j in cols.clone().step_by(WIDE) {
+        let width = WIDE.min(cols.end - j);
+        for i in (0..m).step_by(ROWS) {
+            let height = ROWS.min(m - i);
+            // SAFETY (every call): rows i .. i + height of A and C, and columns j .. j + width
+            // of B and C, lie inside them (the caller's contract); masked lanes touch nothing.
+            unsafe {
+                let (a, b, c) = (a.data.as_ptr().add(i * rsa), b.data.as_ptr().add(j), c.add(i * ldc + j));
+                // Blocks of one row, for the rows past the last whole block of 4.
+                let rows = || (0..height).map(|r| (a.add(r * rsa), c.add(r * ldc)));
+                if width == WIDE {
+                    match height {
+                        ROWS => scaled_rows::<ROWS, 4>(a, rsa, csa, depth, b, ldb, c, ldc, !0),
+                        _ => rows().for_each(|(a, c)| scaled_rows::<1, 4>(a, rsa, csa, depth, b, ldb, c, ldc, !0)),
+                    }
+                } else {
+                    for q in (0..width).step_by(LANES) {
+                        let (b, mask) = (b.add(q), lanes_below((width - q).min(LANES)));
+                        match height {
+                            ROWS => scaled_rows::<ROWS, 1>(a, rsa, csa, depth, b, ldb, c.add(q), ldc, mask),
+                            _ => rows().for_each(|(a, c)| scaled_rows::<1, 1>(a, rsa, csa, depth, b, ldb, c.add(q), ldc, mask)),
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// C[r][..] += sum_t A[r][t] B[t][..] for an R x (C x 16) block, the lanes of `mask` in
+/// each register: A[r][t] at `a + r * rsa + t * csa`, row t of B at `b + t * ldb`, C's rows
+/// `ldc` apart. The sums start at zero and are added into C at the end.
+///
+/// # Safety
+/// Every element named above valid (C's for writing); AVX-512 present.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn scaled_rows<const R: usize, const C: usize>(a: *const f32, rsa: usize, csa: usize, depth: usize, b: *const f32, ldb: usize, c: *mut f32, ldc: usize, mask: __mmask16) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let mut sums = [[_mm512_setzero_ps(); C]; R];
+        for t in 0..depth {
+            let bs: [__m512; C] = std::array::from_fn(|q| _mm512_maskz_loadu_ps(mask, b.add(t * ldb + q * LANES)));
+            for (r, row) in sums.iter_mut().enumerate() {
+                let ar = _mm512_set1_ps(*a.add(r * rsa + t * csa));
+                for (sum, &bq) in row.iter_mut().zip(&bs) {
+                    *sum = _mm512_fmadd_ps(ar, bq, *sum);
+                }
+            }
+        }
+        for (r, row) in sums.iter().enumerate() {
+            for (q, &s) in row.iter().enumerate() {
+                let at = c.add(r * ldc + q * LANES);
+                _mm512_mask_storeu_ps(at, mask, _mm512_add_ps(_mm512_maskz_loadu_ps(mask, at), s));
+            }
+        }
+    }
+}
+
+/// The mask of the lowest `count` lanes (1 to 16).
+#[cfg(target_arch = "x86_64")]
+fn lanes_below(count: usize) -> __mmask16 {
+    ((1u32 << count) - 1) as __mmask16
+}
+
+/// The 16 lanes added pairwise, halves first: ((l0 + l8) + (l4 + l12)) + ... in a fixed order.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn add_lanes(v: __m512) -> f32 {
+    let mut lanes = [0.0f32; LANES];
+    // SAFETY: the store writes 16 floats into a 16-float array (unaligned store).
+    unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), v) };
+    let mut width = LANES;
+    while width > 1 {
+        width /= 2;
+        for l in 0..width {
+            lanes[l] += lanes[l + width];
+        }
+    }
+    lanes[0]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(len: usize, seed: usize) -> Vec<f32> {
+        (0..len).map(|i| ((i * 7919 + seed * 104729) % 2003) as f32 / 1001.0 - 1.0).collect()
+    }
+
+    /// C + A B in f64, and the sizes of its terms (the scale of f32's rounding error).
+    fn reference(a: Mat, b: Mat, c: &[f32]) -> (Vec<f64>, Vec<f64>) {
+        let (m, depth, n) = (a.rows, a.cols, b.cols);
+        let at = |m: Mat, i: usize, j: usize| m.data[i * m.rs + j * m.cs] as f64;
+        let (mut want, mut size) = (vec![0.0; m * n], vec![0.0; m * n]);
+        for i in 0..m {
+            for j in 0..n {
+                let terms = (0..depth).map(|t| at(a, i, t) * at(b, t, j));
+                want[i * n + j] = c[i * n + j] as f64 + terms.clone().sum::<f64>();
+                size[i * n + j] = c[i * n + j].abs() as f64 + terms.map(f64::abs).sum::<f64>();
+            }
+        }
+        (want, size)
+    }
+
+    /// Within f32 rounding of a sum of `depth` terms, relative to the terms' sizes.
+    fn assert_close(what: &str, got: &[f32], (want, size): (Vec<f64>, Vec<f64>), depth: usize) {
+        for (e, ((&g, w), s)) in got.iter().zip(&want).zip(&size).enumerate() {
+            assert!((g as f64 - w).abs() <= 1e-6 * s * (depth as f64).sqrt() + 1e-30, "{what}: element {e} is {g}, want {w}");
+        }
+    }
+
+    /// The shapes cover every kind of block and edge: rows below, at and past a block of 4;
+    /// depths below, at and past 16 lanes; widths below, at and past 16 and 64 columns.
+    const SHAPES: [(usize, usize, usize); 9] = [(1, 1, 1), (3, 15, 5), (4, 16, 4), (5, 17, 3), (64, 30, 128), (67, 784, 33), (8, 900, 21), (2, 48, 70), (9, 64, 100)];
+
+    #[test]
+    fn x_wt_matches_f64_sums_on_every_edge() {
+        if !applies() {
+            eprintln!("skipped: this processor has no AVX-512, so linear layers take par_gemm");
+            return;
+        }
+        for (m, k, n) in SHAPES {
+            let (x, w, start) = (values(m * k, 1), values(n * k, 2), values(m * n, 3));
+            let mut y = start.clone();
+            par_x_wt(&x, &w, &mut y, k, n);
+            let want = reference(Mat::new(&x, m, k), Mat::new(&w, n, k).t(), &start);
+            assert_close(&format!("x W^T {m}x{k}x{n}"), &y, want, k);
+        }
+    }
+
+    /// Both uses: A as stored (dout W) and A transposed (dout^T x).
+    #[test]
+    fn a_b_matches_f64_sums_on_every_edge() {
+        if !applies() {
+            eprintln!("skipped: this processor has no AVX-512, so linear layers take par_gemm");
+            return;
+        }
+        for (m, depth, n) in SHAPES {
+            let (a, b, start) = (values(m * depth, 4), values(depth * n, 5), values(m * n, 6));
+            for a_view in [Mat::new(&a, m, depth), Mat::new(&a, depth, m).t()] {
+                let mut c = start.clone();
+                par_a_b(a_view, Mat::new(&b, depth, n), &mut c);
+                let want = reference(a_view, Mat::new(&b, depth, n), &start);
+                assert_close(&format!("A B {m}x{depth}x{n}, A strides ({}, {})", a_view.rs, a_view.cs), &c, want, depth);
+            }
+        }
+    }
+
+    /// The same bits on 1 and 3 threads (bands of other widths and places).
+    #[test]
+    fn results_do_not_depend_on_the_thread_count() {
+        if !applies() {
+            eprintln!("skipped: this processor has no AVX-512");
+            return;
+        }
+        let (m, k, n) = (64, 784, 100);
+        let (x, w) = (values(m * k, 7), values(n * k, 8));
+        let run = |threads| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let (mut y, mut dx, mut dw) = (vec![0.5; m * n], vec![0.5; m * k], vec![0.5; n * k]);
+            pool.install(|| {
+                par_x_wt(&x, &w, &mut y, k, n);
+                par_a_b(Mat::new(&y, m, n), Mat::new(&w, n, k), &mut dx);
+                par_a_b(Mat::new(&y, m, n).t(), Mat::new(&x, m, k), &mut dw);
+            });
+            [y, dx, dw].map(|v| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>())
+        };
+        assert_eq!(run(1), run(3));
+    }
+}
