@@ -76,23 +76,27 @@ extern "C" __global__ void fill_bias(float* y, const float* b, unsigned int n, u
     y[e] = b[(e / plane) % c];
 }
 
-// Threads per block of conv_backward_bias; a power of two for the tree below.
-#define BIAS_THREADS 256
+// The most threads per block of conv_backward_bias.
+#define BIAS_THREADS 1024
 
-// One block per channel co. Thread t sums the elements t, t + 256, ... of that channel
-// in f64 (as the CPU does), then the block adds its 256 sums in a fixed tree. A fixed
-// order, so the same bits on every run; a block owns its channel, so no atomics.
+// One block per channel co, of T threads (a power of two from 32 to 1024, chosen by the
+// host from the channel's size: n values for a linear layer, n x 784 for the CAEs' last).
+// Thread t sums the elements t, t + T, ... of that channel in f64 (as the CPU does), then
+// the block adds its T sums in a fixed tree. A fixed order for a given shape, so the same
+// bits on every run; a block owns its channel, so no atomics. The loop is bound by the
+// loads' latency, so it is unrolled to keep several of them in flight.
 extern "C" __global__ void conv_backward_bias(const float* dout, float* db, unsigned int n, unsigned int c, unsigned int plane) {
     __shared__ double sums[BIAS_THREADS];
-    const unsigned int co = blockIdx.x;
+    const unsigned int co = blockIdx.x, threads = blockDim.x;
     double s = 0.0;
-    for (size_t e = threadIdx.x; e < (size_t)n * plane; e += BIAS_THREADS) {
+#pragma unroll 4
+    for (size_t e = threadIdx.x; e < (size_t)n * plane; e += threads) {
         const size_t img = e / plane, q = e % plane;
         s += (double)dout[(img * c + co) * plane + q];
     }
     sums[threadIdx.x] = s;
     __syncthreads();
-    for (unsigned int half = BIAS_THREADS / 2; half > 0; half /= 2) {
+    for (unsigned int half = threads / 2; half > 0; half /= 2) {
         if (threadIdx.x < half) sums[threadIdx.x] += sums[threadIdx.x + half];
         __syncthreads();
     }

@@ -9,6 +9,14 @@
 // c + z*c_bs. A batch stride of 0 shares that operand (one weight for every image of a
 // convolution); batch = 1 is the plain product.
 //
+// Split k: a product with few tiles (64 x 784 from a batch of 64, say: 13 blocks for a GPU
+// of 132 multiprocessors) would leave most of the GPU idle while each block walks all of k.
+// Then the host asks for `splits` slices of k, k_split long (whole slabs): block z of the
+// grid computes slice z % splits of product z / splits into its own partial product (c
+// points to a scratch buffer of count x splits partials, beta = 0), and gemm_sum_splits
+// adds each output's partials in slice order, then beta C: a fixed order, so the same bits
+// on every run, and no atomics. splits = 1 is the plain product, written into C directly.
+//
 // Tiling: each block computes a TILE_M x TILE_N tile of C. It walks k in steps of TILE_K,
 // copying a TILE_M x TILE_K slab of A and a TILE_K x TILE_N slab of B into shared memory
 // (each element read from global memory once per block instead of once per thread), then
@@ -31,9 +39,10 @@ struct GemmParams {
     unsigned int a_rs, a_cs;    // A(i, l) = a[i * a_rs + l * a_cs]
     unsigned int b_rs, b_cs;    // B(l, j) = b[l * b_rs + j * b_cs]
     unsigned int a_bs, b_bs, c_bs; // batch strides (0: the operand is shared)
+    unsigned int splits, k_split;  // slices of k per product, and their length
     float beta;                 // 0 or 1
 };
-static_assert(sizeof(GemmParams) == 44, "GemmParams must match its Rust mirror");
+static_assert(sizeof(GemmParams) == 52, "GemmParams must match its Rust mirror");
 
 extern "C" __global__ void gemm(const float* a, const float* b, float* c, GemmParams p) {
     // A's slab is stored transposed, as_t[l][i], so the inner loop reads both slabs along
@@ -43,14 +52,16 @@ extern "C" __global__ void gemm(const float* a, const float* b, float* c, GemmPa
     __shared__ float as_t[TILE_K][TILE_M + 1];
     __shared__ float bs[TILE_K][TILE_N + 1];
 
-    a += (size_t)blockIdx.z * p.a_bs;
-    b += (size_t)blockIdx.z * p.b_bs;
+    const unsigned int product = blockIdx.z / p.splits, slice = blockIdx.z % p.splits;
+    const unsigned int l_begin = slice * p.k_split, l_end = min(p.k, l_begin + p.k_split);
+    a += (size_t)product * p.a_bs;
+    b += (size_t)product * p.b_bs;
     c += (size_t)blockIdx.z * p.c_bs;
     const unsigned int row0 = blockIdx.y * TILE_M, col0 = blockIdx.x * TILE_N;
     const unsigned int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
 
     float acc[THREAD_M][THREAD_N] = {};
-    for (unsigned int l0 = 0; l0 < p.k; l0 += TILE_K) {
+    for (unsigned int l0 = l_begin; l0 < l_end; l0 += TILE_K) {
         // Copy the slabs: 1024 elements each, 4 per thread. Consecutive threads walk
         // whichever axis is contiguous in memory, so a warp's loads coalesce for a matrix
         // and for its transpose alike.
@@ -58,13 +69,13 @@ extern "C" __global__ void gemm(const float* a, const float* b, float* c, GemmPa
             unsigned int i, l;
             if (p.a_cs == 1) { i = e / TILE_K; l = e % TILE_K; } else { i = e % TILE_M; l = e / TILE_M; }
             unsigned int gi = row0 + i, gl = l0 + l;
-            as_t[l][i] = (gi < p.m && gl < p.k) ? a[(size_t)gi * p.a_rs + (size_t)gl * p.a_cs] : 0.0f;
+            as_t[l][i] = (gi < p.m && gl < l_end) ? a[(size_t)gi * p.a_rs + (size_t)gl * p.a_cs] : 0.0f;
         }
         for (unsigned int e = threadIdx.x; e < TILE_K * TILE_N; e += THREADS) {
             unsigned int l, j;
             if (p.b_cs == 1) { l = e / TILE_N; j = e % TILE_N; } else { j = e / TILE_K; l = e % TILE_K; }
             unsigned int gl = l0 + l, gj = col0 + j;
-            bs[l][j] = (gl < p.k && gj < p.n) ? b[(size_t)gl * p.b_rs + (size_t)gj * p.b_cs] : 0.0f;
+            bs[l][j] = (gl < l_end && gj < p.n) ? b[(size_t)gl * p.b_rs + (size_t)gj * p.b_cs] : 0.0f;
         }
         __syncthreads();  // the slabs are complete before anyone reads them
 
@@ -90,4 +101,26 @@ extern "C" __global__ void gemm(const float* a, const float* b, float* c, GemmPa
             *cij = p.beta == 0.0f ? acc[r][s] : acc[r][s] + p.beta * *cij;
         }
     }
+}
+
+// Mirrors src/cuda/gemm.rs `SplitSum`, field for field.
+struct SplitSum {
+    unsigned int mn;        // values per product (m x n)
+    unsigned int count;     // products
+    unsigned int splits;    // partials per product, consecutive in `parts`
+    unsigned int c_bs;      // batch stride of C
+    float beta;             // 0 or 1
+};
+static_assert(sizeof(SplitSum) == 20, "SplitSum must match its Rust mirror");
+
+// One thread per output (z, e): C_z[e] = sum over slices q, in order, of part_{z,q}[e],
+// plus beta C_z[e]. Consecutive threads read consecutive values of each partial.
+extern "C" __global__ void gemm_sum_splits(const float* parts, float* c, SplitSum p) {
+    const size_t t = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (t >= (size_t)p.count * p.mn) return;
+    const size_t z = t / p.mn, e = t % p.mn;
+    float sum = 0.0f;
+    for (unsigned int q = 0; q < p.splits; q++) sum += parts[(z * p.splits + q) * p.mn + e];
+    float* cz = &c[z * p.c_bs + e];
+    *cz = p.beta == 0.0f ? sum : sum + p.beta * *cz;
 }

@@ -14,7 +14,8 @@
 # With the device tool (see the tool library's device/README.md), after `prepare`:
 #   run(command="bash scripts/gpu-check.sh run", carry=[".gpu"], timeout_s=540)
 # (about 1 minute of tests, 1 to 2 of our epochs, 2 to 4 of PyTorch's; TRAIN=0 skips the
-# side by side, TORCH=0 PyTorch alone.)
+# side by side, TORCH=0 PyTorch alone; SANITIZE=1 adds compute-sanitizer's memcheck over the
+# parity tests and initcheck over the training tests, a few minutes more.)
 # The binaries are built here and carried because the GPU machine has no Rust toolchain
 # and cannot fetch crates; it is x86-64 with a newer glibc than this machine's, so they run
 # there. NVRTC is not carried (105 MB): that machine's CUDA 13.0 toolkit, or its Python's
@@ -102,9 +103,34 @@ run() {
         echo "$t: $( [[ $rc == 0 ]] && echo passed || echo "FAILED (exit $rc)" ); $(grep -E '^test result' "$log" | tail -n1)" >>"$out/summary.txt"
         [[ $rc == 0 ]] || verdict=1
     done
+    [[ "${SANITIZE:-0}" == 0 ]] || sanitize "$out" || verdict=1
     [[ "${TRAIN:-1}" == 0 ]] || side_by_side "$out" || verdict=1
     cat "$out/summary.txt"
     exit "$verdict"
+}
+
+# compute-sanitizer over the test binaries: memcheck (out-of-bounds and misaligned accesses)
+# on the parity tests, which run every kernel on shapes at and past its edges, and
+# initcheck (reads of memory never written) on the training tests, which run whole steps
+# of every model, where op outputs are allocated unset (`Gpu::uninit`).
+sanitize() {
+    local out="$1" san rc tool t tool_test log
+    san="$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)"
+    if [[ ! -x "$san" ]]; then
+        echo "sanitize: compute-sanitizer not found" >>"$out/summary.txt"
+        return 1
+    fi
+    for tool_test in memcheck:cuda_parity initcheck:cuda_training; do
+        tool="${tool_test%%:*}" t="${tool_test#*:}"
+        set +e
+        log="$(mktemp)"
+        timeout 300 "$san" --tool "$tool" --error-exitcode 9 ".gpu/bin/$t" --test-threads=1 >"$log" 2>&1
+        rc=$?
+        set -e
+        echo "compute-sanitizer $tool on $t: $( [[ $rc == 0 ]] && echo "no errors" || echo "FAILED (exit $rc)" ); $(grep -E 'ERROR SUMMARY' "$log" | tail -n1)" >>"$out/summary.txt"
+        # The summary is what comes back: a failure's first reports go into it.
+        [[ $rc == 0 ]] || { grep -m 40 -E '=========' "$log" >>"$out/summary.txt"; return 1; }
+    done
 }
 
 # One epoch of every model of the study on the GPU, ours (`all`, which trains each model

@@ -209,7 +209,7 @@ impl Feed {
             }
             Feed::Cuda { gpu, images: on_device, order, noise, .. } => {
                 let device = Device::Cuda(gpu.clone());
-                let mut target = Tensor::zeros_on(&shape, &device);
+                let mut target = Tensor::output_on(&shape, &device);
                 batch_into(gpu, on_device, &order.slice(first..first + rows.len()), target.cuda_mut()).expect(LAUNCH_FAILED);
                 if noise.std_dev() == 0.0 {
                     return (target.clone(), target);
@@ -217,7 +217,7 @@ impl Feed {
                 // Drawn as the CPU draws it, so a seed gives the same noisy inputs on both
                 // devices; the sum is the same f32 addition.
                 let z = Tensor::from_vec(&shape, draw_noise(noise, rows.len(), d, rng)).to_device(&device);
-                let mut input = Tensor::zeros_on(&shape, &device);
+                let mut input = Tensor::output_on(&shape, &device);
                 cuda::elementwise::add(gpu, target.cuda(), z.cuda(), input.cuda_mut()).expect(LAUNCH_FAILED);
                 (input, target)
             }

@@ -66,8 +66,10 @@ fn assert_close(what: &str, gpu: &[f32], cpu: &[f32]) {
 fn gemm_matches_cpu_for_every_view() {
     let Some(g) = gpu() else { return };
     let mut rng = rng_from_seed(1);
-    // Sizes below, at and across the 64 x 64 x 16 tiles, and degenerate ones.
-    for (m, k, n) in [(1, 1, 1), (5, 7, 3), (64, 16, 64), (65, 17, 130), (3, 200, 70), (130, 33, 1)] {
+    // Sizes below, at and across the 64 x 64 x 16 tiles, and degenerate ones; the last
+    // three have so few tiles for their k that k is split (into 5, 19 and 3 slices, the
+    // last one short).
+    for (m, k, n) in [(1, 1, 1), (5, 7, 3), (64, 16, 64), (65, 17, 130), (130, 33, 1), (3, 200, 70), (64, 900, 100), (2, 130, 3)] {
         for (ta, tb, beta) in [(false, false, 0.0), (true, false, 1.0), (false, true, 1.0), (true, true, 0.0), (true, true, 1.0)] {
             let (a, b, c0) = (dyadic(m * k, &mut rng), dyadic(k * n, &mut rng), dyadic(m * n, &mut rng));
             // A transposed view stores A^T row-major and swaps the strides back.
@@ -92,19 +94,21 @@ fn gemm_matches_cpu_for_every_view() {
 fn batched_gemm_matches_a_loop_of_cpu_products() {
     let Some(g) = gpu() else { return };
     let mut rng = rng_from_seed(2);
-    let (count, m, k, n) = (3, 9, 20, 70);
-    // A shared (batch stride 0), as a convolution's weight; B and C one block per product.
-    let (a, b) = (dyadic(m * k, &mut rng), dyadic(count * k * n, &mut rng));
-    let mut c_cpu = vec![0.0; count * m * n];
-    for z in 0..count {
-        let b_z = cpu::gemm::Mat::new(&b[z * k * n..(z + 1) * k * n], k, n);
-        cpu::gemm::gemm(cpu::gemm::Mat::new(&a, m, k), b_z, 0.0, &mut c_cpu[z * m * n..(z + 1) * m * n]);
+    // k = 20 is computed whole; k = 300 in 7 slices per product (3 products of 2 tiles).
+    for (count, m, k, n) in [(3, 9, 20, 70), (3, 9, 300, 70)] {
+        // A shared (batch stride 0), as a convolution's weight; B and C one block per product.
+        let (a, b) = (dyadic(m * k, &mut rng), dyadic(count * k * n, &mut rng));
+        let mut c_cpu = vec![0.0; count * m * n];
+        for z in 0..count {
+            let b_z = cpu::gemm::Mat::new(&b[z * k * n..(z + 1) * k * n], k, n);
+            cpu::gemm::gemm(cpu::gemm::Mat::new(&a, m, k), b_z, 0.0, &mut c_cpu[z * m * n..(z + 1) * m * n]);
+        }
+        let (a_dev, b_dev) = (up(g, &a), up(g, &b));
+        let mut c_dev = g.zeros(count * m * n).unwrap();
+        let batch = cuda::gemm::Batch { count, a: 0, b: k * n, c: m * n };
+        cuda::gemm::gemm_batched(g, cuda::gemm::Mat::new(&a_dev, m, k), cuda::gemm::Mat::new(&b_dev, k, n), 0.0, &mut c_dev, batch).unwrap();
+        assert_close(&format!("batched gemm {count} x {m}x{k}x{n}"), &down(g, &c_dev), &c_cpu);
     }
-    let (a_dev, b_dev) = (up(g, &a), up(g, &b));
-    let mut c_dev = g.zeros(count * m * n).unwrap();
-    let batch = cuda::gemm::Batch { count, a: 0, b: k * n, c: m * n };
-    cuda::gemm::gemm_batched(g, cuda::gemm::Mat::new(&a_dev, m, k), cuda::gemm::Mat::new(&b_dev, k, n), 0.0, &mut c_dev, batch).unwrap();
-    assert_close("batched gemm", &down(g, &c_dev), &c_cpu);
 }
 
 /// Geometries with padding, strides 1 and 2, non-square kernels and odd sizes.

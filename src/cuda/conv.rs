@@ -7,8 +7,8 @@
 //! product per image followed by `sum_over_batch`, which adds them in image order: each
 //! thread owns one weight element, so no atomics and the same bits on every run.
 //!
-//! The column buffers (n x K x P floats) are allocated per call, zeroed; a training loop
-//! that wants to keep one alive can call the pieces itself.
+//! The column buffers (n x K x P floats) and the per-image partials are allocated per call
+//! and left unset (`Gpu::uninit`): im2col and the products with beta = 0 write every value.
 
 use super::gemm::{gemm_batched, Batch, Mat};
 use super::im2col::{col2im, im2col};
@@ -16,8 +16,8 @@ use super::{grid_1d, to_u32, CudaResult, Gpu};
 use crate::ops::im2col::ConvGeom;
 use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
 
-/// Threads per block of conv_backward_bias: `BIAS_THREADS` in kernels/conv.cu.
-const BIAS_THREADS: u32 = 256;
+/// The most threads per block of conv_backward_bias: `BIAS_THREADS` in kernels/conv.cu.
+const BIAS_THREADS: usize = 1024;
 
 /// Images in the batch of `x`, a buffer of whole images of `image` floats.
 fn batch_of(len: usize, image: usize) -> usize {
@@ -31,7 +31,7 @@ pub fn conv2d_forward(gpu: &Gpu, x: &CudaSlice<f32>, w: &CudaSlice<f32>, b: Opti
     let n = batch_of(x.len(), g.c * g.h * g.w);
     assert_eq!(w.len(), c_out * k, "conv2d: weight must be {c_out}x{k}");
     assert_eq!(y.len(), n * c_out * p, "conv2d: y must be ({n}, {c_out}, {}, {})", g.oh, g.ow);
-    let mut col = gpu.zeros(n * k * p)?;
+    let mut col = gpu.uninit(n * k * p)?;
     im2col(gpu, x, g, n, &mut col)?;
     fill_bias(gpu, y, b, c_out, p)?;
     // y[img] (c_out, P) += W (c_out, K) col[img] (K, P)
@@ -43,7 +43,7 @@ pub fn conv2d_backward_input(gpu: &Gpu, dout: &CudaSlice<f32>, w: &CudaSlice<f32
     let (k, p) = (g.col_rows(), g.col_cols());
     let n = batch_of(dx.len(), g.c * g.h * g.w);
     assert_eq!(dout.len(), n * c_out * p, "conv2d backward: dout must be ({n}, {c_out}, {}, {})", g.oh, g.ow);
-    let mut dcol = gpu.zeros(n * k * p)?;
+    let mut dcol = gpu.uninit(n * k * p)?;
     // dcol[img] (K, P) = W^T (K, c_out) dout[img] (c_out, P)
     gemm_batched(gpu, Mat::new(w, c_out, k).t(), Mat::new(dout, c_out, p), 0.0, &mut dcol, Batch { count: n, a: 0, b: c_out * p, c: k * p })?;
     col2im(gpu, &dcol, g, n, dx)
@@ -55,9 +55,9 @@ pub fn conv2d_backward_weight(gpu: &Gpu, dout: &CudaSlice<f32>, x: &CudaSlice<f3
     let n = batch_of(x.len(), g.c * g.h * g.w);
     assert_eq!(dout.len(), n * c_out * p, "conv2d backward: dout must be ({n}, {c_out}, {}, {})", g.oh, g.ow);
     assert_eq!(dw.len(), c_out * k, "conv2d backward: dw must be {c_out}x{k}");
-    let mut col = gpu.zeros(n * k * p)?;
+    let mut col = gpu.uninit(n * k * p)?;
     im2col(gpu, x, g, n, &mut col)?;
-    let mut part = gpu.zeros(n * c_out * k)?;
+    let mut part = gpu.uninit(n * c_out * k)?;
     // part[img] (c_out, K) = dout[img] (c_out, P) col[img]^T (P, K)
     gemm_batched(gpu, Mat::new(dout, c_out, p), Mat::new(&col, k, p).t(), 0.0, &mut part, Batch { count: n, a: c_out * p, b: k * p, c: c_out * k })?;
     sum_over_batch(gpu, &part, n, dw)
@@ -70,7 +70,7 @@ pub fn conv_transpose2d_forward(gpu: &Gpu, x: &CudaSlice<f32>, w: &CudaSlice<f32
     let n = batch_of(x.len(), c_in * p);
     assert_eq!(w.len(), c_in * k, "conv_transpose2d: weight must be {c_in}x{k}");
     assert_eq!(y.len(), n * g.c * g.h * g.w, "conv_transpose2d: y must be ({n}, {}, {}, {})", g.c, g.h, g.w);
-    let mut col = gpu.zeros(n * k * p)?;
+    let mut col = gpu.uninit(n * k * p)?;
     // col[img] (K, P) = W^T (K, c_in) x[img] (c_in, P)
     gemm_batched(gpu, Mat::new(w, c_in, k).t(), Mat::new(x, c_in, p), 0.0, &mut col, Batch { count: n, a: 0, b: c_in * p, c: k * p })?;
     fill_bias(gpu, y, b, g.c, g.h * g.w)?;
@@ -82,7 +82,7 @@ pub fn conv_transpose2d_backward_input(gpu: &Gpu, dout: &CudaSlice<f32>, w: &Cud
     let (k, p) = (g.col_rows(), g.col_cols());
     let n = batch_of(dout.len(), g.c * g.h * g.w);
     assert_eq!(dx.len(), n * c_in * p, "conv_transpose2d backward: dx must be ({n}, {c_in}, {}, {})", g.oh, g.ow);
-    let mut col = gpu.zeros(n * k * p)?;
+    let mut col = gpu.uninit(n * k * p)?;
     im2col(gpu, dout, g, n, &mut col)?;
     // dx[img] (c_in, P) += W (c_in, K) col[img] (K, P)
     gemm_batched(gpu, Mat::new(w, c_in, k), Mat::new(&col, k, p), 1.0, dx, Batch { count: n, a: 0, b: k * p, c: c_in * p })
@@ -94,9 +94,9 @@ pub fn conv_transpose2d_backward_weight(gpu: &Gpu, dout: &CudaSlice<f32>, x: &Cu
     let n = batch_of(dout.len(), g.c * g.h * g.w);
     assert_eq!(x.len(), n * c_in * p, "conv_transpose2d backward: x must be ({n}, {c_in}, {}, {})", g.oh, g.ow);
     assert_eq!(dw.len(), c_in * k, "conv_transpose2d backward: dw must be {c_in}x{k}");
-    let mut col = gpu.zeros(n * k * p)?;
+    let mut col = gpu.uninit(n * k * p)?;
     im2col(gpu, dout, g, n, &mut col)?;
-    let mut part = gpu.zeros(n * c_in * k)?;
+    let mut part = gpu.uninit(n * c_in * k)?;
     // part[img] (c_in, K) = x[img] (c_in, P) col[img]^T (P, K)
     gemm_batched(gpu, Mat::new(x, c_in, p), Mat::new(&col, k, p).t(), 0.0, &mut part, Batch { count: n, a: c_in * p, b: k * p, c: c_in * k })?;
     sum_over_batch(gpu, &part, n, dw)
@@ -132,8 +132,10 @@ pub fn conv_backward_bias(gpu: &Gpu, dout: &CudaSlice<f32>, db: &mut CudaSlice<f
         return Ok(());
     }
     let (n32, c32, plane32) = (to_u32(n), to_u32(c), to_u32(plane));
-    // One block per channel (see the .cu): each block owns its db[c].
-    let cfg = LaunchConfig { grid_dim: (c32, 1, 1), block_dim: (BIAS_THREADS, 1, 1), shared_mem_bytes: 0 };
+    // One block per channel (see the .cu): each block owns its db[c]. As many threads as
+    // the channel has values, in a power of two from a warp up to BIAS_THREADS.
+    let threads = (n * plane).next_power_of_two().clamp(32, BIAS_THREADS);
+    let cfg = LaunchConfig { grid_dim: (c32, 1, 1), block_dim: (to_u32(threads), 1, 1), shared_mem_bytes: 0 };
     let mut launch = gpu.stream.launch_builder(&gpu.k.conv_backward_bias);
     launch.arg(dout); //     const float* dout
     launch.arg(db); //       float* db

@@ -53,7 +53,7 @@ macro_rules! kernels {
 
 kernels! {
     "elementwise.cu" => [relu_forward, relu_backward, add, scale, add_into],
-    "gemm.cu" => [gemm],
+    "gemm.cu" => [gemm, gemm_sum_splits],
     "conv.cu" => [im2col, col2im, fill_bias, conv_backward_bias, sum_over_batch],
     "pool.cu" => [maxpool2d_forward, maxpool2d_backward, maxunpool2d_forward, maxunpool2d_backward],
     "loss.cu" => [mse_forward_partials, mean_abs_forward_partials, mean_of_partials, mse_backward, mean_abs_backward],

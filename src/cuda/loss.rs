@@ -19,7 +19,7 @@ const LOSS_THREADS: u32 = 256;
 /// `out[0] = (1/N) sum (x - t)^2`.
 pub fn mse_forward(gpu: &Gpu, x: &CudaSlice<f32>, t: &CudaSlice<f32>, out: &mut CudaSlice<f32>) -> CudaResult<()> {
     assert_eq!(x.len(), t.len(), "mse: prediction and target differ in length");
-    let mut partials = gpu.zeros::<f64>(LOSS_BLOCKS as usize)?;
+    let mut partials = gpu.uninit::<f64>(LOSS_BLOCKS as usize)?;
     let n = to_u32(x.len());
     let mut launch = gpu.stream.launch_builder(&gpu.k.mse_forward_partials);
     launch.arg(x); //             const float* x
@@ -34,7 +34,7 @@ pub fn mse_forward(gpu: &Gpu, x: &CudaSlice<f32>, t: &CudaSlice<f32>, out: &mut 
 
 /// `out[0] = (1/N) sum |x|`.
 pub fn mean_abs_forward(gpu: &Gpu, x: &CudaSlice<f32>, out: &mut CudaSlice<f32>) -> CudaResult<()> {
-    let mut partials = gpu.zeros::<f64>(LOSS_BLOCKS as usize)?;
+    let mut partials = gpu.uninit::<f64>(LOSS_BLOCKS as usize)?;
     let n = to_u32(x.len());
     let mut launch = gpu.stream.launch_builder(&gpu.k.mean_abs_forward_partials);
     launch.arg(x); //             const float* x

@@ -54,6 +54,11 @@ pub struct Gpu {
     pub k: Kernels,
     /// The device's name, for logs.
     pub name: String,
+    /// Scratch for the partial products of a GEMM split along k (`gemm::gemm_batched`),
+    /// kept and grown rather than allocated per product: a step is bound by the host's
+    /// calls into the driver, and an allocation and a free are two of them. Safe to reuse
+    /// because every use is queued on `stream`, in order.
+    pub(crate) split_scratch: std::sync::Mutex<Option<CudaSlice<f32>>>,
 }
 
 impl Gpu {
@@ -71,7 +76,7 @@ impl Gpu {
         let stream = ctx.default_stream();
         let k = Kernels::load(&ctx, ptx).map_err(|e| format!("cannot load the kernels' PTX: {e}"))?;
         let name = ctx.name().unwrap_or_else(|_| "CUDA device 0".into());
-        Ok(Gpu { ctx, stream, k, name })
+        Ok(Gpu { ctx, stream, k, name, split_scratch: std::sync::Mutex::new(None) })
     }
 
     /// A device copy of `host`.
@@ -87,6 +92,17 @@ impl Gpu {
     /// `len` zeros on the device.
     pub fn zeros<T: DeviceRepr + ValidAsZeroBits>(&self, len: usize) -> CudaResult<CudaSlice<T>> {
         self.stream.alloc_zeros(len)
+    }
+
+    /// `len` values that the next kernel on the stream writes in full, left unset: no memset
+    /// queued, one call into the driver fewer, and a training step on the GPU is bound by
+    /// those calls. For plain numbers (f32, f64, u32: every bit pattern is one), so a value
+    /// read before it is written is a wrong number, never undefined behaviour, and
+    /// `compute-sanitizer --tool initcheck` reports it (`SANITIZE=1 scripts/gpu-check.sh`).
+    pub fn uninit<T: DeviceRepr + ValidAsZeroBits>(&self, len: usize) -> CudaResult<CudaSlice<T>> {
+        // SAFETY: as said above: T is a plain number type, and the memory stays on the
+        // device, where the caller's kernel writes it before anything reads it.
+        unsafe { self.stream.alloc(len) }
     }
 
     /// Waits until every queued launch has finished; reports a kernel's failure.

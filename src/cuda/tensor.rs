@@ -42,6 +42,12 @@ impl CudaTensor {
         CudaTensor { shape: shape.to_vec(), data: Arc::new(data), gpu: gpu.clone() }
     }
 
+    /// A tensor whose values the next kernel writes in full (`Gpu::uninit`).
+    pub fn uninit(gpu: &Arc<Gpu>, shape: &[usize]) -> CudaTensor {
+        let data = gpu.uninit(shape.iter().product()).expect(DRIVER_FAILED);
+        CudaTensor { shape: shape.to_vec(), data: Arc::new(data), gpu: gpu.clone() }
+    }
+
     pub fn shape(&self) -> &[usize] {
         &self.shape
     }

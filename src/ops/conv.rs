@@ -235,7 +235,7 @@ impl Tape {
         let (n, c_out) = (xv.shape()[0], wv.shape()[0]);
         let bv = b.map(|b| self.value(b));
         check_bias(bv, c_out);
-        let mut y = Tensor::zeros_on(&[n, c_out, g.oh, g.ow], &xv.device());
+        let mut y = Tensor::output_on(&[n, c_out, g.oh, g.ow], &xv.device());
         match xv {
             Tensor::Cpu(_) => conv2d_forward(xv.as_slice(), wv.as_slice(), bv.map(Tensor::as_slice), y.as_slice_mut(), &g, c_out),
             Tensor::Cuda(xc) => cuda::conv::conv2d_forward(xc.gpu(), xc.slice(), wv.cuda(), bv.map(Tensor::cuda), y.cuda_mut(), &g, c_out).expect(LAUNCH_FAILED),
@@ -250,7 +250,7 @@ impl Tape {
         let (n, c_in) = (xv.shape()[0], xv.shape()[1]);
         let bv = b.map(|b| self.value(b));
         check_bias(bv, g.c);
-        let mut y = Tensor::zeros_on(&[n, g.c, g.h, g.w], &xv.device());
+        let mut y = Tensor::output_on(&[n, g.c, g.h, g.w], &xv.device());
         match xv {
             Tensor::Cpu(_) => conv_transpose2d_forward(xv.as_slice(), wv.as_slice(), bv.map(Tensor::as_slice), y.as_slice_mut(), &g, c_in),
             Tensor::Cuda(xc) => cuda::conv::conv_transpose2d_forward(xc.gpu(), xc.slice(), wv.cuda(), bv.map(Tensor::cuda), y.cuda_mut(), &g, c_in).expect(LAUNCH_FAILED),

@@ -88,7 +88,8 @@ impl Tape {
     pub fn linear(&mut self, x: Var, w: Var, b: Option<Var>) -> Var {
         let (xv, wv, bv) = (self.value(x), self.value(w), b.map(|b| self.value(b)));
         let (d_in, d_out) = dims(xv.shape(), wv.shape(), bv.map(Tensor::shape));
-        let mut y = Tensor::zeros_on(&[xv.shape()[0], d_out], &xv.device());
+        // fill_bias writes every value (the bias, or zeros), then the product adds on.
+        let mut y = Tensor::output_on(&[xv.shape()[0], d_out], &xv.device());
         match xv {
             Tensor::Cpu(_) => linear_forward(xv.as_slice(), wv.as_slice(), bv.map(Tensor::as_slice), y.as_slice_mut(), d_in, d_out),
             Tensor::Cuda(xc) => cuda::linear::linear_forward(xc.gpu(), xc.slice(), wv.cuda(), bv.map(Tensor::cuda), y.cuda_mut(), d_in, d_out).expect(LAUNCH_FAILED),

@@ -72,7 +72,7 @@ impl Tape {
             Tensor::Cpu(_) => Tensor::scalar(mse_forward(xv.as_slice(), tv.as_slice())),
             // The loss stays on the GPU: a training loop reads it only when it logs.
             Tensor::Cuda(xc) => {
-                let mut loss = Tensor::zeros_on(&[1], &xv.device());
+                let mut loss = Tensor::output_on(&[1], &xv.device());
                 cuda::loss::mse_forward(xc.gpu(), xc.slice(), tv.cuda(), loss.cuda_mut()).expect(LAUNCH_FAILED);
                 loss
             }
@@ -86,7 +86,7 @@ impl Tape {
         let loss = match xv {
             Tensor::Cpu(_) => Tensor::scalar(mean_abs_forward(xv.as_slice())),
             Tensor::Cuda(xc) => {
-                let mut loss = Tensor::zeros_on(&[1], &xv.device());
+                let mut loss = Tensor::output_on(&[1], &xv.device());
                 cuda::loss::mean_abs_forward(xc.gpu(), xc.slice(), loss.cuda_mut()).expect(LAUNCH_FAILED);
                 loss
             }

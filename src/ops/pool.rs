@@ -177,7 +177,7 @@ impl Tape {
         let xv = self.value(x);
         let &[n, c, h, w] = xv.shape() else { panic!("max_pool2d wants (n, c, h, w), got {:?}", xv.shape()) };
         let shape = [n, c, h / K, w / K];
-        let mut y = Tensor::zeros_on(&shape, &xv.device());
+        let mut y = Tensor::output_on(&shape, &xv.device());
         let data = match xv {
             Tensor::Cpu(_) => {
                 let mut idx = vec![0u32; y.len()];
@@ -185,7 +185,7 @@ impl Tape {
                 IndexData::Cpu(Arc::new(idx))
             }
             Tensor::Cuda(xc) => {
-                let mut idx = xc.gpu().zeros::<u32>(y.len()).expect(DRIVER_FAILED);
+                let mut idx = xc.gpu().uninit::<u32>(y.len()).expect(DRIVER_FAILED);
                 cuda::pool::maxpool2d_forward(xc.gpu(), xc.slice(), y.cuda_mut(), &mut idx, h, w).expect(LAUNCH_FAILED);
                 IndexData::Cuda(Arc::new(idx))
             }
@@ -216,7 +216,8 @@ impl Tape {
         assert_eq!(xv.shape(), indices.shape, "max_unpool2d: input and indices differ in shape");
         check_indices(indices, h, w);
         let [n, c, ph, pw] = indices.shape;
-        let mut y = Tensor::zeros_on(&[n, c, h, w], &xv.device());
+        // The unpool writes every value (a gather: the input, or a zero).
+        let mut y = Tensor::output_on(&[n, c, h, w], &xv.device());
         match xv {
             Tensor::Cpu(_) => maxunpool2d_forward(xv.as_slice(), indices.cpu(), y.as_slice_mut(), ph, pw, h, w),
             Tensor::Cuda(xc) => cuda::pool::maxunpool2d_forward(xc.gpu(), xc.slice(), indices.cuda(), y.cuda_mut(), ph, pw, h, w).expect(LAUNCH_FAILED),

@@ -35,7 +35,7 @@ pub fn relu_backward(y: &[f32], dout: &[f32], dx: &mut [f32]) {
 impl Tape {
     pub fn relu(&mut self, x: Var) -> Var {
         let xv = self.value(x);
-        let mut y = Tensor::zeros_on(xv.shape(), &xv.device());
+        let mut y = Tensor::output_on(xv.shape(), &xv.device());
         match xv {
             Tensor::Cpu(_) => relu_forward(xv.as_slice(), y.as_slice_mut()),
             Tensor::Cuda(xc) => cuda::elementwise::relu_forward(xc.gpu(), xc.slice(), y.cuda_mut()).expect(LAUNCH_FAILED),

@@ -26,7 +26,7 @@ impl Tape {
         let y = match av {
             Tensor::Cpu(_) => Tensor::from_vec(av.shape(), av.as_slice().iter().zip(bv.as_slice()).map(|(a, b)| a + b).collect()),
             Tensor::Cuda(ac) => {
-                let mut y = Tensor::zeros_on(av.shape(), &av.device());
+                let mut y = Tensor::output_on(av.shape(), &av.device());
                 cuda::elementwise::add(ac.gpu(), ac.slice(), bv.cuda(), y.cuda_mut()).expect(LAUNCH_FAILED);
                 y
             }
@@ -39,7 +39,7 @@ impl Tape {
         let y = match xv {
             Tensor::Cpu(_) => Tensor::from_vec(xv.shape(), xv.as_slice().iter().map(|v| v * factor).collect()),
             Tensor::Cuda(xc) => {
-                let mut y = Tensor::zeros_on(xv.shape(), &xv.device());
+                let mut y = Tensor::output_on(xv.shape(), &xv.device());
                 cuda::elementwise::scale(xc.gpu(), xc.slice(), factor, y.cuda_mut()).expect(LAUNCH_FAILED);
                 y
             }
