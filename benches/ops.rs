@@ -150,7 +150,7 @@ fn run() {
     }
     for (c, hw) in [(8, 28), (16, 14), (16, 7)] {
         let x = random(&[BATCH, c, hw, hw], &mut rng);
-        bench_op(&format!("max_pool2d {c}x{hw}x{hw}"), &[x.clone()], 0.0, |t, v| t.max_pool2d(v[0]).0, &filter);
+        bench_op(&format!("max_pool2d {c}x{hw}x{hw}"), std::slice::from_ref(&x), 0.0, |t, v| t.max_pool2d(v[0]).0, &filter);
         bench_op(&format!("max_pool2d + max_unpool2d {c}x{hw}x{hw}"), &[x], 0.0, |t, v| {
             let (y, idx) = t.max_pool2d(v[0]);
             t.max_unpool2d(y, &idx, hw, hw)

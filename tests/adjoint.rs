@@ -55,6 +55,7 @@ fn naive_conv2d(x: &[f32], w: &[f32], n: usize, c_out: usize, g: &ConvGeom) -> V
 
 /// conv_transpose2d as PyTorch defines it: each input pixel scatters its kernel-weighted
 /// copy onto the output at (iy*s - p + ki, ix*s - p + kj).
+#[allow(clippy::too_many_arguments)] // a reference written as PyTorch states it: every size named
 fn naive_conv_transpose2d(x: &[f32], w: &[f32], n: usize, c_in: usize, h: usize, wd: usize, c_out: usize, k: usize, s: usize, p: usize) -> (Vec<f32>, usize, usize) {
     let (oh, ow) = ((h - 1) * s + k - 2 * p, (wd - 1) * s + k - 2 * p);
     let mut y = vec![0.0f64; n * c_out * oh * ow];

@@ -49,6 +49,8 @@ pub fn dot(a: &[f32], b: &[f32]) -> f64 {
 
 /// The largest |analytic - numeric| / (1 + |analytic|) over every element of every input
 /// marked in `wrt`, for the op recorded by `f`.
+// `i` indexes the input, its perturbed copy and the analytic gradient alike.
+#[allow(clippy::needless_range_loop)]
 pub fn max_grad_error(inputs: &[Tensor], wrt: &[bool], f: &dyn Fn(&mut Tape, &[Var]) -> Var, h: f32, rng: &mut Rng64) -> f64 {
     let mut tape = Tape::new();
     let vars: Vec<Var> = inputs.iter().zip(wrt).map(|(t, &g)| if g { tape.param(t.clone()) } else { tape.input(t.clone()) }).collect();
