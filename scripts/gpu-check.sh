@@ -3,11 +3,13 @@
 # the GPU against training on the CPU, then one epoch of every model of the study with
 # `--device cuda`, side by side with PyTorch on the same card.
 #
-#   scripts/gpu-check.sh prepare   here (no GPU needed): builds the CUDA test binaries and
-#                                  the main binary, copies them, stripped, into the
-#                                  git-ignored .gpu/, with MNIST and ../shared/peers/torch_ref.py
+#   scripts/gpu-check.sh prepare   here (no GPU needed): builds the CUDA test binaries, the
+#                                  GPU step bench and the main binary, copies them,
+#                                  stripped, into the git-ignored .gpu/, with MNIST and
+#                                  ../shared/peers/torch_ref.py
 #   scripts/gpu-check.sh run       on the GPU machine, from the repository root, with .gpu
-#                                  carried: runs the tests with REQUIRE_CUDA=1, then
+#                                  carried: runs the tests with REQUIRE_CUDA=1, times the
+#                                  steps (benches/gpu_step.rs), then
 #                                  `all --epochs 1 --device cuda` and torch_ref.py for each of
 #                                  its models, and writes the logs and a summary to $OUT
 #
@@ -38,7 +40,8 @@ prepare() {
     for t in "${TESTS[@]}"; do args+=(--test "$t"); done
     # cargo prints one JSON object per artifact; the test executables are the ones with
     # an "executable" whose target is one of ours.
-    cargo test --release --no-run --message-format=json "${args[@]}" |
+    # `cargo bench --no-run` builds the bench with the same release profile.
+    { cargo test --release --no-run --message-format=json "${args[@]}"; cargo bench --no-run --message-format=json --bench gpu_step; } |
         python3 -c '
 import json, sys, shutil, subprocess
 want = set(sys.argv[1:])
@@ -50,7 +53,7 @@ for line in sys.stdin:
         shutil.copy(exe, dst)
         subprocess.run(["strip", "--strip-debug", dst], check=True)
         print("prepared", dst)
-' "${TESTS[@]}"
+' "${TESTS[@]}" gpu_step
     cargo build --release --bin autoencoders
     cp target/release/autoencoders .gpu/bin/autoencoders
     strip --strip-debug .gpu/bin/autoencoders
@@ -103,6 +106,11 @@ run() {
         echo "$t: $( [[ $rc == 0 ]] && echo passed || echo "FAILED (exit $rc)" ); $(grep -E '^test result' "$log" | tail -n1)" >>"$out/summary.txt"
         [[ $rc == 0 ]] || verdict=1
     done
+    # Where a step's time goes (benches/gpu_step.rs): timing, not part of the verdict.
+    if [[ -x .gpu/bin/gpu_step ]]; then
+        echo "== benches/gpu_step.rs" >>"$out/summary.txt"
+        timeout 120 .gpu/bin/gpu_step >>"$out/summary.txt" 2>&1 || echo "gpu_step failed (exit $?)" >>"$out/summary.txt"
+    fi
     [[ "${SANITIZE:-0}" == 0 ]] || sanitize "$out" || verdict=1
     [[ "${TRAIN:-1}" == 0 ]] || side_by_side "$out" || verdict=1
     cat "$out/summary.txt"
