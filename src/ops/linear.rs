@@ -33,37 +33,53 @@ use rayon::prelude::*;
 /// y (n, d_out) = x (n, d_in) W^T + b. The bias is written first and the product added
 /// onto it, so the bias costs no extra pass.
 pub fn linear_forward(x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32], d_in: usize, d_out: usize) {
-    let n = x.len() / d_in;
     match b {
         Some(b) => y.par_chunks_mut(d_out).for_each(|row| row.copy_from_slice(b)),
         None => y.fill(0.0),
     }
-    if thin::applies() {
-        thin::par_x_wt(x, w, y, d_in, d_out);
-    } else {
-        par_gemm(Mat::new(x, n, d_in), Mat::new(w, d_out, d_in).t(), 1.0, y);
-    }
+    Products::for_this_cpu().x_wt(x, w, y, d_in, d_out);
 }
 
 /// dx (n, d_in) += dout (n, d_out) W (d_out, d_in).
 pub fn linear_backward_input(dout: &[f32], w: &[f32], dx: &mut [f32], d_in: usize, d_out: usize) {
     let n = dout.len() / d_out;
-    product(Mat::new(dout, n, d_out), Mat::new(w, d_out, d_in), dx);
+    Products::for_this_cpu().a_b(Mat::new(dout, n, d_out), Mat::new(w, d_out, d_in), dx);
 }
 
 /// dW (d_out, d_in) += dout^T (d_out, n) x (n, d_in).
 pub fn linear_backward_weight(dout: &[f32], x: &[f32], dw: &mut [f32], d_in: usize, d_out: usize) {
     let n = dout.len() / d_out;
-    product(Mat::new(dout, n, d_out).t(), Mat::new(x, n, d_in), dw);
+    Products::for_this_cpu().a_b(Mat::new(dout, n, d_out).t(), Mat::new(x, n, d_in), dw);
 }
 
-/// C += A B for the two gradients, whose B has contiguous rows (W, x): without packing
-/// where AVX-512 allows (`thin`), else matrixmultiply's packed product.
-fn product(a: Mat, b: Mat, c: &mut [f32]) {
-    if thin::applies() {
-        thin::par_a_b(a, b, c);
-    } else {
-        par_gemm(a, b, 1.0, c);
+/// Which kernels carry the products: `thin`'s, which read the operands where they lie, on
+/// processors with AVX-512; matrixmultiply's packed ones (`par_gemm`) elsewhere. The unit
+/// tests below run both on any processor that has both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Products {
+    Thin,
+    Packed,
+}
+
+impl Products {
+    fn for_this_cpu() -> Products {
+        if thin::applies() { Products::Thin } else { Products::Packed }
+    }
+
+    /// y (n, d_out) += x (n, d_in) W^T.
+    fn x_wt(self, x: &[f32], w: &[f32], y: &mut [f32], d_in: usize, d_out: usize) {
+        match self {
+            Products::Thin => thin::par_x_wt(x, w, y, d_in, d_out),
+            Products::Packed => par_gemm(Mat::new(x, x.len() / d_in, d_in), Mat::new(w, d_out, d_in).t(), 1.0, y),
+        }
+    }
+
+    /// C += A B, where B's rows are contiguous (W for dx, x for dW).
+    fn a_b(self, a: Mat, b: Mat, c: &mut [f32]) {
+        match self {
+            Products::Thin => thin::par_a_b(a, b, c),
+            Products::Packed => par_gemm(a, b, 1.0, c),
+        }
     }
 }
 
@@ -124,6 +140,42 @@ pub(crate) fn linear_backward(g: &mut Grads, dout: &Tensor, x: Var, w: Var, b: O
             }
             if let Some(db) = b.and_then(|b| g.grad_mut_cuda(b)) {
                 cuda::linear::linear_backward_bias(gpu, dout, db).expect(LAUNCH_FAILED);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both kernels of each product against sums in f64, on a layer of the study and on
+    /// ragged sizes: the path this processor does not take is tested too.
+    #[test]
+    fn both_kinds_of_product_match_f64_sums() {
+        let kinds: Vec<Products> = [Products::Thin, Products::Packed].into_iter().filter(|&k| k == Products::Packed || thin::applies()).collect();
+        let values = |len: usize, seed: usize| (0..len).map(|i| ((i * 7919 + seed * 104729) % 2003) as f32 / 1001.0 - 1.0).collect::<Vec<f32>>();
+        for (n, d_in, d_out) in [(64, 784, 30), (5, 17, 3), (7, 40, 70)] {
+            let (x, w, dout) = (values(n * d_in, 1), values(d_out * d_in, 2), values(n * d_out, 3));
+            // The products add into what is there (beta = 1): they start from values, not zeros.
+            let (y0, dx0, dw0) = (values(n * d_out, 4), values(n * d_in, 5), values(d_out * d_in, 6));
+            // Each output in f64, start plus sum, and the sizes of its terms (f32's error scale).
+            let sum = |start: f32, terms: &mut dyn Iterator<Item = (f32, f32)>| {
+                terms.map(|(p, q)| p as f64 * q as f64).fold((start as f64, start.abs() as f64), |(s, a), t| (s + t, a + t.abs()))
+            };
+            let y_want: Vec<(f64, f64)> = (0..n * d_out).map(|e| sum(y0[e], &mut (0..d_in).map(|k| (x[e / d_out * d_in + k], w[e % d_out * d_in + k])))).collect();
+            let dx_want: Vec<(f64, f64)> = (0..n * d_in).map(|e| sum(dx0[e], &mut (0..d_out).map(|j| (dout[e / d_in * d_out + j], w[j * d_in + e % d_in])))).collect();
+            let dw_want: Vec<(f64, f64)> = (0..d_out * d_in).map(|e| sum(dw0[e], &mut (0..n).map(|i| (dout[i * d_out + e / d_in], x[i * d_in + e % d_in])))).collect();
+            for &kind in &kinds {
+                let (mut y, mut dx, mut dw) = (y0.clone(), dx0.clone(), dw0.clone());
+                kind.x_wt(&x, &w, &mut y, d_in, d_out);
+                kind.a_b(Mat::new(&dout, n, d_out), Mat::new(&w, d_out, d_in), &mut dx);
+                kind.a_b(Mat::new(&dout, n, d_out).t(), Mat::new(&x, n, d_in), &mut dw);
+                for (what, got, want, depth) in [("y", &y, &y_want, d_in), ("dx", &dx, &dx_want, d_out), ("dW", &dw, &dw_want, n)] {
+                    for (e, (&g, &(t, size))) in got.iter().zip(want).enumerate() {
+                        assert!((g as f64 - t).abs() <= 2e-7 * (depth as f64).sqrt() * size, "{kind:?} {what} {n}x{d_in}->{d_out} at {e}: {g} vs {t}");
+                    }
+                }
             }
         }
     }
