@@ -161,13 +161,53 @@ pub fn par_gemm(a: Mat, b: Mat, beta: f32, c: &mut [f32]) {
         // A band of columns is not contiguous in row-major C, so it cannot be a sub-slice:
         // each task writes its band in place through the row stride n.
         let c = SendPtr(c.as_mut_ptr());
-        (0..n.div_ceil(band)).into_par_iter().for_each(|i| {
-            let j0 = i * band;
-            let width = band.min(n - j0);
-            // SAFETY: the band's elements c[r * n + j0 + j] (r < m, j < width) lie inside
-            // the m x n matrix C, which is borrowed mutably for this call, and the bands'
-            // column ranges are disjoint, so no two tasks touch the same element.
-            unsafe { gemm_into(a, b.cols_from(j0, width), beta, c.at(j0), n) }
+        for_each_band(n, 1, 16, |cols| {
+            // SAFETY: the band's elements c[r * n + j] (r < m, j in cols) lie inside the
+            // m x n matrix C, which is borrowed mutably for this call, and the bands' column
+            // ranges are disjoint, so no two tasks touch the same element.
+            unsafe { gemm_into(a, b.cols_from(cols.start, cols.len()), beta, c.at(cols.start), n) }
         });
     }
 }
+
+/// Splits columns `0..n` into one band per thread, each a multiple of `unit` wide and at
+/// least `min` (below that a task no longer pays for itself), and runs `band` on each across
+/// the rayon pool: `par_gemm`'s column bands, and `thin`'s.
+pub(super) fn for_each_band(n: usize, unit: usize, min: usize, band: impl Fn(std::ops::Range<usize>) + Sync) {
+    let width = n.div_ceil(rayon::current_num_threads()).next_multiple_of(unit).max(min);
+    (0..n.div_ceil(width)).into_par_iter().for_each(|b| band(b * width..n.min((b + 1) * width)));
+}
+
+/// Exact sums for the tests of the products here and in `thin` and `linear`.
+#[cfg(test)]
+pub(crate) mod exact {
+    use super::Mat;
+
+    /// `len` fixed values in [-1, 1], a different run of them for each seed.
+    pub(crate) fn values(len: usize, seed: usize) -> Vec<f32> {
+        (0..len).map(|i| ((i * 7919 + seed * 104729) % 2003) as f32 / 1001.0 - 1.0).collect()
+    }
+
+    /// C + A B in f64, and the sizes of its terms (the scale of f32's rounding error).
+    pub(crate) fn reference(a: Mat, b: Mat, c: &[f32]) -> (Vec<f64>, Vec<f64>) {
+        let (m, depth, n) = (a.rows, a.cols, b.cols);
+        let at = |m: Mat, i: usize, j: usize| m.data[i * m.rs + j * m.cs] as f64;
+        let (mut want, mut size) = (vec![0.0; m * n], vec![0.0; m * n]);
+        for i in 0..m {
+            for j in 0..n {
+                let terms = (0..depth).map(|t| at(a, i, t) * at(b, t, j));
+                want[i * n + j] = c[i * n + j] as f64 + terms.clone().sum::<f64>();
+                size[i * n + j] = c[i * n + j].abs() as f64 + terms.map(f64::abs).sum::<f64>();
+            }
+        }
+        (want, size)
+    }
+
+    /// Within f32 rounding of a sum of `depth` terms, relative to the terms' sizes.
+    pub(crate) fn assert_close(what: &str, got: &[f32], (want, size): (Vec<f64>, Vec<f64>), depth: usize) {
+        for (e, ((&g, w), s)) in got.iter().zip(&want).zip(&size).enumerate() {
+            assert!((g as f64 - w).abs() <= 2e-7 * s * (depth as f64).sqrt() + 1e-30, "{what}: element {e} is {g}, want {w}");
+        }
+    }
+}
+

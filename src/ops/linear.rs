@@ -148,34 +148,27 @@ pub(crate) fn linear_backward(g: &mut Grads, dout: &Tensor, x: Var, w: Var, b: O
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::gemm::exact::{assert_close, reference, values};
 
     /// Both kernels of each product against sums in f64, on a layer of the study and on
-    /// ragged sizes: the path this processor does not take is tested too.
+    /// ragged sizes: the path this processor does not take is tested too. The products add
+    /// into what is there (beta = 1), so they start from values, not zeros.
     #[test]
     fn both_kinds_of_product_match_f64_sums() {
         let kinds: Vec<Products> = [Products::Thin, Products::Packed].into_iter().filter(|&k| k == Products::Packed || thin::applies()).collect();
-        let values = |len: usize, seed: usize| (0..len).map(|i| ((i * 7919 + seed * 104729) % 2003) as f32 / 1001.0 - 1.0).collect::<Vec<f32>>();
         for (n, d_in, d_out) in [(64, 784, 30), (5, 17, 3), (7, 40, 70)] {
             let (x, w, dout) = (values(n * d_in, 1), values(d_out * d_in, 2), values(n * d_out, 3));
-            // The products add into what is there (beta = 1): they start from values, not zeros.
             let (y0, dx0, dw0) = (values(n * d_out, 4), values(n * d_in, 5), values(d_out * d_in, 6));
-            // Each output in f64, start plus sum, and the sizes of its terms (f32's error scale).
-            let sum = |start: f32, terms: &mut dyn Iterator<Item = (f32, f32)>| {
-                terms.map(|(p, q)| p as f64 * q as f64).fold((start as f64, start.abs() as f64), |(s, a), t| (s + t, a + t.abs()))
-            };
-            let y_want: Vec<(f64, f64)> = (0..n * d_out).map(|e| sum(y0[e], &mut (0..d_in).map(|k| (x[e / d_out * d_in + k], w[e % d_out * d_in + k])))).collect();
-            let dx_want: Vec<(f64, f64)> = (0..n * d_in).map(|e| sum(dx0[e], &mut (0..d_out).map(|j| (dout[e / d_in * d_out + j], w[j * d_in + e % d_in])))).collect();
-            let dw_want: Vec<(f64, f64)> = (0..d_out * d_in).map(|e| sum(dw0[e], &mut (0..n).map(|i| (dout[i * d_out + e / d_in], x[i * d_in + e % d_in])))).collect();
+            let (xm, wm, doutm) = (Mat::new(&x, n, d_in), Mat::new(&w, d_out, d_in), Mat::new(&dout, n, d_out));
             for &kind in &kinds {
                 let (mut y, mut dx, mut dw) = (y0.clone(), dx0.clone(), dw0.clone());
                 kind.x_wt(&x, &w, &mut y, d_in, d_out);
-                kind.a_b(Mat::new(&dout, n, d_out), Mat::new(&w, d_out, d_in), &mut dx);
-                kind.a_b(Mat::new(&dout, n, d_out).t(), Mat::new(&x, n, d_in), &mut dw);
-                for (what, got, want, depth) in [("y", &y, &y_want, d_in), ("dx", &dx, &dx_want, d_out), ("dW", &dw, &dw_want, n)] {
-                    for (e, (&g, &(t, size))) in got.iter().zip(want).enumerate() {
-                        assert!((g as f64 - t).abs() <= 2e-7 * (depth as f64).sqrt() * size, "{kind:?} {what} {n}x{d_in}->{d_out} at {e}: {g} vs {t}");
-                    }
-                }
+                kind.a_b(doutm, wm, &mut dx);
+                kind.a_b(doutm.t(), xm, &mut dw);
+                let shape = format!("{kind:?} {n}x{d_in}->{d_out}");
+                assert_close(&format!("{shape} y"), &y, reference(xm, wm.t(), &y0), d_in);
+                assert_close(&format!("{shape} dx"), &dx, reference(doutm, wm, &dx0), d_out);
+                assert_close(&format!("{shape} dW"), &dw, reference(doutm.t(), xm, &dw0), n);
             }
         }
     }

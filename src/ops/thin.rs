@@ -37,8 +37,7 @@
 //! gives y += [[1*3 + 2*4, 1*5 + 2*6]] = [[11, 17]]; with dout = [[1, 1]],
 //! dx += dout W = [[3 + 5, 4 + 6]] = [[8, 10]].
 
-use super::gemm::{Mat, SendPtr};
-use rayon::prelude::*;
+use super::gemm::{for_each_band, Mat, SendPtr};
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 use std::ops::Range;
@@ -57,13 +56,6 @@ pub fn applies() -> bool {
     return is_x86_feature_detected!("avx512f");
     #[cfg(not(target_arch = "x86_64"))]
     return false;
-}
-
-/// Splits columns `0..n` into one band per thread, each a multiple of `unit` wide and at
-/// least `min` (below that a task no longer pays for itself), and runs `band` on each.
-fn for_each_band(n: usize, unit: usize, min: usize, band: impl Fn(Range<usize>) + Sync) {
-    let width = n.div_ceil(rayon::current_num_threads()).next_multiple_of(unit).max(min);
-    (0..n.div_ceil(width)).into_par_iter().for_each(|b| band(b * width..n.min((b + 1) * width)));
 }
 
 /// y (m x n) += x (m x k) W^T, with W (n x k); all row-major.
@@ -293,32 +285,7 @@ fn add_lanes(v: __m512) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn values(len: usize, seed: usize) -> Vec<f32> {
-        (0..len).map(|i| ((i * 7919 + seed * 104729) % 2003) as f32 / 1001.0 - 1.0).collect()
-    }
-
-    /// C + A B in f64, and the sizes of its terms (the scale of f32's rounding error).
-    fn reference(a: Mat, b: Mat, c: &[f32]) -> (Vec<f64>, Vec<f64>) {
-        let (m, depth, n) = (a.rows, a.cols, b.cols);
-        let at = |m: Mat, i: usize, j: usize| m.data[i * m.rs + j * m.cs] as f64;
-        let (mut want, mut size) = (vec![0.0; m * n], vec![0.0; m * n]);
-        for i in 0..m {
-            for j in 0..n {
-                let terms = (0..depth).map(|t| at(a, i, t) * at(b, t, j));
-                want[i * n + j] = c[i * n + j] as f64 + terms.clone().sum::<f64>();
-                size[i * n + j] = c[i * n + j].abs() as f64 + terms.map(f64::abs).sum::<f64>();
-            }
-        }
-        (want, size)
-    }
-
-    /// Within f32 rounding of a sum of `depth` terms, relative to the terms' sizes.
-    fn assert_close(what: &str, got: &[f32], (want, size): (Vec<f64>, Vec<f64>), depth: usize) {
-        for (e, ((&g, w), s)) in got.iter().zip(&want).zip(&size).enumerate() {
-            assert!((g as f64 - w).abs() <= 2e-7 * s * (depth as f64).sqrt() + 1e-30, "{what}: element {e} is {g}, want {w}");
-        }
-    }
+    use crate::ops::gemm::exact::{assert_close, reference, values};
 
     /// The shapes cover every kind of block and edge: rows below, at and past a block of 4;
     /// depths below, at and past 16 lanes; widths below, at and past 16 and 64 columns.
