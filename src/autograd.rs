@@ -17,8 +17,10 @@
 //! number, so a whole training step on the GPU runs without the host waiting for it.
 //!
 //! A typical step builds a fresh tape, records the forward pass, calls `backward` on the
-//! loss, takes the parameter gradients out and drops the tape; evaluation uses
-//! `Tape::no_grad()`, which computes the same values but records nothing to differentiate.
+//! loss, takes the parameter gradients out and drops the tape. The training step instead
+//! calls `backward_each`, which hands each parameter's gradient to the optimiser the moment
+//! it is final, in the middle of the walk. Evaluation uses `Tape::no_grad()`, which computes
+//! the same values but records nothing to differentiate.
 
 use crate::ops::pool::Indices;
 use crate::tensor::Tensor;
@@ -141,39 +143,99 @@ impl Tape {
     /// `grad(v)` holds d scalar / d v for every `v` recorded before `out` that needs one.
     /// With `dout = r`, that scalar is `sum(out * r)`. `dout` is moved to `out`'s device.
     pub fn backward_with(&mut self, out: Var, dout: impl Into<Tensor>) {
+        self.walk(out, dout.into(), None);
+    }
+
+    /// `backward`, handing each parameter's gradient to `done` as soon as it is final,
+    /// while the walk goes on (PyTorch's "optimizer step in backward"). The training step
+    /// updates the parameter there, when its gradient and its value are still in cache, and
+    /// the next layer's gradient can take the memory this one leaves.
+    ///
+    /// A leaf's gradient is final once the earliest node that uses it has been walked (the
+    /// walk goes from the last node to the first); leaves nothing used get zeros at the end.
+    /// Before `done` runs, the tape lets go of the leaf's value (no backward rule still to
+    /// run reads it), so the caller's copy of a parameter is its only owner and is updated
+    /// in place; afterwards `value(v)` of such a leaf is empty and `grad(v)` is `None`.
+    pub fn backward_each(&mut self, loss: Var, mut done: impl FnMut(Var, Tensor)) {
+        assert_eq!(self.value(loss).len(), 1, "backward_each() needs a scalar, not {:?}", self.shape(loss));
+        let one = Tensor::from_vec(self.shape(loss), vec![1.0]);
+        self.walk(loss, one, Some(&mut done));
+    }
+
+    fn walk(&mut self, out: Var, dout: Tensor, mut done: Option<&mut dyn FnMut(Var, Tensor)>) {
         assert!(self.recording, "backward on a no_grad tape: it recorded nothing to differentiate");
-        let dout = dout.into().to_device(&self.value(out).device());
+        let dout = dout.to_device(&self.value(out).device());
         assert_eq!(dout.shape(), self.shape(out), "the gradient must have the output's shape");
+        // With `done`: the leaves each node is the earliest user of (their gradient is final
+        // once that node has been walked), and those nothing uses.
+        let mut final_after = vec![Vec::new(); out.0 + 1];
+        let mut unused = Vec::new();
+        if done.is_some() {
+            let mut first_user = vec![None; out.0 + 1];
+            for (i, node) in self.nodes[..=out.0].iter().enumerate() {
+                for v in node.op.inputs() {
+                    first_user[v.0].get_or_insert(i);
+                }
+            }
+            for (v, node) in self.nodes[..=out.0].iter().enumerate() {
+                if node.requires_grad && matches!(node.op, Op::Leaf) {
+                    match first_user[v] {
+                        Some(i) => final_after[i].push(Var(v)),
+                        None => unused.push(Var(v)),
+                    }
+                }
+            }
+        }
         self.zero_grad();
         self.grads[out.0] = Some(dout);
         for i in (0..=out.0).rev() {
-            // Nodes only use earlier nodes, so the inputs' gradients all lie in `before`.
-            let (before, rest) = self.grads.split_at_mut(i);
-            let Some(dout) = rest[0].as_ref() else { continue };
-            let node = &self.nodes[i];
-            if !node.requires_grad {
-                continue;
-            }
-            let mut g = Grads { nodes: &self.nodes, grads: before };
-            use crate::ops::{conv, linear, loss, pool, relu, shape};
-            match &node.op {
-                Op::Leaf => {}
-                Op::Linear { x, w, b } => linear::linear_backward(&mut g, dout, *x, *w, *b),
-                Op::Relu { x } => relu::relu_backward_tape(&mut g, dout, &node.value, *x),
-                Op::Conv2d { x, w, b, stride, padding } => {
-                    conv::conv2d_backward(&mut g, dout, *x, *w, *b, *stride, *padding)
+            self.backward_node(i);
+            if let Some(done) = done.as_mut() {
+                for &v in &final_after[i] {
+                    self.hand_out(v, &mut **done);
                 }
-                Op::ConvTranspose2d { x, w, b, stride, padding } => {
-                    conv::conv_transpose2d_backward(&mut g, dout, *x, *w, *b, *stride, *padding)
-                }
-                Op::MaxPool2d { x, indices } => pool::maxpool2d_backward_tape(&mut g, dout, *x, indices),
-                Op::MaxUnpool2d { x, indices, h, w } => pool::maxunpool2d_backward_tape(&mut g, dout, *x, indices, *h, *w),
-                Op::Reshape { x } => shape::reshape_backward(&mut g, dout, *x),
-                Op::Add { a, b } => shape::add_backward(&mut g, dout, *a, *b),
-                Op::Scale { x, factor } => shape::scale_backward(&mut g, dout, *x, *factor),
-                Op::Mse { x, target } => loss::mse_backward_tape(&mut g, dout, *x, *target),
-                Op::MeanAbs { x } => loss::mean_abs_backward_tape(&mut g, dout, *x),
             }
+        }
+        if let Some(done) = done.as_mut() {
+            for &v in &unused {
+                self.hand_out(v, &mut **done);
+            }
+        }
+    }
+
+    /// Gives leaf `v`'s final gradient to `done`, releasing the tape's copy of its value.
+    fn hand_out(&mut self, v: Var, done: &mut dyn FnMut(Var, Tensor)) {
+        let grad = self.take_grad(v);
+        self.nodes[v.0].value = Tensor::zeros(&[0]);
+        done(v, grad);
+    }
+
+    /// Hands node `i`'s output gradient, if any flowed into it, to its op's backward rule.
+    fn backward_node(&mut self, i: usize) {
+        // Nodes only use earlier nodes, so the inputs' gradients all lie in `before`.
+        let (before, rest) = self.grads.split_at_mut(i);
+        let Some(dout) = rest[0].as_ref() else { return };
+        let node = &self.nodes[i];
+        if !node.requires_grad {
+            return;
+        }
+        let mut g = Grads { nodes: &self.nodes, grads: before };
+        use crate::ops::{conv, linear, loss, pool, relu, shape};
+        match &node.op {
+            Op::Leaf => {}
+            Op::Linear { x, w, b } => linear::linear_backward(&mut g, dout, *x, *w, *b),
+            Op::Relu { x } => relu::relu_backward_tape(&mut g, dout, &node.value, *x),
+            Op::Conv2d { x, w, b, stride, padding } => conv::conv2d_backward(&mut g, dout, *x, *w, *b, *stride, *padding),
+            Op::ConvTranspose2d { x, w, b, stride, padding } => {
+                conv::conv_transpose2d_backward(&mut g, dout, *x, *w, *b, *stride, *padding)
+            }
+            Op::MaxPool2d { x, indices } => pool::maxpool2d_backward_tape(&mut g, dout, *x, indices),
+            Op::MaxUnpool2d { x, indices, h, w } => pool::maxunpool2d_backward_tape(&mut g, dout, *x, indices, *h, *w),
+            Op::Reshape { x } => shape::reshape_backward(&mut g, dout, *x),
+            Op::Add { a, b } => shape::add_backward(&mut g, dout, *a, *b),
+            Op::Scale { x, factor } => shape::scale_backward(&mut g, dout, *x, *factor),
+            Op::Mse { x, target } => loss::mse_backward_tape(&mut g, dout, *x, *target),
+            Op::MeanAbs { x } => loss::mean_abs_backward_tape(&mut g, dout, *x),
         }
     }
 
@@ -227,5 +289,44 @@ impl<'t> Grads<'t> {
     /// `slot` for a CUDA rule: the gradient's device buffer.
     pub(crate) fn grad_mut_cuda(&mut self, v: Var) -> Option<&mut CudaSlice<f32>> {
         self.slot(v).map(Tensor::cuda_mut)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `backward_each` hands out each parameter once, with the gradient `backward` gives it:
+    /// a leaf used twice only after its earlier use has been walked (the sum of both), a leaf
+    /// nothing used as zeros, and an input not at all.
+    #[test]
+    fn backward_each_hands_out_final_gradients_once() {
+        let record = |tape: &mut Tape| {
+            let a = tape.param(Tensor::from_vec(&[3], vec![1.0, -2.0, 0.5]));
+            let x = tape.input(Tensor::from_vec(&[3], vec![0.25, 0.5, 4.0]));
+            let unused = tape.param(Tensor::from_vec(&[2], vec![7.0, 8.0]));
+            let b = tape.param(Tensor::from_vec(&[3], vec![3.0, 0.0, -1.0]));
+            // loss = mse(2 a + b, x) + mean|a|: `a` is used by `scale` and, later, `mean_abs`.
+            let twice = tape.scale(a, 2.0);
+            let sum = tape.add(twice, b);
+            let mse = tape.mse(sum, x);
+            let abs = tape.mean_abs(a);
+            let loss = tape.add(mse, abs);
+            ([a, unused, b], loss)
+        };
+        let mut tape = Tape::new();
+        let ([a, unused, b], loss) = record(&mut tape);
+        tape.backward(loss);
+        let want: Vec<Vec<f32>> = [a, unused, b].iter().map(|&v| tape.take_grad(v).to_vec()).collect();
+
+        let mut tape = Tape::new();
+        let ([a, unused, b], loss) = record(&mut tape);
+        let mut got = Vec::new();
+        tape.backward_each(loss, |v, grad| got.push((v, grad.to_vec())));
+        // The walk reaches `b` (used by node 5, the add) before `a` (earliest use: node 4,
+        // the scale); `unused` comes last.
+        assert_eq!(got, vec![(b, want[2].clone()), (a, want[0].clone()), (unused, vec![0.0, 0.0])]);
+        assert_eq!(tape.value(a).len(), 0, "the tape let go of a's value");
+        assert_eq!(tape.value(loss).len(), 1, "the loss is still there");
     }
 }

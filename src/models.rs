@@ -289,11 +289,18 @@ impl Model {
     /// reading a value back makes the host wait until the step has run; the training loop
     /// instead collects these on the device and reads them once per logging interval.
     pub fn step(&mut self, adam: &mut Adam, input: &Tensor, target: &Tensor, l1: f32) -> Tensor {
-        let (loss, grads) = self.loss_and_gradients(input, target, l1);
-        // The tape is gone, so each parameter's storage is unshared again: updated in place.
-        let mut values: Vec<&mut Tensor> = self.params.iter_mut().map(|p| &mut p.value).collect();
-        adam.step(&mut values, &grads);
-        loss
+        let mut tape = Tape::new();
+        let (params, fwd) = self.forward(&mut tape, input);
+        let loss = self.loss(&mut tape, &fwd, target, l1);
+        // Each parameter is updated as soon as its gradient is final, while backward goes on
+        // to the layers below: the same arithmetic as a step after backward, with the
+        // gradient and the weights still in cache (see `Tape::backward_each`).
+        adam.begin_step();
+        tape.backward_each(loss, |var, grad| {
+            let k = params.iter().position(|&p| p == var).expect("only parameters need gradients here");
+            adam.update(k, &mut self.params[k].value, &grad);
+        });
+        tape.value(loss).clone()
     }
 
     /// The decoder alone, on codes (n, units): what the manifold experiment walks through.

@@ -69,19 +69,32 @@ impl Adam {
     pub fn step(&mut self, params: &mut [&mut Tensor], grads: &[Tensor]) {
         assert_eq!(params.len(), self.m.len(), "Adam was made for {} parameters", self.m.len());
         assert_eq!(grads.len(), self.m.len());
+        self.begin_step();
+        for (k, (p, g)) in params.iter_mut().zip(grads).enumerate() {
+            self.update(k, p, g);
+        }
+    }
+
+    /// Starts a step: `update` then moves each parameter once, in any order (the training
+    /// step calls it from backward, as each gradient becomes final; see `Model::step`).
+    pub fn begin_step(&mut self) {
         self.t += 1;
+    }
+
+    /// The step begun by `begin_step` for parameter `k`, given its gradient.
+    pub fn update(&mut self, k: usize, p: &mut Tensor, g: &Tensor) {
+        assert!(self.t > 0, "update before begin_step");
+        assert_eq!(p.len(), g.len(), "gradient and parameter differ in size");
         let AdamConfig { lr, beta1, beta2, eps } = self.config;
         // The bias corrections in f64: b2^t loses digits in f32 over thousands of steps.
         let bc1 = 1.0 - (beta1 as f64).powi(self.t as i32);
         let bc2 = 1.0 - (beta2 as f64).powi(self.t as i32);
         let step_size = (lr as f64 / bc1) as f32;
         let sqrt_bc2 = bc2.sqrt() as f32;
-        for (((p, g), m), v) in params.iter_mut().zip(grads).zip(&mut self.m).zip(&mut self.v) {
-            assert_eq!(p.len(), g.len(), "gradient and parameter differ in size");
-            match g {
-                Tensor::Cpu(_) => adam_update(p.as_slice_mut(), g.as_slice(), m.as_slice_mut(), v.as_slice_mut(), beta1, beta2, step_size, sqrt_bc2, eps),
-                Tensor::Cuda(gc) => cuda::adam::adam_update(gc.gpu(), p.cuda_mut(), gc.slice(), m.cuda_mut(), v.cuda_mut(), beta1, beta2, step_size, sqrt_bc2, eps).expect(LAUNCH_FAILED),
-            }
+        let (m, v) = (&mut self.m[k], &mut self.v[k]);
+        match g {
+            Tensor::Cpu(_) => adam_update(p.as_slice_mut(), g.as_slice(), m.as_slice_mut(), v.as_slice_mut(), beta1, beta2, step_size, sqrt_bc2, eps),
+            Tensor::Cuda(gc) => cuda::adam::adam_update(gc.gpu(), p.cuda_mut(), gc.slice(), m.cuda_mut(), v.cuda_mut(), beta1, beta2, step_size, sqrt_bc2, eps).expect(LAUNCH_FAILED),
         }
     }
 }

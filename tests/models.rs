@@ -173,6 +173,31 @@ fn every_model_learns_a_batch() {
     }
 }
 
+/// The training step updates each parameter from inside backward, as soon as its gradient
+/// is final (`Tape::backward_each`); that must move every parameter exactly as a whole
+/// backward followed by `Adam::step` does, to the bit, over several steps (so the moments
+/// are checked too), with and without the sparse penalty, whose code feeds two consumers.
+#[test]
+fn the_step_inside_backward_is_backward_then_adam() {
+    for (arch, l1) in [(Arch::DeepAe, 0.0), (Arch::Shallow { hidden: 40 }, 0.5), (Arch::Manifold, 0.0), (Arch::CaeUnpool, 0.0), (Arch::CaeDeconv, 0.0), (Arch::CaeDeconvUnpool, 0.0)] {
+        let (model, x) = live_model(arch, 11, 8);
+        let (mut fused, mut apart) = (model.clone(), model);
+        let (mut adam_fused, mut adam_apart) = (fused.adam(AdamConfig::default()), apart.adam(AdamConfig::default()));
+        for step in 1..=3 {
+            let loss_fused = fused.train_step(&mut adam_fused, &x, &x, l1);
+            let (loss_apart, grads) = apart.gradients(&x, &x, l1);
+            let mut values: Vec<&mut Tensor> = apart.params.iter_mut().map(|p| &mut p.value).collect();
+            adam_apart.step(&mut values, &grads);
+            assert_eq!(loss_fused.to_bits(), loss_apart.to_bits(), "{} step {step}: loss", arch.name());
+            for (a, b) in fused.params.iter().zip(&apart.params) {
+                assert_eq!(a.value.shape(), b.value.shape());
+                let bits = |t: &Tensor| t.to_vec().into_iter().map(f32::to_bits).collect::<Vec<_>>();
+                assert!(bits(&a.value) == bits(&b.value), "{} step {step}: {} differs", arch.name(), a.name);
+            }
+        }
+    }
+}
+
 /// Same seed, same bits: initialisation and training are deterministic, and the result
 /// does not depend on the number of threads.
 #[test]
