@@ -3,7 +3,8 @@
 //! Read the code in this order; each file opens with the mathematics it implements.
 //!
 //! 1. `tensor`   — `Tensor`, an enum over devices of f32 arrays; the seeded generator.
-//! 2. `autograd` — the tape: an append-only list of ops; backward is a reverse walk.
+//! 2. `autograd` — the tape: an append-only list of ops; backward is a reverse walk (which
+//!    the training step interleaves with Adam, one parameter at a time).
 //! 3. `ops`      — one file per op family, forward and backward side by side:
 //!    `linear` (on `thin`, or `gemm` without AVX-512), `relu`, `conv` (conv2d and its adjoint
 //!    conv_transpose2d, on `im2col` and `gemm`, or `direct`), `pool` (max-pool with

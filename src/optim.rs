@@ -17,6 +17,10 @@
 //! sqrt(v/(1-b2)) = 0.5, so p moves by lr * 0.5/(0.5 + eps), just under lr: Adam's first
 //! step has the size lr whatever the gradient's scale.
 //!
+//! A step is `begin_step`, then `update` once per parameter, in any order: the training step
+//! calls `update` from inside backward, as each gradient becomes final (`Model::step`);
+//! `step` does all of them at once.
+//!
 //! The moments live beside the parameters: on the GPU, each step is one `adam_update`
 //! launch per parameter tensor (`cuda::adam`, the same loop body), and only the step count
 //! and the bias corrections are computed on the host.
