@@ -266,8 +266,7 @@ impl Model {
     /// `gradients` with the loss left where it was computed, a tensor of shape `[1]`.
     fn loss_and_gradients(&self, input: &Tensor, target: &Tensor, l1: f32) -> (Tensor, Vec<Tensor>) {
         let mut tape = Tape::new();
-        let (params, fwd) = self.forward(&mut tape, input);
-        let loss = self.loss(&mut tape, &fwd, target, l1);
+        let (params, loss) = self.record_loss(&mut tape, input, target, l1);
         tape.backward(loss);
         (tape.value(loss).clone(), params.iter().map(|&p| tape.take_grad(p)).collect())
     }
@@ -275,9 +274,16 @@ impl Model {
     /// The loss only, recording nothing.
     pub fn loss_value(&self, input: &Tensor, target: &Tensor, l1: f32) -> f32 {
         let mut tape = Tape::no_grad();
-        let (_, fwd) = self.forward(&mut tape, input);
-        let loss = self.loss(&mut tape, &fwd, target, l1);
+        let (_, loss) = self.record_loss(&mut tape, input, target, l1);
         tape.value(loss).to_vec()[0]
+    }
+
+    /// Records the forward pass of `input` and the training loss against `target` on
+    /// `tape`: the parameters' handles, in order, and the loss.
+    fn record_loss(&self, tape: &mut Tape, input: &Tensor, target: &Tensor, l1: f32) -> (Vec<Var>, Var) {
+        let (params, fwd) = self.forward(tape, input);
+        let loss = self.loss(tape, &fwd, target, l1);
+        (params, loss)
     }
 
     /// One Adam step on a batch; returns the loss before the step.
@@ -290,8 +296,7 @@ impl Model {
     /// instead collects these on the device and reads them once per logging interval.
     pub fn step(&mut self, adam: &mut Adam, input: &Tensor, target: &Tensor, l1: f32) -> Tensor {
         let mut tape = Tape::new();
-        let (params, fwd) = self.forward(&mut tape, input);
-        let loss = self.loss(&mut tape, &fwd, target, l1);
+        let (params, loss) = self.record_loss(&mut tape, input, target, l1);
         // Each parameter is updated as soon as its gradient is final, while backward goes on
         // to the layers below: the same arithmetic as a step after backward, with the
         // gradient and the weights still in cache (see `Tape::backward_each`).

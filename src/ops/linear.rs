@@ -104,7 +104,7 @@ impl Tape {
     pub fn linear(&mut self, x: Var, w: Var, b: Option<Var>) -> Var {
         let (xv, wv, bv) = (self.value(x), self.value(w), b.map(|b| self.value(b)));
         let (d_in, d_out) = dims(xv.shape(), wv.shape(), bv.map(Tensor::shape));
-        // fill_bias writes every value (the bias, or zeros), then the product adds on.
+        // linear_forward writes every value first (the bias, or zeros), then adds the product.
         let mut y = Tensor::output_on(&[xv.shape()[0], d_out], &xv.device());
         match xv {
             Tensor::Cpu(_) => linear_forward(xv.as_slice(), wv.as_slice(), bv.map(Tensor::as_slice), y.as_slice_mut(), d_in, d_out),
