@@ -5,9 +5,11 @@ usage: scripts/compare_torch.py [--threads 2] [--reps 5] [--python /tmp/torch/bi
 
 For each model, our step (`cargo bench --bench step`) and `../shared/peers/torch_ref.py
 MODEL --epochs 1 --steps N` run alternately, REPS times each; the table gives the median
-milliseconds per step of each, their ratio (PyTorch / ours: above 1 means we are faster) and
-our GFLOP/s. Then the peak resident memory of a 1-epoch `ae` run of each (/usr/bin/time),
-and, when `ae` is among the models, this machine's SGEMM rate through our own GEMM path
+milliseconds per step of each, their ratio (PyTorch / ours: above 1 means we are faster), the
+lowest and highest ratio of the REPS pairs run back to back (how much the machine's noise
+moves it), our GFLOP/s, and the highest peak resident memory of each side's runs
+(/usr/bin/time; both load the whole of MNIST). Then the peak memory of a 1-epoch `ae` run of
+each, and, when `ae` is among the models, this machine's SGEMM rate through our own GEMM path
 (`cargo bench --bench ops -- gemm`) beside the deep AE step's GFLOP/s, measured in the same
 run. These machines are shared and noisy: compare ratios from one run, never numbers across
 runs.
@@ -33,21 +35,26 @@ def step_binary():
     sys.exit("compare_torch: cannot find the step bench binary")
 
 
+def timed(cmd, env=None):
+    """Runs cmd under /usr/bin/time: its stdout, and its peak resident memory in MB."""
+    out = subprocess.run(["/usr/bin/time", "-f", "%M"] + cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    return out.stdout, int(out.stderr.strip().splitlines()[-1]) / 1024
+
+
 def ours(binary, model, steps, threads):
-    env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
-    out = subprocess.run([binary, model, str(steps)], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    """Our step bench: its JSON line (ms_per_step, gflops), and the run's peak RSS."""
+    stdout, rss = timed([binary, model, str(steps)], dict(os.environ, RAYON_NUM_THREADS=str(threads)))
+    return json.loads(stdout.strip().splitlines()[-1]), rss
 
 
 def theirs(python, model, steps, threads):
-    out = subprocess.run([python, PEER, model, "--epochs", "1", "--steps", str(steps), "--threads", str(threads)],
-                         capture_output=True, text=True, check=True)
-    return 1e3 * json.loads(out.stdout)["epoch_seconds"][0] / steps
+    """PyTorch's ms per step, and the run's peak RSS."""
+    stdout, rss = timed([python, PEER, model, "--epochs", "1", "--steps", str(steps), "--threads", str(threads)])
+    return 1e3 * json.loads(stdout)["epoch_seconds"][0] / steps, rss
 
 
 def peak_rss_mb(cmd, env=None):
-    out = subprocess.run(["/usr/bin/time", "-f", "%M"] + cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=True)
-    return int(out.stderr.strip().splitlines()[-1]) / 1024
+    return timed(cmd, env)[1]
 
 
 def main():
@@ -60,18 +67,25 @@ def main():
     args = ap.parse_args()
     os.environ.setdefault("MNIST_DIR", os.path.join(ROOT, "..", "shared", "mnist"))
     binary = step_binary()
-    print(f"| model | ours ms/step | PyTorch ms/step | PyTorch / ours | our GFLOP/s |")
-    print(f"| --- | --- | --- | --- | --- |")
+    print("| model | ours ms/step | PyTorch ms/step | PyTorch / ours | pairs: lowest, highest | our GFLOP/s | ours MB | PyTorch MB |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for model in args.models:
         steps = STEPS.get(model, args.steps)
-        a, b, g = [], [], []
-        for _ in range(args.reps):
-            r = ours(binary, model, steps, args.threads)
-            a.append(r["ms_per_step"]); g.append(r["gflops"])
-            b.append(theirs(args.python, model, steps, args.threads))
+        a, b, g, rss_a, rss_b = [], [], [], [], []
+        for rep in range(args.reps):
+            # Each repetition is a pair run back to back, in alternating order, so that a
+            # drift in the machine's speed weighs on both sides alike.
+            for side in ((0, 1) if rep % 2 == 0 else (1, 0)):
+                if side == 0:
+                    r, rss = ours(binary, model, steps, args.threads)
+                    a.append(r["ms_per_step"]); g.append(r["gflops"]); rss_a.append(rss)
+                else:
+                    ms, rss = theirs(args.python, model, steps, args.threads)
+                    b.append(ms); rss_b.append(rss)
         ma, mb = statistics.median(a), statistics.median(b)
+        pairs = sorted(y / x for x, y in zip(a, b))
         gf = "" if g[0] is None else f"{statistics.median(g):.1f}"
-        print(f"| {model} | {ma:.2f} | {mb:.2f} | {mb / ma:.2f} | {gf} |", flush=True)
+        print(f"| {model} | {ma:.2f} | {mb:.2f} | {mb / ma:.2f} | {pairs[0]:.2f}, {pairs[-1]:.2f} | {gf} | {max(rss_a):.0f} | {max(rss_b):.0f} |", flush=True)
     # One full epoch of the deep AE each (938 steps): the same training run on both sides.
     env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads))
     rss_ours = peak_rss_mb([binary, "ae", "938"], env)
@@ -81,7 +95,7 @@ def main():
     # the deep AE's step: the issue's yardstick for how much of the machine a step uses.
     if "ae" in args.models:
         gemm = gemm_rates(args.threads)
-        ae = [ours(binary, "ae", args.steps, args.threads)["gflops"] for _ in range(args.reps)]
+        ae = [ours(binary, "ae", args.steps, args.threads)[0]["gflops"] for _ in range(args.reps)]
         step = statistics.median(ae)
         print("our SGEMM (par_gemm): " + ", ".join(f"{shape} {rate:.1f} GFLOP/s" for shape, rate in gemm.items()))
         big = gemm.get("1024x1024x1024")
