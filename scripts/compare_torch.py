@@ -72,16 +72,20 @@ def main():
     for model in args.models:
         steps = STEPS.get(model, args.steps)
         a, b, g, rss_a, rss_b = [], [], [], [], []
+
+        def run_ours():
+            r, rss = ours(binary, model, steps, args.threads)
+            a.append(r["ms_per_step"]); g.append(r["gflops"]); rss_a.append(rss)
+
+        def run_theirs():
+            ms, rss = theirs(args.python, model, steps, args.threads)
+            b.append(ms); rss_b.append(rss)
+
         for rep in range(args.reps):
             # Each repetition is a pair run back to back, in alternating order, so that a
             # drift in the machine's speed weighs on both sides alike.
-            for side in ((0, 1) if rep % 2 == 0 else (1, 0)):
-                if side == 0:
-                    r, rss = ours(binary, model, steps, args.threads)
-                    a.append(r["ms_per_step"]); g.append(r["gflops"]); rss_a.append(rss)
-                else:
-                    ms, rss = theirs(args.python, model, steps, args.threads)
-                    b.append(ms); rss_b.append(rss)
+            for run in ((run_ours, run_theirs) if rep % 2 == 0 else (run_theirs, run_ours)):
+                run()
         ma, mb = statistics.median(a), statistics.median(b)
         pairs = sorted(y / x for x, y in zip(a, b))
         gf = "" if g[0] is None else f"{statistics.median(g):.1f}"
