@@ -210,4 +210,3 @@ pub(crate) mod exact {
         }
     }
 }
-

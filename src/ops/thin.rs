@@ -18,9 +18,9 @@
 //! registers of 16 lanes (lane l sums the terms with k mod 16 = l). Each step loads 16
 //! values from each of 4 rows of x and 4 rows of W, and each value loaded feeds 4
 //! multiply-adds; after the last step each sum's lanes are added across, in a fixed pairwise
-//! order, the 16 sums of a block together (`add_lanes_4x4`). The blocks go along x's rows for a fixed group of 4 rows of W, so these (12.5 KB
-//! for k = 784) stay in the first-level cache while x (200 KB for a batch of 64) streams from
-//! the second.
+//! order, the 16 sums of a block together (`add_lanes_4x4`). The blocks go along x's rows
+//! for a fixed group of 4 rows of W, so these (12.5 KB for k = 784) stay in the first-level
+//! cache while x (200 KB for a batch of 64) streams from the second.
 //!
 //! **Scaled rows** (`par_a_b`): C += A B with B row-major and A any strided view (dout for
 //! dx, dout^T for dW). A block is 4 rows of C by 64 columns, 16 registers; each step t
