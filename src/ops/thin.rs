@@ -25,7 +25,9 @@
 //! **Scaled rows** (`par_a_b`): C += A B with B row-major and A any strided view (dout for
 //! dx, dout^T for dW). A block is 4 rows of C by 64 columns, 16 registers; each step t
 //! broadcasts `A[r][t]` for its 4 rows, loads 64 values of row t of B, and does 16
-//! multiply-adds. The block is added into C once, at the end.
+//! multiply-adds. The block is added into C once, at the end. `par_a_b_terms` computes only
+//! the rows of C, or the steps t, that a list names, when the caller knows the others' terms
+//! to be zeros: a linear layer's backward leaves out the units that no image activates.
 //!
 //! Every output is the same sequence of operations whichever block, band or thread computes
 //! it (the blocks at the edges are smaller or masked, not summed differently), so results do
@@ -87,25 +89,84 @@ pub fn par_x_wt(x: &[f32], w: &[f32], y: &mut [f32], k: usize, n: usize) {
 /// # Panics
 /// If the processor lacks AVX-512 (check `applies` first) or the sizes do not fit.
 pub fn par_a_b(a: Mat, b: Mat, c: &mut [f32]) {
+    par_a_b_terms(a, b, c, Terms::All);
+}
+
+/// Which terms of C += A B a product computes, when the caller knows the rest to be zero.
+#[derive(Clone, Copy, Debug)]
+pub enum Terms<'a> {
+    /// All of them.
+    All,
+    /// Only the rows r of C listed (and so of A); the other rows of A are zeros.
+    Rows(&'a [usize]),
+    /// Only the steps t of each sum listed, `A[r][t] B[t][..]`; A's other columns are zeros.
+    Steps(&'a [usize]),
+}
+
+/// `par_a_b` with only some of its terms computed (`Terms`): C's listed rows, or the listed
+/// steps of every sum, in increasing order. The terms left out are products with zeros, so
+/// C comes out with the same bits as from all of them (a zero added to a sum leaves it as
+/// it was; non-finite values in B, whose products with zero would be NaN, excepted).
+///
+/// # Panics
+/// As `par_a_b`, and if a list is not increasing or names a row or step past A's.
+pub fn par_a_b_terms(a: Mat, b: Mat, c: &mut [f32], terms: Terms) {
     assert!(applies(), "thin::par_a_b needs AVX-512; check thin::applies() first");
     let (m, depth, n) = (a.rows, a.cols, b.cols);
     assert!(b.rows == depth && b.cs == 1, "A B: A is {m}x{depth}, B {}x{n} with column stride {} (want {depth} rows, stride 1)", b.rows, b.cs);
     assert_eq!(c.len(), m * n, "A B: C must hold {m}x{n} values");
     a.check_bounds();
     b.check_bounds();
+    let increasing_below = |list: &[usize], end: usize| list.windows(2).all(|p| p[0] < p[1]) && list.last().is_none_or(|&l| l < end);
+    match terms {
+        Terms::All => {}
+        Terms::Rows(rows) => assert!(increasing_below(rows, m), "A B: the rows to compute must increase and lie below {m}"),
+        Terms::Steps(steps) => assert!(increasing_below(steps, depth), "A B: the steps to compute must increase and lie below {depth}"),
+    }
     if m == 0 || n == 0 || depth == 0 {
         return;
     }
     let c = SendPtr(c.as_mut_ptr());
     for_each_band(n, LANES, WIDE, |cols| {
         // SAFETY: as in par_x_wt: AVX-512 present, every element of A and B that the views
-        // reach lies inside them (checked above), C is m x n and borrowed mutably, and the
-        // bands' columns are disjoint.
+        // reach lies inside them (checked above, the lists within A's rows and columns), C is
+        // m x n and borrowed mutably, and the bands' columns are disjoint.
         #[cfg(target_arch = "x86_64")]
         unsafe {
-            a_b_band(a, b, c.at(0), n, cols)
+            match terms {
+                Terms::All => a_b_band(a, b, c.at(0), n, cols, None, depth),
+                Terms::Rows(rows) => a_b_band(a, b, c.at(0), n, cols, Some(rows), depth),
+                Terms::Steps(steps) => a_b_band(a, b, c.at(0), n, cols, None, steps),
+            }
         }
     });
+}
+
+/// The steps of a sum that `scaled_rows` walks: all of 0..n (a `usize`), or a list of them.
+/// A trait, so that the whole sum's loop compiles without the list's load.
+trait Steps: Copy {
+    fn len(self) -> usize;
+    /// The step taken s-th. # Safety: s < len.
+    unsafe fn at(self, s: usize) -> usize;
+}
+
+impl Steps for usize {
+    fn len(self) -> usize {
+        self
+    }
+    unsafe fn at(self, s: usize) -> usize {
+        s
+    }
+}
+
+impl Steps for &[usize] {
+    fn len(self) -> usize {
+        <[usize]>::len(self)
+    }
+    unsafe fn at(self, s: usize) -> usize {
+        // SAFETY: s < len (the caller's contract).
+        unsafe { *self.get_unchecked(s) }
+    }
 }
 
 /// Columns `cols` of y = x W^T: every block of 4 rows of W against every block of 4 rows of
@@ -201,37 +262,41 @@ unsafe fn dot_step<const R: usize, const C: usize>(sums: &mut [[__m512; C]; R], 
     }
 }
 
-/// Columns `cols` of C += A B, in segments of 64 columns (4 registers) by blocks of 4 rows;
-/// a segment narrower than 64 goes 16 columns at a time, the last masked.
+/// Columns `cols` of C += A B, in segments of 64 columns (4 registers) by blocks of 4 rows
+/// (of C, or of its rows listed in `rows`); a segment narrower than 64 goes 16 columns at a
+/// time, the last masked. Each sum walks `steps`.
 ///
 /// # Safety
 /// AVX-512 present; A and B's views in bounds, C points to A.rows x ldc values; `cols`
-/// within 0..ldc.
+/// within 0..ldc; the rows listed below A.rows and the steps below A.cols.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn a_b_band(a: Mat, b: Mat, c: *mut f32, ldc: usize, cols: Range<usize>) {
-    let (m, depth, rsa, csa, ldb) = (a.rows, a.cols, a.rs, a.cs, b.rs);
+unsafe fn a_b_band(a: Mat, b: Mat, c: *mut f32, ldc: usize, cols: Range<usize>, rows: Option<&[usize]>, steps: impl Steps) {
+    let (m, rsa, csa, ldb) = (rows.map_or(a.rows, <[usize]>::len), a.rs, a.cs, b.rs);
+    let row = |i: usize| rows.map_or(i, |rows| rows[i]);
     for j in cols.clone().step_by(WIDE) {
         let width = WIDE.min(cols.end - j);
         for i in (0..m).step_by(ROWS) {
             let height = ROWS.min(m - i);
-            // SAFETY (every call): rows i .. i + height of A and C, and columns j .. j + width
-            // of B and C, lie inside them (the caller's contract); masked lanes touch nothing.
+            // SAFETY (every call): the rows of A and C named, and columns j .. j + width of B
+            // and C, lie inside them (the caller's contract); masked lanes touch nothing.
             unsafe {
-                let (a, b, c) = (a.data.as_ptr().add(i * rsa), b.data.as_ptr().add(j), c.add(i * ldc + j));
-                // Blocks of one row, for the rows past the last whole block of 4.
-                let rows = || (0..height).map(|r| (a.add(r * rsa), c.add(r * ldc)));
+                let b = b.data.as_ptr().add(j);
+                // Where row r of the block starts in A, and where it meets column j in C.
+                let a_row = |r: usize| a.data.as_ptr().add(row(i + r) * rsa);
+                let c_row = |r: usize| c.add(row(i + r) * ldc + j);
+                // The rows past the last whole block of 4 go as blocks of one row.
                 if width == WIDE {
                     match height {
-                        ROWS => scaled_rows::<ROWS, 4>(a, rsa, csa, depth, b, ldb, c, ldc, !0),
-                        _ => rows().for_each(|(a, c)| scaled_rows::<1, 4>(a, rsa, csa, depth, b, ldb, c, ldc, !0)),
+                        ROWS => scaled_rows::<ROWS, 4>(std::array::from_fn(a_row), csa, steps, b, ldb, std::array::from_fn(c_row), !0),
+                        _ => (0..height).for_each(|r| scaled_rows::<1, 4>([a_row(r)], csa, steps, b, ldb, [c_row(r)], !0)),
                     }
                 } else {
                     for q in (0..width).step_by(LANES) {
                         let (b, mask) = (b.add(q), lanes_below((width - q).min(LANES)));
                         match height {
-                            ROWS => scaled_rows::<ROWS, 1>(a, rsa, csa, depth, b, ldb, c.add(q), ldc, mask),
-                            _ => rows().for_each(|(a, c)| scaled_rows::<1, 1>(a, rsa, csa, depth, b, ldb, c.add(q), ldc, mask)),
+                            ROWS => scaled_rows::<ROWS, 1>(std::array::from_fn(a_row), csa, steps, b, ldb, std::array::from_fn(|r| c_row(r).add(q)), mask),
+                            _ => (0..height).for_each(|r| scaled_rows::<1, 1>([a_row(r)], csa, steps, b, ldb, [c_row(r).add(q)], mask)),
                         }
                     }
                 }
@@ -240,31 +305,32 @@ unsafe fn a_b_band(a: Mat, b: Mat, c: *mut f32, ldc: usize, cols: Range<usize>) 
     }
 }
 
-/// C[r][..] += sum_t A[r][t] B[t][..] for an R x (C x 16) block, the lanes of `mask` in
-/// each register: A[r][t] at `a + r * rsa + t * csa`, row t of B at `b + t * ldb`, C's rows
-/// `ldc` apart. The sums start at zero and are added into C at the end.
+/// C[r][..] += sum_t A[r][t] B[t][..] over the steps t of `steps`, for an R x (C x 16)
+/// block, the lanes of `mask` in each register: row r of A at `a[r]` (its values `csa`
+/// apart), row t of B at `b + t * ldb`, row r of C at `c[r]`. The sums start at zero and are
+/// added into C at the end.
 ///
 /// # Safety
 /// Every element named above valid (C's for writing); AVX-512 present.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-unsafe fn scaled_rows<const R: usize, const C: usize>(a: *const f32, rsa: usize, csa: usize, depth: usize, b: *const f32, ldb: usize, c: *mut f32, ldc: usize, mask: __mmask16) {
+unsafe fn scaled_rows<const R: usize, const C: usize>(a: [*const f32; R], csa: usize, steps: impl Steps, b: *const f32, ldb: usize, c: [*mut f32; R], mask: __mmask16) {
     // SAFETY: the caller's contract.
     unsafe {
         let mut sums = [[_mm512_setzero_ps(); C]; R];
-        for t in 0..depth {
+        for s in 0..steps.len() {
+            let t = steps.at(s);
             let bs: [__m512; C] = std::array::from_fn(|q| _mm512_maskz_loadu_ps(mask, b.add(t * ldb + q * LANES)));
-            for (r, row) in sums.iter_mut().enumerate() {
-                let ar = _mm512_set1_ps(*a.add(r * rsa + t * csa));
+            for (row, a) in sums.iter_mut().zip(a) {
+                let ar = _mm512_set1_ps(*a.add(t * csa));
                 for (sum, &bq) in row.iter_mut().zip(&bs) {
                     *sum = _mm512_fmadd_ps(ar, bq, *sum);
                 }
             }
         }
-        for (r, row) in sums.iter().enumerate() {
+        for (row, c) in sums.iter().zip(c) {
             for (q, &s) in row.iter().enumerate() {
-                let at = c.add(r * ldc + q * LANES);
+                let at = c.add(q * LANES);
                 _mm512_mask_storeu_ps(at, mask, _mm512_add_ps(_mm512_maskz_loadu_ps(mask, at), s));
             }
         }
@@ -396,6 +462,54 @@ mod tests {
                 let want = reference(a_view, Mat::new(&b, depth, n), &start);
                 assert_close(&format!("A B {m}x{depth}x{n}, A strides ({}, {})", a_view.rs, a_view.cs), &c, want, depth);
             }
+        }
+    }
+
+    /// Rows and steps left out where A is zero: the same bits as the whole product, and the
+    /// rows of C not listed untouched. Every third row (or column) of A is zero and left out,
+    /// and on the shapes with more than 4 of them so is the whole first block of 4. A is
+    /// taken as stored and transposed (dW lists rows of dout^T, dx steps of dout).
+    #[test]
+    fn terms_left_out_where_a_is_zero_change_no_bit() {
+        if !applies() {
+            eprintln!("skipped: this processor has no AVX-512");
+            return;
+        }
+        let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        let kept = |i: usize, len: usize| i % 3 != 1 && !(len > 4 && i < 4);
+        for (m, depth, n) in SHAPES {
+            let (b, start) = (values(depth * n, 5), values(m * n, 6));
+            let b = Mat::new(&b, depth, n);
+            let rows: Vec<usize> = (0..m).filter(|&i| kept(i, m)).collect();
+            let steps: Vec<usize> = (0..depth).filter(|&t| kept(t, depth)).collect();
+            let full = values(m * depth, 4);
+            for (terms, by_rows) in [(Terms::Rows(&rows), true), (Terms::Steps(&steps), false)] {
+                // A (m x depth), zero in the rows or columns left out, stored as is and transposed.
+                let at = |i: usize, t: usize| if (by_rows && !kept(i, m)) || (!by_rows && !kept(t, depth)) { 0.0 } else { full[i * depth + t] };
+                let stored: Vec<f32> = (0..m * depth).map(|e| at(e / depth, e % depth)).collect();
+                let transposed: Vec<f32> = (0..depth * m).map(|e| at(e % m, e / m)).collect();
+                for a in [Mat::new(&stored, m, depth), Mat::new(&transposed, depth, m).t()] {
+                    let (mut all, mut some) = (start.clone(), start.clone());
+                    par_a_b(a, b, &mut all);
+                    par_a_b_terms(a, b, &mut some, terms);
+                    assert_eq!(bits(&all), bits(&some), "{terms:?} of {m}x{depth}x{n}, A strides ({}, {})", a.rs, a.cs);
+                }
+            }
+        }
+    }
+
+    /// A list out of order, or naming a row past A's, is refused, not computed.
+    #[test]
+    fn lists_out_of_order_or_past_the_end_are_refused() {
+        if !applies() {
+            eprintln!("skipped: this processor has no AVX-512");
+            return;
+        }
+        let (a, b) = (values(8 * 4, 1), values(4 * 16, 2));
+        for terms in [Terms::Rows(&[3, 1]), Terms::Rows(&[2, 2]), Terms::Rows(&[8]), Terms::Steps(&[1, 0]), Terms::Steps(&[4])] {
+            let refused = std::panic::catch_unwind(|| par_a_b_terms(Mat::new(&a, 8, 4), Mat::new(&b, 4, 16), &mut vec![0.0; 8 * 16], terms));
+            let message = refused.expect_err("a bad list was taken").downcast::<String>().map(|m| *m).unwrap_or_default();
+            assert!(message.contains("must increase"), "{terms:?}: {message}");
         }
     }
 
