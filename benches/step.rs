@@ -5,7 +5,9 @@
 //!
 //! MODEL is a name of `torch_ref.py`: ae, h64, h128, h256, h900, sparse-L, denoise-S,
 //! manifold, cae-unpool, cae-deconv, cae-deconv-unpool. Prints one JSON line with the
-//! milliseconds per step and the GFLOP/s of the products. `scripts/compare_torch.py`
+//! milliseconds per step and the GFLOP/s of the products, counted dense: the terms that the
+//! backward leaves out for units without gradient (`ops/linear.rs`) count as done, so this
+//! is the rate of the dense step it matches, above the arithmetic's. `scripts/compare_torch.py`
 //! runs this beside PyTorch.
 
 use autoencoders::data::ensure_mnist;

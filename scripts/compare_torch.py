@@ -7,10 +7,12 @@ For each model, our step (`cargo bench --bench step`) and `../shared/peers/torch
 MODEL --epochs 1 --steps N` run alternately, REPS times each; the table gives the median
 milliseconds per step of each, their ratio (PyTorch / ours: above 1 means we are faster), the
 lowest and highest ratio of the REPS pairs run back to back (how much the machine's noise
-moves it), our GFLOP/s, and the highest peak resident memory of each side's runs
+moves it), our GFLOP/s (the products' flops counted dense, those of the terms that the
+backward leaves out for units without gradient too), and the highest peak resident memory of
+each side's runs
 (/usr/bin/time; both load the whole of MNIST). Then the peak memory of a 1-epoch `ae` run of
 each, and, when `ae` is among the models, this machine's SGEMM rate through our own GEMM path
-(`cargo bench --bench ops -- gemm`) beside the deep AE step's GFLOP/s, measured in the same
+(`cargo bench --bench ops -- gemm`) beside the deep AE step's dense GFLOP/s, measured in the same
 run. These machines are shared and noisy: compare ratios from one run, never numbers across
 runs.
 PyTorch for it: python3 -m venv /tmp/torch && /tmp/torch/bin/pip install torch numpy scikit-learn
@@ -67,7 +69,7 @@ def main():
     args = ap.parse_args()
     os.environ.setdefault("MNIST_DIR", os.path.join(ROOT, "..", "shared", "mnist"))
     binary = step_binary()
-    print("| model | ours ms/step | PyTorch ms/step | PyTorch / ours | pairs: lowest, highest | our GFLOP/s | ours MB | PyTorch MB |")
+    print("| model | ours ms/step | PyTorch ms/step | PyTorch / ours | pairs: lowest, highest | our dense GFLOP/s | ours MB | PyTorch MB |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for model in args.models:
         steps = STEPS.get(model, args.steps)
@@ -104,7 +106,7 @@ def main():
         print("our SGEMM (par_gemm): " + ", ".join(f"{shape} {rate:.1f} GFLOP/s" for shape, rate in gemm.items()))
         big = gemm.get("1024x1024x1024")
         if big:
-            print(f"deep AE step: {step:.1f} GFLOP/s (median of {args.reps}), {100 * step / big:.0f}% of the 1024^3 rate")
+            print(f"deep AE step: {step:.1f} GFLOP/s counted dense (median of {args.reps}), {100 * step / big:.0f}% of the 1024^3 rate")
 
 
 def gemm_rates(threads):

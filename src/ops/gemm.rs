@@ -170,9 +170,9 @@ pub fn par_gemm(a: Mat, b: Mat, beta: f32, c: &mut [f32]) {
     }
 }
 
-/// Splits columns `0..n` into one band per thread, each a multiple of `unit` wide and at
-/// least `min` (below that a task no longer pays for itself), and runs `band` on each across
-/// the rayon pool: `par_gemm`'s column bands, and `thin`'s.
+/// Splits `0..n` (columns, or rows) into one band per thread, each a multiple of `unit` wide
+/// and at least `min` (below that a task no longer pays for itself), and runs `band` on each
+/// across the rayon pool: `par_gemm`'s column bands, and `thin`'s bands of columns or rows.
 pub(super) fn for_each_band(n: usize, unit: usize, min: usize, band: impl Fn(std::ops::Range<usize>) + Sync) {
     let width = n.div_ceil(rayon::current_num_threads()).next_multiple_of(unit).max(min);
     (0..n.div_ceil(width)).into_par_iter().for_each(|b| band(b * width..n.min((b + 1) * width)));

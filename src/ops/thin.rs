@@ -28,6 +28,9 @@
 //! multiply-adds. The block is added into C once, at the end. `par_a_b_terms` computes only
 //! the rows of C, or the steps t, that a list names, when the caller knows the others' terms
 //! to be zeros: a linear layer's backward leaves out the units that no image activates.
+//! The same kernel gives the forward product transposed, y^T = W x^T (A = W, B = x^T from
+//! `par_transpose`), whose steps are the input units, so that the dead ones can be left out.
+//! Threads take bands of C's columns, or of its rows when its columns fit one block (y^T).
 //!
 //! Every output is the same sequence of operations whichever block, band or thread computes
 //! it (the blocks at the edges are smaller or masked, not summed differently), so results do
@@ -40,6 +43,7 @@
 //! dx += dout W = [[3 + 5, 4 + 6]] = [[8, 10]].
 
 use super::gemm::{for_each_band, Mat, SendPtr};
+use rayon::prelude::*;
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 use std::ops::Range;
@@ -126,20 +130,32 @@ pub fn par_a_b_terms(a: Mat, b: Mat, c: &mut [f32], terms: Terms) {
     if m == 0 || n == 0 || depth == 0 {
         return;
     }
+    let (rows, steps) = match terms {
+        Terms::All => (None, None),
+        Terms::Rows(rows) => (Some(rows), None),
+        Terms::Steps(steps) => (None, Some(steps)),
+    };
+    let count = rows.map_or(m, <[usize]>::len);
     let c = SendPtr(c.as_mut_ptr());
-    for_each_band(n, LANES, WIDE, |cols| {
+    let band = |cols: Range<usize>, span: Range<usize>| {
         // SAFETY: as in par_x_wt: AVX-512 present, every element of A and B that the views
         // reach lies inside them (checked above, the lists within A's rows and columns), C is
-        // m x n and borrowed mutably, and the bands' columns are disjoint.
+        // m x n and borrowed mutably, and no two bands share an element of C.
         #[cfg(target_arch = "x86_64")]
         unsafe {
-            match terms {
-                Terms::All => a_b_band(a, b, c.at(0), n, cols, None, depth),
-                Terms::Rows(rows) => a_b_band(a, b, c.at(0), n, cols, Some(rows), depth),
-                Terms::Steps(steps) => a_b_band(a, b, c.at(0), n, cols, None, steps),
+            match steps {
+                None => a_b_band(a, b, c.at(0), n, cols, span, rows, depth),
+                Some(steps) => a_b_band(a, b, c.at(0), n, cols, span, rows, steps),
             }
         }
-    });
+    };
+    // Bands of columns when C is wide (dx and dW); bands of rows when its columns fit in one
+    // block of 64 (y^T = W x^T for a batch of 64, `linear_forward`).
+    if n > WIDE {
+        for_each_band(n, LANES, WIDE, |cols| band(cols, 0..count));
+    } else {
+        for_each_band(count, ROWS, 4 * ROWS, |span| band(0..n, span));
+    }
 }
 
 /// The steps of a sum that `scaled_rows` walks: all of 0..n (a `usize`), or a list of them.
@@ -262,22 +278,24 @@ unsafe fn dot_step<const R: usize, const C: usize>(sums: &mut [[__m512; C]; R], 
     }
 }
 
-/// Columns `cols` of C += A B, in segments of 64 columns (4 registers) by blocks of 4 rows
-/// (of C, or of its rows listed in `rows`); a segment narrower than 64 goes 16 columns at a
-/// time, the last masked. Each sum walks `steps`.
+/// Columns `cols` of rows `span` of C += A B (the rows of C, or the entries of the list
+/// `rows`), in segments of 64 columns (4 registers) by blocks of 4 rows; a segment narrower
+/// than 64 goes 16 columns at a time, the last masked. Each sum walks `steps`.
 ///
 /// # Safety
 /// AVX-512 present; A and B's views in bounds, C points to A.rows x ldc values; `cols`
-/// within 0..ldc; the rows listed below A.rows and the steps below A.cols.
+/// within 0..ldc, `span` within 0..A.rows or the list; the rows listed below A.rows and the
+/// steps below A.cols.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn a_b_band(a: Mat, b: Mat, c: *mut f32, ldc: usize, cols: Range<usize>, rows: Option<&[usize]>, steps: impl Steps) {
-    let (m, rsa, csa, ldb) = (rows.map_or(a.rows, <[usize]>::len), a.rs, a.cs, b.rs);
+#[allow(clippy::too_many_arguments)]
+unsafe fn a_b_band(a: Mat, b: Mat, c: *mut f32, ldc: usize, cols: Range<usize>, span: Range<usize>, rows: Option<&[usize]>, steps: impl Steps) {
+    let (rsa, csa, ldb) = (a.rs, a.cs, b.rs);
     let row = |i: usize| rows.map_or(i, |rows| rows[i]);
     for j in cols.clone().step_by(WIDE) {
         let width = WIDE.min(cols.end - j);
-        for i in (0..m).step_by(ROWS) {
-            let height = ROWS.min(m - i);
+        for i in span.clone().step_by(ROWS) {
+            let height = ROWS.min(span.end - i);
             // SAFETY (every call): the rows of A and C named, and columns j .. j + width of B
             // and C, lie inside them (the caller's contract); masked lanes touch nothing.
             unsafe {
@@ -333,6 +351,84 @@ unsafe fn scaled_rows<const R: usize, const C: usize>(a: [*const f32; R], csa: u
                 let at = c.add(q * LANES);
                 _mm512_mask_storeu_ps(at, mask, _mm512_add_ps(_mm512_maskz_loadu_ps(mask, at), s));
             }
+        }
+    }
+}
+
+/// dst (cols x rows) = src (rows x cols)^T, both row-major, in tiles of 16 x 16 (`tile_16`)
+/// and the values past the last whole tile one at a time; parallel over bands of 16 rows of
+/// dst. The linear layer's forward product runs on x^T, and gives y^T.
+///
+/// # Panics
+/// If the processor lacks AVX-512 (check `applies` first) or the sizes do not fit.
+pub fn par_transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+    assert!(applies(), "thin::par_transpose needs AVX-512; check thin::applies() first");
+    assert!(src.len() == rows * cols && dst.len() == rows * cols, "transpose: {} and {} values for {rows} x {cols}", src.len(), dst.len());
+    if rows == 0 || cols == 0 {
+        return;
+    }
+    dst.par_chunks_mut(LANES * rows).enumerate().for_each(|(band, dst)| {
+        // Rows first.. of dst, columns first.. of src.
+        let (first, width) = (band * LANES, dst.len() / rows);
+        let whole = if width == LANES { rows - rows % LANES } else { 0 };
+        for r in (0..whole).step_by(LANES) {
+            // SAFETY: AVX-512 is present (asserted above); rows r .. r + 16 of src hold
+            // columns first .. first + 16, and rows 0 .. 16 of this band of dst columns
+            // r .. r + 16 (rows of dst are `rows` long).
+            #[cfg(target_arch = "x86_64")]
+            unsafe {
+                tile_16(src.as_ptr().add(r * cols + first), cols, dst.as_mut_ptr().add(r), rows)
+            }
+        }
+        for (c, dst) in dst.chunks_exact_mut(rows).enumerate() {
+            for (r, d) in dst.iter_mut().enumerate().skip(whole) {
+                *d = src[r * cols + first + c];
+            }
+        }
+    });
+}
+
+/// The 16 x 16 block at src (rows `lds` apart), transposed into the one at dst (rows `ldd`
+/// apart): 16 loads, four rounds of 16 shuffles, 16 stores. A register is four 128-bit
+/// chunks of 4 values; what register i holds after each round, for rows r of src and
+/// columns c of src (chunk l of 4):
+///
+/// ```text
+///     round 1  t: i = 2p + e: rows 2p and 2p+1 interleaved, columns 4l, 4l+1 (e = 0) or 4l+2, 4l+3
+///     round 2  u: i = 4g + c, c < 4: column 4l + c of rows 4g .. 4g+3 in chunk l
+///     round 3  v: i = 8h + c, c < 8: columns c and c + 8 of rows 8h .. 8h+7
+///     round 4     column i of rows 0 .. 15, which is row i of dst
+/// ```
+///
+/// # Safety
+/// 16 rows of 16 values at src and at dst valid (dst's for writing); AVX-512 present.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn tile_16(src: *const f32, lds: usize, dst: *mut f32, ldd: usize) {
+    // SAFETY: the caller's contract; the rest is register arithmetic.
+    unsafe {
+        let r: [__m512; 16] = std::array::from_fn(|i| _mm512_loadu_ps(src.add(i * lds)));
+        let t: [__m512; 16] = std::array::from_fn(|i| {
+            let (a, b) = (r[i & !1], r[i | 1]);
+            if i % 2 == 0 { _mm512_unpacklo_ps(a, b) } else { _mm512_unpackhi_ps(a, b) }
+        });
+        // u[4g + c]: from t[4g + (0 or 1)] and t[4g + (2 or 3)], the low or high 64 bits.
+        let u: [__m512; 16] = std::array::from_fn(|i| {
+            let (g, c) = (i / 4, i % 4);
+            let (a, b) = (t[4 * g + c / 2], t[4 * g + 2 + c / 2]);
+            if c % 2 == 0 { _mm512_shuffle_ps::<0x44>(a, b) } else { _mm512_shuffle_ps::<0xEE>(a, b) }
+        });
+        // v[8h + c]: chunks 0 and 2 (c < 4) or 1 and 3 (c >= 4) of u[8h + c % 4] and u[8h + 4 + c % 4].
+        let v: [__m512; 16] = std::array::from_fn(|i| {
+            let (h, c) = (i / 8, i % 8);
+            let (a, b) = (u[8 * h + c % 4], u[8 * h + 4 + c % 4]);
+            if c < 4 { _mm512_shuffle_f32x4::<0x88>(a, b) } else { _mm512_shuffle_f32x4::<0xDD>(a, b) }
+        });
+        // Row i of dst: column i of src, from v[i % 8] and v[8 + i % 8], chunks 0 and 2 (i < 8) or 1 and 3.
+        for i in 0..16 {
+            let (a, b) = (v[i % 8], v[8 + i % 8]);
+            let row = if i < 8 { _mm512_shuffle_f32x4::<0x88>(a, b) } else { _mm512_shuffle_f32x4::<0xDD>(a, b) };
+            _mm512_storeu_ps(dst.add(i * ldd), row);
         }
     }
 }
@@ -510,6 +606,25 @@ mod tests {
             let refused = std::panic::catch_unwind(|| par_a_b_terms(Mat::new(&a, 8, 4), Mat::new(&b, 4, 16), &mut vec![0.0; 8 * 16], terms));
             let message = refused.expect_err("a bad list was taken").downcast::<String>().map(|m| *m).unwrap_or_default();
             assert!(message.contains("must increase"), "{terms:?}: {message}");
+        }
+    }
+
+    /// Against the definition, on whole tiles, ragged edges and the layers' shapes.
+    #[test]
+    fn transpose_moves_every_value_to_its_place() {
+        if !applies() {
+            eprintln!("skipped: this processor has no AVX-512");
+            return;
+        }
+        for (rows, cols) in [(1, 1), (16, 16), (17, 33), (5, 16), (16, 5), (32, 48), (64, 784), (64, 900), (900, 64), (30, 64)] {
+            let src = values(rows * cols, 9);
+            let mut dst = vec![f32::NAN; rows * cols];
+            par_transpose(&src, rows, cols, &mut dst);
+            for r in 0..rows {
+                for c in 0..cols {
+                    assert_eq!(dst[c * rows + r].to_bits(), src[r * cols + c].to_bits(), "{rows}x{cols}: ({r}, {c})");
+                }
+            }
         }
     }
 
