@@ -5,13 +5,15 @@
 //!
 //! MODEL is a name of `torch_ref.py`: ae, h64, h128, h256, h900, sparse-L, denoise-S,
 //! manifold, cae-unpool, cae-deconv, cae-deconv-unpool. Prints one JSON line with the
-//! milliseconds per step and the GFLOP/s of the products, counted dense: the terms that the
-//! backward leaves out for units without gradient (`ops/linear.rs`) count as done, so this
-//! is the rate of the dense step it matches, above the arithmetic's. `scripts/compare_torch.py`
+//! milliseconds per step and two rates of the linear layers' products: `gflops`, the
+//! arithmetic they did (`ops::linear::multiply_adds`), and `dense_gflops`, the flops of the
+//! whole products the step stands for (as PyTorch computes them),
+//! the terms left out for units that are zero across the batch included. `scripts/compare_torch.py`
 //! runs this beside PyTorch.
 
 use autoencoders::data::ensure_mnist;
 use autoencoders::models::{Arch, Model};
+use autoencoders::ops::linear::multiply_adds;
 use autoencoders::tensor::rng_from_seed;
 use autoencoders::train::{train, TrainConfig, TrainState};
 
@@ -34,20 +36,27 @@ fn main() {
     let mut model = Model::new(arch, &mut rng);
     let cfg = TrainConfig { epochs: 1, batch_size: BATCH, lr: 1e-3, l1, noise };
     let state = TrainState::new(&model, &cfg, rng);
+    let before = multiply_adds();
     let state = train(&mut model, &data.train, &cfg, state, name, |_, _| Ok(())).unwrap_or_else(|e| panic!("{e:#}"));
     let seconds = state.history.epoch_seconds[0];
-    let flops = 6.0 * BATCH as f64 * product_weights(&model) as f64 * steps as f64;
+    let done = 2.0 * (multiply_adds() - before) as f64;
+    let dense = 2.0 * (BATCH * dense_multiply_adds(&model) * steps) as f64;
     let conv = matches!(arch, Arch::CaeUnpool | Arch::CaeDeconv | Arch::CaeDeconvUnpool);
-    let gflops = if conv { "null".to_string() } else { format!("{:.2}", flops / seconds / 1e9) };
+    let rate = |flops: f64| if conv { "null".to_string() } else { format!("{:.2}", flops / seconds / 1e9) };
     println!(
-        "{{\"model\": \"{name}\", \"steps\": {steps}, \"threads\": {}, \"ms_per_step\": {:.4}, \"gflops\": {gflops}}}",
+        "{{\"model\": \"{name}\", \"steps\": {steps}, \"threads\": {}, \"ms_per_step\": {:.4}, \"gflops\": {}, \"dense_gflops\": {}}}",
         rayon::current_num_threads(),
         1e3 * seconds / steps as f64,
+        rate(done),
+        rate(dense),
     );
 }
 
-/// Multiply-adds per image of the linear layers (6 flops each per training step: forward,
-/// input gradient, weight gradient). Convolutions reuse weights, so this counts MLPs only.
-fn product_weights(model: &Model) -> usize {
-    model.params.iter().filter(|p| p.value.shape().len() == 2).map(|p| p.value.len()).sum()
+/// Multiply-adds per image of a step's dense products: each weight of a linear layer takes
+/// part in three (forward, input gradient, weight gradient), but the first layer's in two,
+/// since no one asks for the images' gradient. Convolutions reuse weights, so this counts
+/// MLPs only.
+fn dense_multiply_adds(model: &Model) -> usize {
+    let weights: Vec<usize> = model.params.iter().filter(|p| p.value.shape().len() == 2).map(|p| p.value.len()).collect();
+    3 * weights.iter().sum::<usize>() - weights.first().unwrap_or(&0)
 }

@@ -7,12 +7,12 @@ For each model, our step (`cargo bench --bench step`) and `../shared/peers/torch
 MODEL --epochs 1 --steps N` run alternately, REPS times each; the table gives the median
 milliseconds per step of each, their ratio (PyTorch / ours: above 1 means we are faster), the
 lowest and highest ratio of the REPS pairs run back to back (how much the machine's noise
-moves it), our GFLOP/s (the products' flops counted dense, those of the terms that the
-backward leaves out for units without gradient too), and the highest peak resident memory of
-each side's runs
+moves it), our GFLOP/s as the arithmetic done and as the dense products the step stands
+for (the terms left out for units that are zero across the batch counted too), and the
+highest peak resident memory of each side's runs
 (/usr/bin/time; both load the whole of MNIST). Then the peak memory of a 1-epoch `ae` run of
 each, and, when `ae` is among the models, this machine's SGEMM rate through our own GEMM path
-(`cargo bench --bench ops -- gemm`) beside the deep AE step's dense GFLOP/s, measured in the same
+(`cargo bench --bench ops -- gemm`) beside the deep AE step's arithmetic rate, measured in the same
 run. These machines are shared and noisy: compare ratios from one run, never numbers across
 runs.
 PyTorch for it: python3 -m venv /tmp/torch && /tmp/torch/bin/pip install torch numpy scikit-learn
@@ -44,7 +44,7 @@ def timed(cmd, env=None):
 
 
 def ours(binary, model, steps, threads):
-    """Our step bench: its JSON line (ms_per_step, gflops), and the run's peak RSS."""
+    """Our step bench: its JSON line (ms_per_step, gflops, dense_gflops), and the run's peak RSS."""
     stdout, rss = timed([binary, model, str(steps)], dict(os.environ, RAYON_NUM_THREADS=str(threads)))
     return json.loads(stdout.strip().splitlines()[-1]), rss
 
@@ -69,15 +69,15 @@ def main():
     args = ap.parse_args()
     os.environ.setdefault("MNIST_DIR", os.path.join(ROOT, "..", "shared", "mnist"))
     binary = step_binary()
-    print("| model | ours ms/step | PyTorch ms/step | PyTorch / ours | pairs: lowest, highest | our dense GFLOP/s | ours MB | PyTorch MB |")
+    print("| model | ours ms/step | PyTorch ms/step | PyTorch / ours | pairs: lowest, highest | our GFLOP/s: done, dense | ours MB | PyTorch MB |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for model in args.models:
         steps = STEPS.get(model, args.steps)
-        a, b, g, rss_a, rss_b = [], [], [], [], []
+        a, b, g, gd, rss_a, rss_b = [], [], [], [], [], []
 
         def run_ours():
             r, rss = ours(binary, model, steps, args.threads)
-            a.append(r["ms_per_step"]); g.append(r["gflops"]); rss_a.append(rss)
+            a.append(r["ms_per_step"]); g.append(r["gflops"]); gd.append(r["dense_gflops"]); rss_a.append(rss)
 
         def run_theirs():
             ms, rss = theirs(args.python, model, steps, args.threads)
@@ -90,7 +90,7 @@ def main():
                 run()
         ma, mb = statistics.median(a), statistics.median(b)
         pairs = sorted(y / x for x, y in zip(a, b))
-        gf = "" if g[0] is None else f"{statistics.median(g):.1f}"
+        gf = "" if g[0] is None else f"{statistics.median(g):.1f}, {statistics.median(gd):.1f}"
         print(f"| {model} | {ma:.2f} | {mb:.2f} | {mb / ma:.2f} | {pairs[0]:.2f}, {pairs[-1]:.2f} | {gf} | {max(rss_a):.0f} | {max(rss_b):.0f} |", flush=True)
     # One full epoch of the deep AE each (938 steps): the same training run on both sides.
     env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads))
@@ -101,12 +101,13 @@ def main():
     # the deep AE's step: the issue's yardstick for how much of the machine a step uses.
     if "ae" in args.models:
         gemm = gemm_rates(args.threads)
-        ae = [ours(binary, "ae", args.steps, args.threads)[0]["gflops"] for _ in range(args.reps)]
-        step = statistics.median(ae)
+        ae = [ours(binary, "ae", args.steps, args.threads)[0] for _ in range(args.reps)]
+        done, dense = (statistics.median(r[key] for r in ae) for key in ("gflops", "dense_gflops"))
         print("our SGEMM (par_gemm): " + ", ".join(f"{shape} {rate:.1f} GFLOP/s" for shape, rate in gemm.items()))
         big = gemm.get("1024x1024x1024")
         if big:
-            print(f"deep AE step: {step:.1f} GFLOP/s counted dense (median of {args.reps}), {100 * step / big:.0f}% of the 1024^3 rate")
+            print(f"deep AE step (median of {args.reps}): arithmetic done {done:.1f} GFLOP/s, {100 * done / big:.0f}% of the 1024^3 rate; "
+                  f"as dense products {dense:.1f} GFLOP/s, {100 * dense / big:.0f}%")
 
 
 def gemm_rates(threads):

@@ -33,6 +33,7 @@ use crate::autograd::{Grads, Op, Tape, Var};
 use crate::cuda::{self, LAUNCH_FAILED};
 use crate::tensor::Tensor;
 use rayon::prelude::*;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// y (n, d_out) = x (n, d_in) W^T + b.
 pub fn linear_forward(x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32], d_in: usize, d_out: usize) {
@@ -69,7 +70,7 @@ fn forward_transposed(x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32], d_
     let mut xt = vec![0.0; d_in * n];
     thin::par_transpose(x, n, d_in, &mut xt);
     let mut yt = vec![0.0; d_out * n];
-    thin::par_a_b_terms(Mat::new(w, d_out, d_in), Mat::new(&xt, d_in, n), &mut yt, Terms::Steps(units));
+    Products::Thin.a_b(Mat::new(w, d_out, d_in), Mat::new(&xt, d_in, n), &mut yt, Terms::Steps(units));
     thin::par_transpose(&yt, d_out, n, y);
     if let Some(b) = b {
         y.par_chunks_mut(d_out).for_each(|row| row.iter_mut().zip(b).for_each(|(y, &b)| *y += b));
@@ -139,6 +140,7 @@ impl Products {
 
     /// y (n, d_out) += x (n, d_in) W^T.
     fn x_wt(self, x: &[f32], w: &[f32], y: &mut [f32], d_in: usize, d_out: usize) {
+        count(y.len() * d_in);
         match self {
             Products::Thin => thin::par_x_wt(x, w, y, d_in, d_out),
             Products::Packed => par_gemm(Mat::new(x, x.len() / d_in, d_in), Mat::new(w, d_out, d_in).t(), 1.0, y),
@@ -148,11 +150,28 @@ impl Products {
     /// C += A B, where B's rows are contiguous (W for dx, x for dW), computing the `terms`
     /// named; the packed product computes them all (the others add zeros: the same result).
     fn a_b(self, a: Mat, b: Mat, c: &mut [f32], terms: Terms) {
+        count(match (self, terms) {
+            (Products::Thin, Terms::Rows(rows)) => rows.len() * b.cols * a.cols,
+            (Products::Thin, Terms::Steps(steps)) => c.len() * steps.len(),
+            _ => c.len() * a.cols,
+        });
         match self {
             Products::Thin => thin::par_a_b_terms(a, b, c, terms),
             Products::Packed => par_gemm(a, b, 1.0, c),
         }
     }
+}
+
+/// The multiply-adds that the linear layers' products on the CPU have done since the program
+/// started, the terms left out not counted: the step bench's arithmetic rate.
+pub fn multiply_adds() -> u64 {
+    MULTIPLY_ADDS.load(Ordering::Relaxed)
+}
+
+static MULTIPLY_ADDS: AtomicU64 = AtomicU64::new(0);
+
+fn count(multiply_adds: usize) {
+    MULTIPLY_ADDS.fetch_add(multiply_adds as u64, Ordering::Relaxed);
 }
 
 /// db (d_out) += the column sums of dout (n, d_out).
