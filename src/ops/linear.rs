@@ -39,6 +39,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub fn linear_forward(x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32], d_in: usize, d_out: usize) {
     let n = x.len() / d_in;
     let products = Products::for_this_cpu();
+    // Transposed where enough input units are zero in every image to pay for it.
     if products == Products::Thin {
         if let Some(units) = Live::of(x, d_in).0.filter(|units| (d_in - units.len()) * d_out * n >= LEAVE_OUT_AT_LEAST) {
             return forward_transposed(x, w, b, y, d_in, d_out, &units);
@@ -99,23 +100,24 @@ fn backward_weight(dout: &[f32], x: &[f32], dw: &mut [f32], d_in: usize, d_out: 
     Products::for_this_cpu().a_b(Mat::new(dout, n, d_out).t(), Mat::new(x, n, d_in), dw, live.as_terms(Terms::Rows));
 }
 
-/// The output units that some image of the batch sends a gradient back through: the columns
-/// of dout (n, d_out) holding a value other than zero. Behind a ReLU, a unit that no image of
-/// the batch activates has a column of zeros, and such units are many. Over steps 250 to 300
-/// of h900 (batch 64, seed 0), 12% of the first hidden layer's units, 34% of the second's and
-/// 59% of the output layer's (pixels near the border, black in most images); in the deep AE
-/// 15% to 63% of each layer's but the code's. Their rows of W add nothing to dx and their rows
-/// of dW get nothing, so the backward products leave them out.
+/// The units of a batch (n, units) that some image of it reaches: the columns holding a
+/// value other than zero. Of dout, the output units that some image sends a gradient back
+/// through; of x, the input units that some image sets. Behind a ReLU, a unit that no image
+/// of the batch activates has a column of zeros, and such units are many. Over steps 250 to
+/// 300 of h900 (batch 64, seed 0), 12% of the first hidden layer's units, 34% of the
+/// second's and 59% of the output layer's (pixels near the border, black in most images);
+/// in the deep AE 15% to 63% of each layer's but the code's. Their rows of W add nothing to
+/// dx and their rows of dW get nothing, so the backward products leave them out.
 struct Live(Option<Vec<usize>>);
 
 impl Live {
-    fn of(dout: &[f32], d_out: usize) -> Live {
-        let mut live = vec![false; d_out];
-        for row in dout.chunks_exact(d_out) {
-            live.iter_mut().zip(row).for_each(|(l, &g)| *l |= g != 0.0);
+    fn of(batch: &[f32], units: usize) -> Live {
+        let mut live = vec![false; units];
+        for row in batch.chunks_exact(units) {
+            live.iter_mut().zip(row).for_each(|(l, &v)| *l |= v != 0.0);
         }
-        // A NaN is not zero: its unit stays live, and the NaN reaches dx and dW as it should.
-        if live.iter().all(|&l| l) { Live(None) } else { Live(Some((0..d_out).filter(|&j| live[j]).collect())) }
+        // A NaN is not zero: its unit stays live, and the NaN reaches the products as it should.
+        if live.iter().all(|&l| l) { Live(None) } else { Live(Some((0..units).filter(|&j| live[j]).collect())) }
     }
 
     /// All terms when every unit is live, else those of the live units, as `part` lists them.

@@ -150,7 +150,7 @@ pub fn par_a_b_terms(a: Mat, b: Mat, c: &mut [f32], terms: Terms) {
         }
     };
     // Bands of columns when C is wide (dx and dW); bands of rows when its columns fit in one
-    // block of 64 (y^T = W x^T for a batch of 64, `linear_forward`).
+    // block of 64 (y^T = W x^T for a batch of 64, `linear::forward_transposed`).
     if n > WIDE {
         for_each_band(n, LANES, WIDE, |cols| band(cols, 0..count));
     } else {
