@@ -637,15 +637,20 @@ mod tests {
         }
         let (m, k, n) = (64, 784, 100);
         let (x, w) = (values(m * k, 7), values(n * k, 8));
+        let steps: Vec<usize> = (0..k).filter(|t| t % 3 != 0).collect();
         let run = |threads| {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
             let (mut y, mut dx, mut dw) = (vec![0.5; m * n], vec![0.5; m * k], vec![0.5; n * k]);
+            let (mut xt, mut yt) = (vec![0.0; k * m], vec![0.5; n * m]);
             pool.install(|| {
                 par_x_wt(&x, &w, &mut y, k, n);
                 par_a_b(Mat::new(&y, m, n), Mat::new(&w, n, k), &mut dx);
                 par_a_b(Mat::new(&y, m, n).t(), Mat::new(&x, m, k), &mut dw);
+                // The forward transposed: C 64 columns wide, in bands of rows.
+                par_transpose(&x, m, k, &mut xt);
+                par_a_b_terms(Mat::new(&w, n, k), Mat::new(&xt, k, m), &mut yt, Terms::Steps(&steps));
             });
-            [y, dx, dw].map(|v| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>())
+            [y, dx, dw, yt].map(|v| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>())
         };
         assert_eq!(run(1), run(3));
     }
