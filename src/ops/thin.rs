@@ -122,20 +122,21 @@ pub fn par_a_b_terms(a: Mat, b: Mat, c: &mut [f32], terms: Terms) {
     a.check_bounds();
     b.check_bounds();
     let increasing_below = |list: &[usize], end: usize| list.windows(2).all(|p| p[0] < p[1]) && list.last().is_none_or(|&l| l < end);
-    match terms {
-        Terms::All => {}
-        Terms::Rows(rows) => assert!(increasing_below(rows, m), "A B: the rows to compute must increase and lie below {m}"),
-        Terms::Steps(steps) => assert!(increasing_below(steps, depth), "A B: the steps to compute must increase and lie below {depth}"),
-    }
+    let (rows, steps) = match terms {
+        Terms::All => (None, None),
+        Terms::Rows(rows) => {
+            assert!(increasing_below(rows, m), "A B: the rows to compute must increase and lie below {m}");
+            (Some(rows), None)
+        }
+        Terms::Steps(steps) => {
+            assert!(increasing_below(steps, depth), "A B: the steps to compute must increase and lie below {depth}");
+            (None, Some(steps))
+        }
+    };
     if m == 0 || n == 0 || depth == 0 {
         return;
     }
-    let (rows, steps) = match terms {
-        Terms::All => (None, None),
-        Terms::Rows(rows) => (Some(rows), None),
-        Terms::Steps(steps) => (None, Some(steps)),
-    };
-    let count = rows.map_or(m, <[usize]>::len);
+    let computed_rows = rows.map_or(m, <[usize]>::len);
     let c = SendPtr(c.as_mut_ptr());
     let band = |cols: Range<usize>, span: Range<usize>| {
         // SAFETY: as in par_x_wt: AVX-512 present, every element of A and B that the views
@@ -152,9 +153,9 @@ pub fn par_a_b_terms(a: Mat, b: Mat, c: &mut [f32], terms: Terms) {
     // Bands of columns when C is wide (dx and dW); bands of rows when its columns fit in one
     // block of 64 (y^T = W x^T for a batch of 64, `linear::forward_transposed`).
     if n > WIDE {
-        for_each_band(n, LANES, WIDE, |cols| band(cols, 0..count));
+        for_each_band(n, LANES, WIDE, |cols| band(cols, 0..computed_rows));
     } else {
-        for_each_band(count, ROWS, 4 * ROWS, |span| band(0..n, span));
+        for_each_band(computed_rows, ROWS, 4 * ROWS, |span| band(0..n, span));
     }
 }
 
