@@ -7,9 +7,9 @@
 //! manifold, cae-unpool, cae-deconv, cae-deconv-unpool. Prints one JSON line with the
 //! milliseconds per step and two rates of the linear layers' products: `gflops`, the
 //! arithmetic they did (`ops::linear::multiply_adds`), and `dense_gflops`, the flops of the
-//! whole products the step stands for (as PyTorch computes them),
-//! the terms left out for units that are zero across the batch included. `scripts/compare_torch.py`
-//! runs this beside PyTorch.
+//! whole products the step stands for, as PyTorch computes them (the terms left out for
+//! units that are zero across the batch included). `scripts/compare_torch.py` runs this
+//! beside PyTorch.
 
 use autoencoders::data::ensure_mnist;
 use autoencoders::models::{Arch, Model};

@@ -9,12 +9,11 @@ milliseconds per step of each, their ratio (PyTorch / ours: above 1 means we are
 lowest and highest ratio of the REPS pairs run back to back (how much the machine's noise
 moves it), our GFLOP/s as the arithmetic done and as the dense products the step stands
 for (the terms left out for units that are zero across the batch counted too), and the
-highest peak resident memory of each side's runs
-(/usr/bin/time; both load the whole of MNIST). Then the peak memory of a 1-epoch `ae` run of
-each, and, when `ae` is among the models, this machine's SGEMM rate through our own GEMM path
-(`cargo bench --bench ops -- gemm`) beside the deep AE step's arithmetic rate, measured in the same
-run. These machines are shared and noisy: compare ratios from one run, never numbers across
-runs.
+highest peak resident memory of each side's runs (/usr/bin/time; both load the whole of
+MNIST). Then the peak memory of a 1-epoch `ae` run of each, and, when `ae` is among the
+models, this machine's SGEMM rate through our own GEMM path (`cargo bench --bench ops --
+gemm`) beside the deep AE step's two rates, measured in the same run. These machines are
+shared and noisy: compare ratios from one run, never numbers across runs.
 PyTorch for it: python3 -m venv /tmp/torch && /tmp/torch/bin/pip install torch numpy scikit-learn
 """
 import argparse, json, os, statistics, subprocess, sys

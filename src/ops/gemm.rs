@@ -124,7 +124,7 @@ unsafe fn gemm_into<T: Scalar>(a: Mat<T>, b: Mat<T>, beta: T, c: *mut T, ldc: us
 }
 
 /// A pointer that may cross to rayon's threads: the tasks of `par_gemm` and of `thin`'s
-/// products write disjoint column bands of one matrix through it.
+/// products write disjoint bands (of columns, or of rows) of one matrix through it.
 #[derive(Clone, Copy)]
 pub(super) struct SendPtr(pub(super) *mut f32);
 // SAFETY: only used by `par_gemm` and `thin`, whose tasks write disjoint elements.

@@ -70,12 +70,13 @@ fn forward_transposed(x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32], d_
     let n = x.len() / d_in;
     let mut xt = vec![0.0; d_in * n];
     thin::par_transpose(x, n, d_in, &mut xt);
-    let mut yt = vec![0.0; d_out * n];
+    // Row j of y^T starts as b[j] and the product is added onto it, as in `linear_forward`.
+    let mut yt = match b {
+        Some(b) => b.iter().flat_map(|&b| std::iter::repeat_n(b, n)).collect(),
+        None => vec![0.0; d_out * n],
+    };
     Products::Thin.a_b(Mat::new(w, d_out, d_in), Mat::new(&xt, d_in, n), &mut yt, Terms::Steps(units));
     thin::par_transpose(&yt, d_out, n, y);
-    if let Some(b) = b {
-        y.par_chunks_mut(d_out).for_each(|row| row.iter_mut().zip(b).for_each(|(y, &b)| *y += b));
-    }
 }
 
 /// dx (n, d_in) += dout (n, d_out) W (d_out, d_in).
