@@ -9,7 +9,7 @@
 //! Set RAYON_NUM_THREADS to fix the thread count when comparing with PyTorch.
 
 use autoencoders::models::{Arch, Layer, Model, PIXELS};
-use autoencoders::ops::gemm::{par_gemm, Mat};
+use autoencoders::cpu::gemm::{par_gemm, Mat};
 use autoencoders::optim::AdamConfig;
 use autoencoders::tensor::{rng_from_seed, Rng64, Tensor};
 use autoencoders::{Tape, Var};

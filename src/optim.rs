@@ -110,7 +110,7 @@ pub fn adam_update(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], beta1
     let h = Hyper { beta1, beta2, step_size, sqrt_bc2, eps };
     p.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK)).zip(m.par_chunks_mut(CHUNK)).zip(v.par_chunks_mut(CHUNK)).for_each(|(((p, g), m), v)| {
         #[cfg(target_arch = "x86_64")]
-        if crate::ops::has_avx2_fma() {
+        if crate::cpu::has_avx2_fma() {
             // SAFETY: the processor has AVX2 (checked at run time).
             return unsafe { adam_chunk_avx2(p, g, m, v, h) };
         }
@@ -156,7 +156,7 @@ mod tests {
     #[test]
     fn the_avx2_build_changes_no_bit() {
         #[cfg(target_arch = "x86_64")]
-        if crate::ops::has_avx2_fma() {
+        if crate::cpu::has_avx2_fma() {
             let n = 1000;
             let values = |k: usize| (0..n).map(|i| ((i * 7919 + k) % 997) as f32 / 500.0 - 1.0).collect::<Vec<f32>>();
             let (g, h) = (values(1), Hyper { beta1: 0.9, beta2: 0.999, step_size: 1e-3, sqrt_bc2: 0.0447, eps: 1e-8 });

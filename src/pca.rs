@@ -35,7 +35,7 @@
 //! (1, 1)/sqrt(2) and (1, -1)/sqrt(2); with k = 1 the codes are -sqrt(2), 0, sqrt(2) and
 //! the reconstruction is exact, as the points lie on a line.
 
-use crate::ops::gemm::{gemm, gemm_block, Mat};
+use crate::cpu::gemm::{gemm, gemm_block, Mat};
 use rayon::prelude::*;
 
 pub use crate::jacobi::{jacobi_eigen, SymmetricEigen};

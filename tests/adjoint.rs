@@ -6,8 +6,9 @@
 
 mod common;
 
-use autoencoders::ops::conv::*;
-use autoencoders::ops::im2col::{col2im, im2col, ConvGeom};
+use autoencoders::cpu::conv::*;
+use autoencoders::cpu::im2col::{col2im, im2col};
+use autoencoders::geom::{ConvGeom, POOL};
 use autoencoders::ops::linear::*;
 use autoencoders::ops::pool::*;
 use autoencoders::Tape;
@@ -181,7 +182,7 @@ proptest! {
     fn unpool_is_the_transpose_of_the_pool(planes in 1usize..5, h in 2usize..10, w in 2usize..10, seed in any::<u64>()) {
         let mut rng = rng(seed);
         let x = distinct(&[planes, h, w], &mut rng);
-        let (ph, pw) = (h / K, w / K);
+        let (ph, pw) = (h / POOL, w / POOL);
         let mut pooled = vec![0.0; planes * ph * pw];
         let mut idx = vec![0u32; pooled.len()];
         maxpool2d_forward(x.as_slice(), &mut pooled, &mut idx, h, w);

@@ -12,8 +12,8 @@
 //! ordinary random values and the tolerance.
 
 use autoencoders::cuda::{self, Gpu};
-use autoencoders::ops as cpu;
-use autoencoders::ops::im2col::ConvGeom;
+use autoencoders::{cpu, ops};
+use autoencoders::geom::ConvGeom;
 use autoencoders::tensor::{rng_from_seed, Rng64};
 use cudarc::driver::CudaSlice;
 use rand::Rng;
@@ -227,7 +227,7 @@ fn linear_forward_and_backward_match_cpu() {
         let (x_dev, w_dev, b_dev) = (up(g, &x), up(g, &w), up(g, &b));
         for bias in [Some(&b), None] {
             let mut y = vec![0.0; n * d_out];
-            cpu::linear::linear_forward(&x, &w, bias.map(|b| b.as_slice()), &mut y, d_in, d_out);
+            ops::linear::linear_forward(&x, &w, bias.map(|b| b.as_slice()), &mut y, d_in, d_out);
             let mut y_dev = up(g, &vec![f32::NAN; n * d_out]);
             cuda::linear::linear_forward(g, &x_dev, &w_dev, bias.map(|_| &b_dev), &mut y_dev, d_in, d_out).unwrap();
             assert_close(&format!("linear_forward {n}x{d_in}->{d_out} bias={}", bias.is_some()), &down(g, &y_dev), &y);
@@ -236,9 +236,9 @@ fn linear_forward_and_backward_match_cpu() {
         let (dx0, dw0, db0) = (dyadic(x.len(), &mut rng), dyadic(w.len(), &mut rng), dyadic(d_out, &mut rng));
         let dout_dev = up(g, &dout);
         let (mut dx, mut dw, mut db) = (dx0.clone(), dw0.clone(), db0.clone());
-        cpu::linear::linear_backward_input(&dout, &w, &mut dx, d_in, d_out);
-        cpu::linear::linear_backward_weight(&dout, &x, &mut dw, d_in, d_out);
-        cpu::linear::linear_backward_bias(&dout, &mut db);
+        ops::linear::linear_backward_input(&dout, &w, &mut dx, d_in, d_out);
+        ops::linear::linear_backward_weight(&dout, &x, &mut dw, d_in, d_out);
+        ops::linear::linear_backward_bias(&dout, &mut db);
         let (mut dx_dev, mut dw_dev, mut db_dev) = (up(g, &dx0), up(g, &dw0), up(g, &db0));
         cuda::linear::linear_backward_input(g, &dout_dev, &w_dev, &mut dx_dev, d_in, d_out).unwrap();
         cuda::linear::linear_backward_weight(g, &dout_dev, &x_dev, &mut dw_dev, d_in, d_out).unwrap();
@@ -259,7 +259,7 @@ fn pool_family_matches_cpu_including_ties() {
         let (ph, pw) = (h / 2, w / 2);
         for x in [few(planes * h * w, &mut rng), uniform(planes * h * w, &mut rng)] {
             let (mut y, mut idx) = (vec![0.0; planes * ph * pw], vec![0u32; planes * ph * pw]);
-            cpu::pool::maxpool2d_forward(&x, &mut y, &mut idx, h, w);
+            ops::pool::maxpool2d_forward(&x, &mut y, &mut idx, h, w);
             let (mut y_dev, mut idx_dev) = (g.zeros::<f32>(y.len()).unwrap(), g.zeros::<u32>(idx.len()).unwrap());
             cuda::pool::maxpool2d_forward(g, &up(g, &x), &mut y_dev, &mut idx_dev, h, w).unwrap();
             let what = format!("{planes} planes {h}x{w}");
@@ -268,21 +268,21 @@ fn pool_family_matches_cpu_including_ties() {
 
             let (dout, dx0) = (uniform(y.len(), &mut rng), uniform(x.len(), &mut rng));
             let mut dx = dx0.clone();
-            cpu::pool::maxpool2d_backward(&dout, &idx, &mut dx, h, w);
+            ops::pool::maxpool2d_backward(&dout, &idx, &mut dx, h, w);
             let mut dx_dev = up(g, &dx0);
             cuda::pool::maxpool2d_backward(g, &up(g, &dout), &idx_dev, &mut dx_dev, h, w).unwrap();
             assert_close(&format!("maxpool2d_backward {what}"), &down(g, &dx_dev), &dx);
 
             let pooled = uniform(y.len(), &mut rng);
             let mut un = vec![0.0; x.len()];
-            cpu::pool::maxunpool2d_forward(&pooled, &idx, &mut un, ph, pw, h, w);
+            ops::pool::maxunpool2d_forward(&pooled, &idx, &mut un, ph, pw, h, w);
             let mut un_dev = up(g, &vec![f32::NAN; x.len()]); // the zeros must be written too
             cuda::pool::maxunpool2d_forward(g, &up(g, &pooled), &idx_dev, &mut un_dev, ph, pw, h, w).unwrap();
             assert_close(&format!("maxunpool2d_forward {what}"), &down(g, &un_dev), &un);
 
             let (dout, dx0) = (uniform(x.len(), &mut rng), uniform(y.len(), &mut rng));
             let mut dx = dx0.clone();
-            cpu::pool::maxunpool2d_backward(&dout, &idx, &mut dx, ph, pw, h, w);
+            ops::pool::maxunpool2d_backward(&dout, &idx, &mut dx, ph, pw, h, w);
             let mut dx_dev = up(g, &dx0);
             cuda::pool::maxunpool2d_backward(g, &up(g, &dout), &idx_dev, &mut dx_dev, ph, pw, h, w).unwrap();
             assert_close(&format!("maxunpool2d_backward {what}"), &down(g, &dx_dev), &dx);
@@ -311,7 +311,7 @@ fn elementwise_kernels_match_cpu() {
         let x: Vec<f32> = uniform(len, &mut rng).into_iter().enumerate().map(|(i, v)| if i % 7 == 0 { 0.0 } else { v }).collect();
         let x_dev = up(g, &x);
         let mut y = vec![0.0; len];
-        cpu::relu::relu_forward(&x, &mut y);
+        ops::relu::relu_forward(&x, &mut y);
         let mut y_dev = g.zeros(len).unwrap();
         cuda::elementwise::relu_forward(g, &x_dev, &mut y_dev).unwrap();
         assert_close("relu_forward", &down(g, &y_dev), &y);
@@ -319,7 +319,7 @@ fn elementwise_kernels_match_cpu() {
         let (dout, dx0) = (uniform(len, &mut rng), uniform(len, &mut rng));
         let dout_dev = up(g, &dout);
         let mut dx = dx0.clone();
-        cpu::relu::relu_backward(&y, &dout, &mut dx);
+        ops::relu::relu_backward(&y, &dout, &mut dx);
         let mut dx_dev = up(g, &dx0);
         cuda::elementwise::relu_backward(g, &y_dev, &dout_dev, &mut dx_dev).unwrap();
         assert_close("relu_backward", &down(g, &dx_dev), &dx);
@@ -352,24 +352,24 @@ fn losses_match_cpu_and_repeat_bit_for_bit() {
         let mut out = g.zeros::<f32>(1).unwrap();
         cuda::loss::mse_forward(g, &x_dev, &t_dev, &mut out).unwrap();
         let first = down(g, &out);
-        assert_close(&format!("mse_forward {len}"), &first, &[cpu::loss::mse_forward(&x, &t)]);
+        assert_close(&format!("mse_forward {len}"), &first, &[ops::loss::mse_forward(&x, &t)]);
         cuda::loss::mse_forward(g, &x_dev, &t_dev, &mut out).unwrap();
         assert_eq!(down(g, &out)[0].to_bits(), first[0].to_bits(), "mse_forward must repeat exactly");
         cuda::loss::mean_abs_forward(g, &x_dev, &mut out).unwrap();
-        assert_close(&format!("mean_abs_forward {len}"), &down(g, &out), &[cpu::loss::mean_abs_forward(&x)]);
+        assert_close(&format!("mean_abs_forward {len}"), &down(g, &out), &[ops::loss::mean_abs_forward(&x)]);
 
         // The loss's gradient on the device; the kernels form the CPU's scale from it.
         let (d0, dout) = (uniform(len, &mut rng), 0.7f32);
         let dout_dev = up(g, &[dout]);
         for factor in [2.0f32, -2.0] {
             let mut d = d0.clone();
-            cpu::loss::mse_backward(&x, &t, factor * dout / len as f32, &mut d);
+            ops::loss::mse_backward(&x, &t, factor * dout / len as f32, &mut d);
             let mut d_dev = up(g, &d0);
             cuda::loss::mse_backward(g, &x_dev, &t_dev, &dout_dev, factor, &mut d_dev).unwrap();
             assert_close(&format!("mse_backward {len} factor {factor}"), &down(g, &d_dev), &d);
         }
         let mut d = d0.clone();
-        cpu::loss::mean_abs_backward(&x, dout / len as f32, &mut d);
+        ops::loss::mean_abs_backward(&x, dout / len as f32, &mut d);
         let mut d_dev = up(g, &d0);
         cuda::loss::mean_abs_backward(g, &x_dev, &dout_dev, &mut d_dev).unwrap();
         assert_close(&format!("mean_abs_backward {len}"), &down(g, &d_dev), &d);

@@ -3,7 +3,7 @@
 
 mod common;
 
-use autoencoders::ops::gemm::{gemm, par_gemm, Mat};
+use autoencoders::cpu::gemm::{gemm, par_gemm, Mat};
 use common::*;
 
 fn naive(a: Mat, b: Mat, beta: f32, c: &[f32]) -> Vec<f32> {

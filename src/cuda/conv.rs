@@ -13,7 +13,7 @@
 use super::gemm::{gemm_batched, Batch, Mat};
 use super::im2col::{col2im, im2col};
 use super::{grid_1d, to_u32, CudaResult, Gpu};
-use crate::ops::im2col::ConvGeom;
+use crate::geom::ConvGeom;
 use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
 
 /// The most threads per block of conv_backward_bias: `BIAS_THREADS` in kernels/conv.cu.

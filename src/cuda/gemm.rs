@@ -1,4 +1,4 @@
-//! C = A B + beta C on the GPU: `kernels/gemm.cu`, launched with the views of `ops::gemm`.
+//! C = A B + beta C on the GPU: `kernels/gemm.cu`, launched with the views of `cpu::gemm`.
 //!
 //! `Mat` is the CPU `Mat` over a device buffer: (rows, cols, row stride, col stride), so
 //! `Mat::t` is a free transpose here too. `gemm_batched` runs `Batch::count` independent

@@ -1,12 +1,12 @@
 //! im2col and col2im for a whole batch: `im2col` and `col2im` in kernels/conv.cu.
 //!
-//! The CPU functions (`ops::im2col`) take one image; these take n images at once, because
+//! The CPU functions (`cpu::im2col`) take one image; these take n images at once, because
 //! a launch per image would cost more than the copying. The column buffer is (n, K, P),
 //! image after image, each image's block laid out exactly as the CPU's: K = c*kh*kw rows,
 //! P = oh*ow columns. col2im is the gather form (one thread per pixel; see the .cu).
 
 use super::{grid_1d, to_u32, CudaResult, Gpu};
-use crate::ops::im2col::ConvGeom;
+use crate::geom::ConvGeom;
 use cudarc::driver::{CudaSlice, DeviceRepr, PushKernelArg};
 
 /// A convolution's geometry and batch size. Mirrors `ConvParams` in kernels/conv.cu.

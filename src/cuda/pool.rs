@@ -6,7 +6,7 @@
 //! the full plane; see the .cu for why that is exact and race-free.
 
 use super::{grid_1d, to_u32, CudaResult, Gpu};
-use crate::ops::pool::K;
+use crate::geom::POOL;
 use cudarc::driver::{CudaSlice, DeviceRepr, PushKernelArg};
 
 /// The planes' sizes. Mirrors `PoolParams` in kernels/pool.cu.
@@ -26,14 +26,14 @@ const _: () = assert!(std::mem::size_of::<PoolParams>() == 20);
 
 /// The sizes for full planes of `full` floats each in a buffer of `len`, checked.
 fn params(len: usize, h: usize, w: usize, ph: usize, pw: usize) -> PoolParams {
-    assert!(ph == h / K && pw == w / K, "max-pool: {ph}x{pw} is not the pooled size of {h}x{w}");
+    assert!(ph == h / POOL && pw == w / POOL, "max-pool: {ph}x{pw} is not the pooled size of {h}x{w}");
     assert!(h * w > 0 && len.is_multiple_of(h * w), "max-pool: {len} values are not whole {h}x{w} planes");
     PoolParams { planes: to_u32(len / (h * w)), h: to_u32(h), w: to_u32(w), ph: to_u32(ph), pw: to_u32(pw) }
 }
 
 /// y (planes, h/2, w/2) = max over each 2x2 window of x (planes, h, w); idx its argmax.
 pub fn maxpool2d_forward(gpu: &Gpu, x: &CudaSlice<f32>, y: &mut CudaSlice<f32>, idx: &mut CudaSlice<u32>, h: usize, w: usize) -> CudaResult<()> {
-    let (oh, ow) = (h / K, w / K);
+    let (oh, ow) = (h / POOL, w / POOL);
     assert!(oh > 0 && ow > 0, "maxpool2d needs planes of at least 2x2, got {h}x{w}");
     let p = params(x.len(), h, w, oh, ow);
     let cells = p.planes as usize * oh * ow;
@@ -54,8 +54,8 @@ pub fn maxpool2d_forward(gpu: &Gpu, x: &CudaSlice<f32>, y: &mut CudaSlice<f32>, 
 
 /// dx (planes, h, w) += dout (planes, oh, ow) routed to the argmax of each window.
 pub fn maxpool2d_backward(gpu: &Gpu, dout: &CudaSlice<f32>, idx: &CudaSlice<u32>, dx: &mut CudaSlice<f32>, h: usize, w: usize) -> CudaResult<()> {
-    let p = params(dx.len(), h, w, h / K, w / K);
-    let cells = p.planes as usize * (h / K) * (w / K);
+    let p = params(dx.len(), h, w, h / POOL, w / POOL);
+    let cells = p.planes as usize * (h / POOL) * (w / POOL);
     assert!(dout.len() == cells && idx.len() == cells, "maxpool2d backward: dout and idx must hold {cells} values");
     if cells == 0 {
         return Ok(());

@@ -27,8 +27,8 @@
 //! are enough of them to pay for computing it transposed (`forward_transposed`).
 //! On the GPU the same products run through `cuda::linear`, the functions of the same names.
 
-use super::gemm::{par_gemm, Mat};
-use super::thin::{self, Terms};
+use crate::cpu::gemm::{par_gemm, Mat};
+use crate::cpu::thin::{self, Terms};
 use crate::autograd::{Grads, Op, Tape, Var};
 use crate::cuda::{self, LAUNCH_FAILED};
 use crate::tensor::Tensor;
@@ -243,7 +243,7 @@ pub(crate) fn linear_backward(g: &mut Grads, dout: &Tensor, x: Var, w: Var, b: O
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::gemm::exact::{assert_close, reference, values};
+    use crate::cpu::gemm::exact::{assert_close, reference, values};
 
     /// Both kernels of each product against sums in f64, on a layer of the study and on
     /// ragged sizes: the path this processor does not take is tested too. The products add

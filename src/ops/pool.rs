@@ -34,15 +34,13 @@
 //!          [5, 2, 0]]      (5 appears twice; the first, at position 1, wins)    [0, 0]]
 //! ```
 
+use crate::geom::POOL;
 use crate::autograd::{Grads, Op, Tape, Var};
 use crate::cuda::{self, DRIVER_FAILED, LAUNCH_FAILED};
 use crate::tensor::Tensor;
 use cudarc::driver::CudaSlice;
 use rayon::prelude::*;
 use std::sync::Arc;
-
-/// Pooling kernel and stride (equal, which is what makes the gathers above exact).
-pub const K: usize = 2;
 
 /// The argmax positions of a max-pool: one per pooled value, each a flat index into the
 /// h*w plane of the pool's input. Shared (`Arc`) between the pool's tape node and the unpool
@@ -102,18 +100,18 @@ impl Indices {
 
 /// y (planes, h/2, w/2) = max over each 2x2 window of x (planes, h, w); idx its argmax.
 ///
-/// Written for K = 2 as two input rows walked in pairs, the four candidates compared in
+/// Written for POOL = 2 as two input rows walked in pairs, the four candidates compared in
 /// window order with strict `>`: branch-free selects the compiler can vectorise.
 pub fn maxpool2d_forward(x: &[f32], y: &mut [f32], idx: &mut [u32], h: usize, w: usize) {
-    const _: () = assert!(K == 2, "maxpool2d_forward is written for 2x2 windows");
-    let (oh, ow) = (h / K, w / K);
+    const _: () = assert!(POOL == 2, "maxpool2d_forward is written for 2x2 windows");
+    let (oh, ow) = (h / POOL, w / POOL);
     assert!(oh > 0 && ow > 0, "maxpool2d needs planes of at least 2x2, got {h}x{w}");
     y.par_chunks_mut(oh * ow).zip(idx.par_chunks_mut(oh * ow)).zip(x.par_chunks(h * w)).for_each(|((y, idx), x)| {
         for (oy, (y, idx)) in y.chunks_exact_mut(ow).zip(idx.chunks_exact_mut(ow)).enumerate() {
-            let top = &x[K * oy * w..][..K * ow];
-            let bottom = &x[(K * oy + 1) * w..][..K * ow];
-            for (ox, (((y, idx), t), b)) in y.iter_mut().zip(idx).zip(top.chunks_exact(K)).zip(bottom.chunks_exact(K)).enumerate() {
-                let first = (K * oy * w + K * ox) as u32;
+            let top = &x[POOL * oy * w..][..POOL * ow];
+            let bottom = &x[(POOL * oy + 1) * w..][..POOL * ow];
+            for (ox, (((y, idx), t), b)) in y.iter_mut().zip(idx).zip(top.chunks_exact(POOL)).zip(bottom.chunks_exact(POOL)).enumerate() {
+                let first = (POOL * oy * w + POOL * ox) as u32;
                 let (mut best, mut at) = (t[0], first);
                 for (v, p) in [(t[1], first + 1), (b[0], first + w as u32), (b[1], first + w as u32 + 1)] {
                     if v > best {
@@ -129,7 +127,7 @@ pub fn maxpool2d_forward(x: &[f32], y: &mut [f32], idx: &mut [u32], h: usize, w:
 
 /// dx (planes, h, w) += dout (planes, oh, ow) routed to the argmax of each window.
 pub fn maxpool2d_backward(dout: &[f32], idx: &[u32], dx: &mut [f32], h: usize, w: usize) {
-    let (oh, ow) = (h / K, w / K);
+    let (oh, ow) = (h / POOL, w / POOL);
     dx.par_chunks_mut(h * w).zip(dout.par_chunks(oh * ow)).zip(idx.par_chunks(oh * ow)).for_each(|((dx, dout), idx)| {
         idx.iter().zip(dout).for_each(|(&i, &d)| dx[i as usize] += d);
     });
@@ -156,13 +154,13 @@ pub fn maxunpool2d_backward(dout: &[f32], idx: &[u32], dx: &mut [f32], ph: usize
 /// pool kernel, which the parity tests hold to the CPU's, and the kernels skip a stray one.
 fn check_indices(idx: &Indices, h: usize, w: usize) {
     let [_, _, ph, pw] = idx.shape;
-    assert!(K * ph <= h && h < K * ph + K && K * pw <= w && w < K * pw + K, "maxunpool2d: output {h}x{w} cannot come from pooling to {ph}x{pw}");
+    assert!(POOL * ph <= h && h < POOL * ph + POOL && POOL * pw <= w && w < POOL * pw + POOL, "maxunpool2d: output {h}x{w} cannot come from pooling to {ph}x{pw}");
     let IndexData::Cpu(data) = &idx.data else { return };
-    // Cell (wy, wx) owns the K x K positions from (K wy, K wx): i - origin = dy * w + dx.
+    // Cell (wy, wx) owns the POOL x POOL positions from (POOL wy, POOL wx): i - origin = dy * w + dx.
     // Checked row by row of cells, with no division, and in parallel: it runs on every unpool.
     let in_window = |wy: usize, wx: usize, i: u32| {
-        let offset = (i as usize).wrapping_sub(K * wy * w + K * wx);
-        (0..K).any(|dy| (0..K).any(|dx| offset == dy * w + dx))
+        let offset = (i as usize).wrapping_sub(POOL * wy * w + POOL * wx);
+        (0..POOL).any(|dy| (0..POOL).any(|dx| offset == dy * w + dx))
     };
     let plane_ok = |plane: &[u32]| plane.chunks_exact(pw).enumerate().all(|(wy, row)| row.iter().enumerate().all(|(wx, &i)| in_window(wy, wx, i)));
     if !data.par_chunks(ph * pw).all(plane_ok) {
@@ -176,7 +174,7 @@ impl Tape {
     pub fn max_pool2d(&mut self, x: Var) -> (Var, Indices) {
         let xv = self.value(x);
         let &[n, c, h, w] = xv.shape() else { panic!("max_pool2d wants (n, c, h, w), got {:?}", xv.shape()) };
-        let shape = [n, c, h / K, w / K];
+        let shape = [n, c, h / POOL, w / POOL];
         let mut y = Tensor::output_on(&shape, &xv.device());
         let data = match xv {
             Tensor::Cpu(_) => {
@@ -200,12 +198,12 @@ impl Tape {
     pub fn max_pool2d_at(&mut self, x: Var, indices: &Indices) -> Var {
         let xv = self.value(x);
         let &[n, c, h, w] = xv.shape() else { panic!("max_pool2d wants (n, c, h, w), got {:?}", xv.shape()) };
-        assert_eq!(indices.shape, [n, c, h / K, w / K], "max_pool2d_at: indices do not fit the input");
+        assert_eq!(indices.shape, [n, c, h / POOL, w / POOL], "max_pool2d_at: indices do not fit the input");
         check_indices(indices, h, w);
         let mut y = Tensor::zeros_on(&indices.shape, &xv.device());
         match xv {
-            Tensor::Cpu(_) => maxunpool2d_backward(xv.as_slice(), indices.cpu(), y.as_slice_mut(), h / K, w / K, h, w),
-            Tensor::Cuda(xc) => cuda::pool::maxunpool2d_backward(xc.gpu(), xc.slice(), indices.cuda(), y.cuda_mut(), h / K, w / K, h, w).expect(LAUNCH_FAILED),
+            Tensor::Cpu(_) => maxunpool2d_backward(xv.as_slice(), indices.cpu(), y.as_slice_mut(), h / POOL, w / POOL, h, w),
+            Tensor::Cuda(xc) => cuda::pool::maxunpool2d_backward(xc.gpu(), xc.slice(), indices.cuda(), y.cuda_mut(), h / POOL, w / POOL, h, w).expect(LAUNCH_FAILED),
         }
         self.push(y, Op::MaxPool2d { x, indices: indices.clone() })
     }

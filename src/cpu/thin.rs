@@ -503,7 +503,7 @@ unsafe fn add_lanes_4x4(sums: &[[__m512; ROWS]; ROWS]) -> __m512 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::gemm::exact::{assert_close, reference, values};
+    use crate::cpu::gemm::exact::{assert_close, reference, values};
 
     /// The shapes cover every kind of block and edge: rows below, at and past a block of 4;
     /// depths below, at and past 16 lanes; widths below, at and past 16 and 64 columns.

@@ -36,7 +36,7 @@
 //! plane times 5, and no column is junk. With a 2x2 kernel of ones and p = 0, oh = ow = 1
 //! and `y'[0] = xpad[0] + xpad[1] + xpad[2] + xpad[3] = 10`.
 
-use super::im2col::ConvGeom;
+use crate::geom::ConvGeom;
 #[cfg(target_arch = "x86_64")]
 use super::has_avx2_fma;
 use rayon::prelude::*;

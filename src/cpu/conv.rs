@@ -1,0 +1,174 @@
+//! The fast CPU kernels of conv2d and conv_transpose2d (their mathematics is in
+//! `ops/conv.rs`): im2col + GEMM per image, or the direct stride-1 sums of `direct.rs`.
+//!
+//! Stride-1 layers with few channels, all of the study's but the strided transposed ones,
+//! take `direct.rs`: the same sums computed as shifted planes, no column matrix.
+//! Each function below tries that path first (the forward and input gradient whenever the
+//! stride is 1, the weight gradient for fewer than 8 output channels or a multiple of 8)
+//! and otherwise runs the products here.
+//!
+//! Parallelism: the batch is split across rayon tasks, one image each, with its own column
+//! buffer; the weight gradient, a sum over the batch, is formed as partial sums over fixed
+//! groups of images added in order, so its bits do not depend on the thread count. On the
+//! GPU, `cuda::conv` folds the loop over images into batched launches (same names).
+
+use super::direct::{self, Start};
+use super::gemm::{gemm, Mat};
+use super::im2col::{col2im, im2col};
+use crate::geom::ConvGeom;
+use crate::tensor::zeros_vec;
+use rayon::prelude::*;
+use std::ops::Range;
+
+/// Images per partial sum of a weight gradient: fixed, so results are thread-count free.
+const IMAGES_PER_PARTIAL: usize = 4;
+
+/// y (n, c_out, oh, ow) = conv2d(x (n, g.c, g.h, g.w), w (c_out, g.c, g.kh, g.kw)) + b.
+pub fn conv2d_forward(x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32], g: &ConvGeom, c_out: usize) {
+    if direct::conv(x, w, y, g, c_out, Start::Bias(b)) {
+        return;
+    }
+    let (k, p) = (g.col_rows(), g.col_cols());
+    assert_eq!(w.len(), c_out * k);
+    y.par_chunks_mut(c_out * p)
+        .zip(x.par_chunks(g.c * g.h * g.w))
+        .for_each_init(|| vec![0.0; k * p], |col, (y, x)| {
+            im2col(x, g, col);
+            fill_bias(y, b, p);
+            gemm(Mat::new(w, c_out, k), Mat::new(col, k, p), 1.0, y);
+        });
+}
+
+/// dx (n, g.c, g.h, g.w) += the conv2d input gradient of dout (n, c_out, oh, ow).
+pub fn conv2d_backward_input(dout: &[f32], w: &[f32], dx: &mut [f32], g: &ConvGeom, c_out: usize) {
+    if direct::applies(g) && direct::conv(dout, &direct::flip_transpose(w, c_out, g.c, g.kh), dx, &direct::gradient_geom(g, c_out), g.c, Start::Accumulate) {
+        return;
+    }
+    let (k, p) = (g.col_rows(), g.col_cols());
+    dx.par_chunks_mut(g.c * g.h * g.w)
+        .zip(dout.par_chunks(c_out * p))
+        .for_each_init(|| vec![0.0; k * p], |dcol, (dx, dout)| {
+            gemm(Mat::new(w, c_out, k).t(), Mat::new(dout, c_out, p), 0.0, dcol);
+            col2im(dcol, g, dx);
+        });
+}
+
+/// `dw (c_out, g.c, g.kh, g.kw) += sum over the batch of dout[n] im2col(x[n])^T`.
+pub fn conv2d_backward_weight(dout: &[f32], x: &[f32], dw: &mut [f32], g: &ConvGeom, c_out: usize) {
+    if direct::weight_grad(dout, x, dw, g, c_out) {
+        return;
+    }
+    let (k, p) = (g.col_rows(), g.col_cols());
+    let image = g.c * g.h * g.w;
+    sum_over_batch(x.len() / image, dw, k * p, |images, col, dw_part| {
+        for i in images {
+            im2col(&x[i * image..(i + 1) * image], g, col);
+            gemm(Mat::new(&dout[i * c_out * p..(i + 1) * c_out * p], c_out, p), Mat::new(col, k, p).t(), 1.0, dw_part);
+        }
+    });
+}
+
+/// y (n, c_out, oh, ow) = conv_transpose2d(x (n, c_in, h, w), w (c_in, c_out, kh, kw)) + b,
+/// where `g` is the geometry of the adjoint conv2d: an image (c_out, oh, ow) whose output
+/// size (g.oh, g.ow) is (h, w).
+pub fn conv_transpose2d_forward(x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32], g: &ConvGeom, c_in: usize) {
+    if direct::applies(g) && direct::conv(x, &direct::flip_transpose(w, c_in, g.c, g.kh), y, &direct::gradient_geom(g, c_in), g.c, Start::Bias(b)) {
+        return;
+    }
+    let (k, p) = (g.col_rows(), g.col_cols());
+    assert_eq!(w.len(), c_in * k);
+    y.par_chunks_mut(g.c * g.h * g.w)
+        .zip(x.par_chunks(c_in * p))
+        .for_each_init(|| vec![0.0; k * p], |col, (y, x)| {
+            gemm(Mat::new(w, c_in, k).t(), Mat::new(x, c_in, p), 0.0, col);
+            fill_bias(y, b, g.h * g.w);
+            col2im(col, g, y);
+        });
+}
+
+/// `dx (n, c_in, h, w) += w (c_in, K) im2col(dout[n])`: a conv2d of dout.
+pub fn conv_transpose2d_backward_input(dout: &[f32], w: &[f32], dx: &mut [f32], g: &ConvGeom, c_in: usize) {
+    if !direct::conv(dout, w, dx, g, c_in, Start::Accumulate) {
+        input_grad_from_columns(&batch_columns(dout, g), w, dx, g, c_in);
+    }
+}
+
+/// `dw (c_in, c_out, kh, kw) += sum over the batch of x[n] im2col(dout[n])^T`.
+pub fn conv_transpose2d_backward_weight(dout: &[f32], x: &[f32], dw: &mut [f32], g: &ConvGeom, c_in: usize) {
+    if !direct::weight_grad(x, dout, dw, g, c_in) {
+        weight_grad_from_columns(&batch_columns(dout, g), x, dw, g, c_in);
+    }
+}
+
+/// `im2col(dout[n])` for every image, (n, K, oh*ow): the columns that both gradients of
+/// conv_transpose2d read, so that the backward rule builds them once for the two.
+pub(crate) fn batch_columns(dout: &[f32], g: &ConvGeom) -> Vec<f32> {
+    let (k, p, image) = (g.col_rows(), g.col_cols(), g.c * g.h * g.w);
+    let mut cols = zeros_vec(dout.len() / image * k * p);
+    cols.par_chunks_mut(k * p).zip(dout.par_chunks(image)).for_each(|(col, dout)| im2col(dout, g, col));
+    cols
+}
+
+/// `dx[n] += w (c_in, K) cols[n] (K, oh*ow)`.
+pub(crate) fn input_grad_from_columns(cols: &[f32], w: &[f32], dx: &mut [f32], g: &ConvGeom, c_in: usize) {
+    let (k, p) = (g.col_rows(), g.col_cols());
+    dx.par_chunks_mut(c_in * p).zip(cols.par_chunks(k * p)).for_each(|(dx, col)| {
+        gemm(Mat::new(w, c_in, k), Mat::new(col, k, p), 1.0, dx);
+    });
+}
+
+/// `dw += sum over n of x[n] (c_in, oh*ow) cols[n]^T`.
+pub(crate) fn weight_grad_from_columns(cols: &[f32], x: &[f32], dw: &mut [f32], g: &ConvGeom, c_in: usize) {
+    let (k, p) = (g.col_rows(), g.col_cols());
+    sum_over_batch(cols.len() / (k * p), dw, 0, |images, _, dw_part| {
+        for i in images {
+            gemm(Mat::new(&x[i * c_in * p..(i + 1) * c_in * p], c_in, p), Mat::new(&cols[i * k * p..(i + 1) * k * p], k, p).t(), 1.0, dw_part);
+        }
+    });
+}
+
+/// `db[c]` += the sum of dout over the batch and plane of channel c (both convolutions).
+/// Each plane is summed in f32 over 8 interleaved partial sums (independent additions that
+/// the processor overlaps), and the planes' sums are added in f64, image by image.
+pub fn conv_backward_bias(dout: &[f32], db: &mut [f32], plane: usize) {
+    let c = db.len();
+    let plane_sum = |p: &[f32]| {
+        let (lanes, rest) = p.as_chunks::<8>();
+        let mut sums = [0.0f32; 8];
+        for lane in lanes {
+            sums.iter_mut().zip(lane).for_each(|(s, &v)| *s += v);
+        }
+        sums.iter().chain(rest).map(|&s| s as f64).sum::<f64>()
+    };
+    db.par_iter_mut().enumerate().for_each(|(ci, db)| {
+        let sum: f64 = dout.chunks_exact(plane).skip(ci).step_by(c).map(plane_sum).sum();
+        *db += sum as f32;
+    });
+}
+
+/// Each channel's output plane starts at its bias (or zero), and the product adds onto it.
+fn fill_bias(y: &mut [f32], b: Option<&[f32]>, plane: usize) {
+    match b {
+        Some(b) => y.chunks_exact_mut(plane).zip(b).for_each(|(y, &b)| y.fill(b)),
+        None => y.fill(0.0),
+    }
+}
+
+/// dw += sum over images 0..n of what `add_group(images, scratch, dw_part)` adds into
+/// `dw_part` (zeroed) for each fixed group of `IMAGES_PER_PARTIAL` images, in parallel, the
+/// groups' partial sums then added in order. `scratch` is the length of a buffer of the
+/// task's own that `add_group` may use.
+pub(crate) fn sum_over_batch(n: usize, dw: &mut [f32], scratch: usize, add_group: impl Fn(Range<usize>, &mut [f32], &mut [f32]) + Sync) {
+    let partials: Vec<Vec<f32>> = (0..n.div_ceil(IMAGES_PER_PARTIAL))
+        .into_par_iter()
+        .map(|group| {
+            let mut part = vec![0.0; dw.len()];
+            let mut col = vec![0.0; scratch];
+            add_group(group * IMAGES_PER_PARTIAL..((group + 1) * IMAGES_PER_PARTIAL).min(n), &mut col, &mut part);
+            part
+        })
+        .collect();
+    for part in partials {
+        dw.iter_mut().zip(part).for_each(|(d, p)| *d += p);
+    }
+}
