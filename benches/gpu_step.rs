@@ -26,7 +26,11 @@ fn main() {
     };
     let Device::Cuda(gpu) = &device else { unreachable!("Device::cuda gives a GPU") };
     let names: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
-    let names = if names.is_empty() { ["ae", "h64", "h256", "h900", "manifold", "cae-unpool", "cae-deconv"].map(String::from).to_vec() } else { names };
+    let names = if names.is_empty() {
+        ["ae", "h64", "h256", "h900", "manifold", "cae-unpool", "cae-deconv"].map(String::from).to_vec()
+    } else {
+        names
+    };
     println!("{} ({STEPS} steps of a batch of 64; microseconds per step)", device);
     println!("{:<18}{:>10}{:>10}{:>9}{:>9}{:>9}{:>10}", "model", "step", "host", "fwd", "bwd", "adam", "drained");
     for name in &names {
@@ -76,6 +80,14 @@ fn main() {
             .collect();
         drained.sort_by(f64::total_cmp);
         let us = |s: f64| 1e6 * s / STEPS as f64;
-        println!("{name:<18}{:>10.1}{:>10.1}{:>9.1}{:>9.1}{:>9.1}{:>10.1}", us(step), us(host), us(forward), us(backward), us(update), 1e6 * drained[15]);
+        println!(
+            "{name:<18}{:>10.1}{:>10.1}{:>9.1}{:>9.1}{:>9.1}{:>10.1}",
+            us(step),
+            us(host),
+            us(forward),
+            us(backward),
+            us(update),
+            1e6 * drained[15]
+        );
     }
 }

@@ -8,8 +8,8 @@
 //! multiply-adds of the products as 2 flops (forward, plus both products of backward).
 //! Set RAYON_NUM_THREADS to fix the thread count when comparing with PyTorch.
 
-use autoencoders::models::{Arch, Layer, Model, PIXELS};
 use autoencoders::cpu::gemm::{par_gemm, Mat};
+use autoencoders::models::{Arch, Layer, Model, PIXELS};
 use autoencoders::optim::AdamConfig;
 use autoencoders::tensor::{rng_from_seed, Rng64, Tensor};
 use autoencoders::{Tape, Var};
@@ -136,39 +136,99 @@ fn run() {
 
     for (d_in, d_out) in [(784, 512), (512, 256), (30, 128), (256, 784), (784, 784), (784, 900), (900, 784)] {
         let inputs = [random(&[BATCH, d_in], &mut rng), random(&[d_out, d_in], &mut rng), random(&[d_out], &mut rng)];
-        bench_op(&format!("linear {d_in}->{d_out}"), &inputs, 6.0 * (BATCH * d_in * d_out) as f64, |t, v| t.linear(v[0], v[1], Some(v[2])), &filter);
+        bench_op(
+            &format!("linear {d_in}->{d_out}"),
+            &inputs,
+            6.0 * (BATCH * d_in * d_out) as f64,
+            |t, v| t.linear(v[0], v[1], Some(v[2])),
+            &filter,
+        );
     }
     for (c_in, c_out, hw) in [(1, 8, 28), (8, 16, 14), (16, 16, 7), (16, 8, 14), (8, 1, 28)] {
-        let inputs = [random(&[BATCH, c_in, hw, hw], &mut rng), random(&[c_out, c_in, 3, 3], &mut rng), random(&[c_out], &mut rng)];
+        let inputs = [
+            random(&[BATCH, c_in, hw, hw], &mut rng),
+            random(&[c_out, c_in, 3, 3], &mut rng),
+            random(&[c_out], &mut rng),
+        ];
         let flops = 6.0 * (BATCH * c_out * hw * hw * c_in * 9) as f64;
-        bench_op(&format!("conv2d {c_in}->{c_out} k3 p1 {hw}x{hw}"), &inputs, flops, |t, v| t.conv2d(v[0], v[1], Some(v[2]), 1, 1), &filter);
+        bench_op(
+            &format!("conv2d {c_in}->{c_out} k3 p1 {hw}x{hw}"),
+            &inputs,
+            flops,
+            |t, v| t.conv2d(v[0], v[1], Some(v[2]), 1, 1),
+            &filter,
+        );
     }
-    for (c_in, c_out, hw, k, s, p) in [(16, 16, 3, 3, 2, 0), (16, 8, 7, 4, 2, 1), (8, 1, 14, 4, 2, 1), (16, 16, 7, 3, 1, 1), (16, 8, 14, 3, 1, 1), (8, 1, 28, 3, 1, 1)] {
-        let inputs = [random(&[BATCH, c_in, hw, hw], &mut rng), random(&[c_in, c_out, k, k], &mut rng), random(&[c_out], &mut rng)];
+    for (c_in, c_out, hw, k, s, p) in [
+        (16, 16, 3, 3, 2, 0),
+        (16, 8, 7, 4, 2, 1),
+        (8, 1, 14, 4, 2, 1),
+        (16, 16, 7, 3, 1, 1),
+        (16, 8, 14, 3, 1, 1),
+        (8, 1, 28, 3, 1, 1),
+    ] {
+        let inputs = [
+            random(&[BATCH, c_in, hw, hw], &mut rng),
+            random(&[c_in, c_out, k, k], &mut rng),
+            random(&[c_out], &mut rng),
+        ];
         let flops = 6.0 * (BATCH * c_in * hw * hw * c_out * k * k) as f64;
-        bench_op(&format!("conv_transpose2d {c_in}->{c_out} k{k} s{s} p{p} {hw}x{hw}"), &inputs, flops, |t, v| t.conv_transpose2d(v[0], v[1], Some(v[2]), s, p), &filter);
+        bench_op(
+            &format!("conv_transpose2d {c_in}->{c_out} k{k} s{s} p{p} {hw}x{hw}"),
+            &inputs,
+            flops,
+            |t, v| t.conv_transpose2d(v[0], v[1], Some(v[2]), s, p),
+            &filter,
+        );
     }
     for (c, hw) in [(8, 28), (16, 14), (16, 7)] {
         let x = random(&[BATCH, c, hw, hw], &mut rng);
-        bench_op(&format!("max_pool2d {c}x{hw}x{hw}"), std::slice::from_ref(&x), 0.0, |t, v| t.max_pool2d(v[0]).0, &filter);
-        bench_op(&format!("max_pool2d + max_unpool2d {c}x{hw}x{hw}"), &[x], 0.0, |t, v| {
-            let (y, idx) = t.max_pool2d(v[0]);
-            t.max_unpool2d(y, &idx, hw, hw)
-        }, &filter);
+        bench_op(
+            &format!("max_pool2d {c}x{hw}x{hw}"),
+            std::slice::from_ref(&x),
+            0.0,
+            |t, v| t.max_pool2d(v[0]).0,
+            &filter,
+        );
+        bench_op(
+            &format!("max_pool2d + max_unpool2d {c}x{hw}x{hw}"),
+            &[x],
+            0.0,
+            |t, v| {
+                let (y, idx) = t.max_pool2d(v[0]);
+                t.max_unpool2d(y, &idx, hw, hw)
+            },
+            &filter,
+        );
     }
     bench_op("relu 64x512", &[random(&[BATCH, 512], &mut rng)], 0.0, |t, v| t.relu(v[0]), &filter);
     bench_op("relu 64x8x28x28", &[random(&[BATCH, 8, 28, 28], &mut rng)], 0.0, |t, v| t.relu(v[0]), &filter);
-    bench_op("mse 64x784", &[random(&[BATCH, PIXELS], &mut rng), random(&[BATCH, PIXELS], &mut rng)], 0.0, |t, v| t.mse(v[0], v[1]), &filter);
+    bench_op(
+        "mse 64x784",
+        &[random(&[BATCH, PIXELS], &mut rng), random(&[BATCH, PIXELS], &mut rng)],
+        0.0,
+        |t, v| t.mse(v[0], v[1]),
+        &filter,
+    );
     bench_op("mean_abs 64x900", &[random(&[BATCH, 900], &mut rng)], 0.0, |t, v| t.mean_abs(v[0]), &filter);
 
-    for arch in [Arch::DeepAe, Arch::Shallow { hidden: 256 }, Arch::Shallow { hidden: 900 }, Arch::Manifold, Arch::CaeUnpool, Arch::CaeDeconv, Arch::CaeDeconvUnpool] {
+    for arch in [
+        Arch::DeepAe,
+        Arch::Shallow { hidden: 256 },
+        Arch::Shallow { hidden: 900 },
+        Arch::Manifold,
+        Arch::CaeUnpool,
+        Arch::CaeDeconv,
+        Arch::CaeDeconvUnpool,
+    ] {
         let name = format!("training step {} (batch {BATCH})", arch.name());
         if filter.as_ref().is_some_and(|f| !name.contains(f.as_str())) {
             continue;
         }
         let mut model = Model::new(arch, &mut rng);
         let mut adam = model.adam(AdamConfig::default());
-        let x = Tensor::from_vec(&[BATCH, PIXELS], (0..BATCH * PIXELS).map(|_| rng.random_range(0.0f32..1.0)).collect());
+        let x =
+            Tensor::from_vec(&[BATCH, PIXELS], (0..BATCH * PIXELS).map(|_| rng.random_range(0.0f32..1.0)).collect());
         let flops = step_flops(&model, BATCH);
         let s = median_seconds(|| {
             black_box(model.train_step(&mut adam, &x, &x, 0.0));

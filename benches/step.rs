@@ -25,8 +25,12 @@ fn main() {
     let name = args.first().map(String::as_str).unwrap_or("ae");
     let steps: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(300);
     let (arch, l1, noise) = match name {
-        _ if name.starts_with("sparse-") => (Arch::Shallow { hidden: 900 }, name[7..].parse().expect("sparse-LAMBDA"), 0.0),
-        _ if name.starts_with("denoise-") => (Arch::Shallow { hidden: 256 }, 0.0, name[8..].parse().expect("denoise-SIGMA")),
+        _ if name.starts_with("sparse-") => {
+            (Arch::Shallow { hidden: 900 }, name[7..].parse().expect("sparse-LAMBDA"), 0.0)
+        }
+        _ if name.starts_with("denoise-") => {
+            (Arch::Shallow { hidden: 256 }, 0.0, name[8..].parse().expect("denoise-SIGMA"))
+        }
         _ => (Arch::from_name(name).unwrap_or_else(|| panic!("unknown model {name}")), 0.0, 0.0),
     };
     let mut data = ensure_mnist(None).unwrap_or_else(|e| panic!("{e:#}"));
@@ -57,6 +61,7 @@ fn main() {
 /// since no one asks for the images' gradient. Convolutions reuse weights, so this counts
 /// MLPs only.
 fn dense_multiply_adds(model: &Model) -> usize {
-    let weights: Vec<usize> = model.params.iter().filter(|p| p.value.shape().len() == 2).map(|p| p.value.len()).collect();
+    let weights: Vec<usize> =
+        model.params.iter().filter(|p| p.value.shape().len() == 2).map(|p| p.value.len()).collect();
     3 * weights.iter().sum::<usize>() - weights.first().unwrap_or(&0)
 }

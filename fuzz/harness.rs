@@ -56,12 +56,7 @@ pub fn png(data: &[u8]) {
     use autoencoders::figures::png_io::{area_resize, decode_grey};
     match decode_grey(data, NAME) {
         Ok(img) => {
-            assert!(
-                img.w > 0 && img.h > 0,
-                "decoded a {}x{} image",
-                img.w,
-                img.h
-            );
+            assert!(img.w > 0 && img.h > 0, "decoded a {}x{} image", img.w, img.h);
             assert_eq!(img.pixels.len(), img.w * img.h);
             assert!(img.pixels.iter().all(|v| (0.0..=1.0).contains(v)));
             let small = area_resize(&img, 28, 28);
@@ -88,9 +83,6 @@ pub fn safetensors(data: &[u8]) {
 /// strings, quoted in a message, must come out escaped), and it names the file.
 fn one_line(e: &anyhow::Error) {
     let msg = format!("{e:#}");
-    assert!(
-        !msg.chars().any(char::is_control),
-        "error is not one printable line: {msg:?}"
-    );
+    assert!(!msg.chars().any(char::is_control), "error is not one printable line: {msg:?}");
     assert!(msg.contains(NAME), "error does not name the file: {msg:?}");
 }

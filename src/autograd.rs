@@ -34,17 +34,56 @@ pub struct Var(pub(crate) usize);
 pub(crate) enum Op {
     /// An input, a constant or a parameter: nothing to propagate to.
     Leaf,
-    Linear { x: Var, w: Var, b: Option<Var> },
-    Relu { x: Var },
-    Conv2d { x: Var, w: Var, b: Option<Var>, stride: usize, padding: usize },
-    ConvTranspose2d { x: Var, w: Var, b: Option<Var>, stride: usize, padding: usize },
-    MaxPool2d { x: Var, indices: Indices },
-    MaxUnpool2d { x: Var, indices: Indices, h: usize, w: usize },
-    Reshape { x: Var },
-    Add { a: Var, b: Var },
-    Scale { x: Var, factor: f32 },
-    Mse { x: Var, target: Var },
-    MeanAbs { x: Var },
+    Linear {
+        x: Var,
+        w: Var,
+        b: Option<Var>,
+    },
+    Relu {
+        x: Var,
+    },
+    Conv2d {
+        x: Var,
+        w: Var,
+        b: Option<Var>,
+        stride: usize,
+        padding: usize,
+    },
+    ConvTranspose2d {
+        x: Var,
+        w: Var,
+        b: Option<Var>,
+        stride: usize,
+        padding: usize,
+    },
+    MaxPool2d {
+        x: Var,
+        indices: Indices,
+    },
+    MaxUnpool2d {
+        x: Var,
+        indices: Indices,
+        h: usize,
+        w: usize,
+    },
+    Reshape {
+        x: Var,
+    },
+    Add {
+        a: Var,
+        b: Var,
+    },
+    Scale {
+        x: Var,
+        factor: f32,
+    },
+    Mse {
+        x: Var,
+        target: Var,
+    },
+    MeanAbs {
+        x: Var,
+    },
 }
 
 impl Op {
@@ -134,7 +173,12 @@ impl Tape {
 
     /// Backpropagates from a scalar (a loss of shape `[1]`) with d loss / d loss = 1.
     pub fn backward(&mut self, loss: Var) {
-        assert_eq!(self.value(loss).len(), 1, "backward() needs a scalar; use backward_with for {:?}", self.shape(loss));
+        assert_eq!(
+            self.value(loss).len(),
+            1,
+            "backward() needs a scalar; use backward_with for {:?}",
+            self.shape(loss)
+        );
         let one = Tensor::from_vec(self.shape(loss), vec![1.0]);
         self.backward_with(loss, one);
     }
@@ -225,7 +269,9 @@ impl Tape {
             Op::Leaf => {}
             Op::Linear { x, w, b } => linear::linear_backward(&mut g, dout, *x, *w, *b),
             Op::Relu { x } => relu::relu_backward_tape(&mut g, dout, &node.value, *x),
-            Op::Conv2d { x, w, b, stride, padding } => conv::conv2d_backward(&mut g, dout, *x, *w, *b, *stride, *padding),
+            Op::Conv2d { x, w, b, stride, padding } => {
+                conv::conv2d_backward(&mut g, dout, *x, *w, *b, *stride, *padding)
+            }
             Op::ConvTranspose2d { x, w, b, stride, padding } => {
                 conv::conv_transpose2d_backward(&mut g, dout, *x, *w, *b, *stride, *padding)
             }

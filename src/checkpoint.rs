@@ -63,7 +63,10 @@ pub fn save_checkpoint(path: &Path, model: &Model, state: &TrainState) -> Result
         ("rng_seed".to_string(), hex(&state.rng.get_seed())),
         ("rng_stream".to_string(), state.rng.get_stream().to_string()),
         ("rng_word_pos".to_string(), state.rng.get_word_pos().to_string()),
-        ("history".to_string(), json!({"epoch_loss": h.epoch_loss, "step_loss": h.step_loss, "epoch_seconds": h.epoch_seconds}).to_string()),
+        (
+            "history".to_string(),
+            json!({"epoch_loss": h.epoch_loss, "step_loss": h.step_loss, "epoch_seconds": h.epoch_seconds}).to_string(),
+        ),
     ]);
     save(path, &tensors, &metadata)
 }
@@ -73,7 +76,11 @@ pub fn save_checkpoint(path: &Path, model: &Model, state: &TrainState) -> Result
 pub fn load_checkpoint(path: &Path, model: &mut Model, mut adam: Adam) -> Result<TrainState> {
     let (tensors, meta) = load(path)?;
     let name = path.display();
-    let field = |key: &str| meta.get(key).with_context(|| format!("{name}: not a training checkpoint (no {key} in its metadata); start a new run instead of --resume"));
+    let field = |key: &str| {
+        meta.get(key).with_context(|| {
+            format!("{name}: not a training checkpoint (no {key} in its metadata); start a new run instead of --resume")
+        })
+    };
     if field("arch")? != &model.name() {
         bail!("{name}: a checkpoint of {}, not of {}; resume the run it belongs to", field("arch")?, model.name());
     }
@@ -81,7 +88,10 @@ pub fn load_checkpoint(path: &Path, model: &mut Model, mut adam: Adam) -> Result
     let get = |key: String, shape: &[usize]| -> Result<Vec<f32>> {
         match by_name.get(key.as_str()) {
             Some(t) if t.shape == shape => Ok(t.data.clone()),
-            Some(t) => bail!("{name}: {key} has shape {:?}, the model needs {shape:?}; this checkpoint is of another architecture", t.shape),
+            Some(t) => bail!(
+                "{name}: {key} has shape {:?}, the model needs {shape:?}; this checkpoint is of another architecture",
+                t.shape
+            ),
             None => bail!("{name}: {key} is missing; this checkpoint is of another architecture or damaged"),
         }
     };
@@ -96,14 +106,21 @@ pub fn load_checkpoint(path: &Path, model: &mut Model, mut adam: Adam) -> Result
     if tensors.len() != 3 * model.params.len() {
         bail!("{name}: {} tensors where the model has {} parameters (x3 with Adam's moments); this checkpoint is of another architecture", tensors.len(), model.params.len());
     }
-    let number = |key: &str| -> Result<u128> { field(key)?.parse().with_context(|| format!("{name}: metadata {key} is not a number")) };
+    let number = |key: &str| -> Result<u128> {
+        field(key)?.parse().with_context(|| format!("{name}: metadata {key} is not a number"))
+    };
     adam.t = number("adam_t")? as u64;
-    let seed: [u8; 32] = unhex(field("rng_seed")?).and_then(|s| s.try_into().ok()).with_context(|| format!("{name}: a damaged generator seed"))?;
+    let seed: [u8; 32] = unhex(field("rng_seed")?)
+        .and_then(|s| s.try_into().ok())
+        .with_context(|| format!("{name}: a damaged generator seed"))?;
     let mut rng = Rng64::from_seed(seed);
     rng.set_stream(number("rng_stream")? as u64);
     rng.set_word_pos(number("rng_word_pos")?);
-    let history: serde_json::Value = serde_json::from_str(field("history")?).with_context(|| format!("{name}: a damaged loss history"))?;
-    let list = |key: &str| -> Vec<f64> { history[key].as_array().map(|a| a.iter().filter_map(|v| v.as_f64()).collect()).unwrap_or_default() };
+    let history: serde_json::Value =
+        serde_json::from_str(field("history")?).with_context(|| format!("{name}: a damaged loss history"))?;
+    let list = |key: &str| -> Vec<f64> {
+        history[key].as_array().map(|a| a.iter().filter_map(|v| v.as_f64()).collect()).unwrap_or_default()
+    };
     let history = History {
         epoch_loss: list("epoch_loss"),
         step_loss: list("step_loss").into_iter().map(|v| v as f32).collect(),
@@ -111,7 +128,10 @@ pub fn load_checkpoint(path: &Path, model: &mut Model, mut adam: Adam) -> Result
     };
     let epoch = number("epoch")? as usize;
     if history.epoch_loss.len() != epoch {
-        bail!("{name}: the loss history covers {} epochs but the checkpoint says {epoch}; the file is damaged", history.epoch_loss.len());
+        bail!(
+            "{name}: the loss history covers {} epochs but the checkpoint says {epoch}; the file is damaged",
+            history.epoch_loss.len()
+        );
     }
     Ok(TrainState { epoch, adam, rng, history })
 }

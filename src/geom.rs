@@ -26,7 +26,10 @@ pub struct ConvGeom {
 impl ConvGeom {
     pub fn new(c: usize, h: usize, w: usize, kh: usize, kw: usize, stride: usize, padding: usize) -> ConvGeom {
         assert!(stride > 0, "stride must be positive");
-        assert!(h + 2 * padding >= kh && w + 2 * padding >= kw, "kernel {kh}x{kw} larger than the padded image {h}x{w} (padding {padding})");
+        assert!(
+            h + 2 * padding >= kh && w + 2 * padding >= kw,
+            "kernel {kh}x{kw} larger than the padded image {h}x{w} (padding {padding})"
+        );
         let oh = (h + 2 * padding - kh) / stride + 1;
         let ow = (w + 2 * padding - kw) / stride + 1;
         ConvGeom { c, h, w, kh, kw, stride, padding, oh, ow }

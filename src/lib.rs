@@ -36,9 +36,9 @@
 
 pub mod autograd;
 pub mod checkpoint;
+pub mod cpu;
 pub mod cuda;
 pub mod data;
-pub mod cpu;
 pub mod experiments;
 pub mod figures;
 pub mod geom;

@@ -13,7 +13,11 @@ use std::time::Instant;
 /// The autoencoder study on MNIST: PCA, deep, sparse, denoising, manifold and
 /// convolutional autoencoders, on an engine written from scratch.
 #[derive(Parser, Debug)]
-#[command(version, about, after_help = "Each run writes config.json, metrics.json, loss curves, figures and weights into a new folder under --out.")]
+#[command(
+    version,
+    about,
+    after_help = "Each run writes config.json, metrics.json, loss curves, figures and weights into a new folder under --out."
+)]
 struct Cli {
     /// pca | ae | hidden | non-digit | sparse | denoise | manifold | cae-unpool | cae-deconv | cae-deconv-unpool | all
     #[arg(value_parser = EXPERIMENTS, required_unless_present = "resume")]
@@ -73,12 +77,20 @@ struct Cli {
 
 fn positive(s: &str) -> Result<f32, String> {
     let v: f32 = s.parse().map_err(|_| format!("{s} is not a number"))?;
-    if v.is_finite() && v > 0.0 { Ok(v) } else { Err(format!("{s} must be a finite number above 0")) }
+    if v.is_finite() && v > 0.0 {
+        Ok(v)
+    } else {
+        Err(format!("{s} must be a finite number above 0"))
+    }
 }
 
 fn non_negative(s: &str) -> Result<f32, String> {
     let v: f32 = s.parse().map_err(|_| format!("{s} is not a number"))?;
-    if v.is_finite() && v >= 0.0 { Ok(v) } else { Err(format!("{s} must be a finite number, 0 or more")) }
+    if v.is_finite() && v >= 0.0 {
+        Ok(v)
+    } else {
+        Err(format!("{s} must be a finite number, 0 or more"))
+    }
 }
 
 fn settings(cli: &Cli, device: Device) -> Settings {
@@ -109,15 +121,22 @@ fn limit(images: &mut Images, n: usize) {
 
 fn run(cli: Cli) -> Result<()> {
     if let Some(threads) = cli.threads {
-        rayon::ThreadPoolBuilder::new().num_threads(threads as usize).build_global().context("cannot start the thread pool")?;
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads as usize)
+            .build_global()
+            .context("cannot start the thread pool")?;
     }
     let device = choose_device(&cli.device)?;
     let (experiment, settings) = match &cli.resume {
         Some(dir) => {
             let path = dir.join("config.json");
-            let text = std::fs::read(&path).with_context(|| format!("{}: no config.json; --resume takes a run folder this program made", dir.display()))?;
-            let config = serde_json::from_slice(&text).with_context(|| format!("{}: not valid JSON", path.display()))?;
-            Settings::from_json(&config, rayon::current_num_threads(), device).with_context(|| format!("{}", path.display()))?
+            let text = std::fs::read(&path).with_context(|| {
+                format!("{}: no config.json; --resume takes a run folder this program made", dir.display())
+            })?;
+            let config =
+                serde_json::from_slice(&text).with_context(|| format!("{}: not valid JSON", path.display()))?;
+            Settings::from_json(&config, rayon::current_num_threads(), device)
+                .with_context(|| format!("{}", path.display()))?
         }
         None => (cli.experiment.clone().expect("clap requires it without --resume"), settings(&cli, device)),
     };
@@ -132,7 +151,12 @@ fn run(cli: Cli) -> Result<()> {
         limit(&mut data.train, n);
     }
     if data.train.image_len() != autoencoders::models::PIXELS {
-        bail!("{}: images are {}x{}, but these models take 28x28; point --data at an MNIST-shaped set", settings.data_dir.display(), data.train.rows, data.train.cols);
+        bail!(
+            "{}: images are {}x{}, but these models take 28x28; point --data at an MNIST-shaped set",
+            settings.data_dir.display(),
+            data.train.rows,
+            data.train.cols
+        );
     }
 
     let start = Instant::now();
@@ -144,7 +168,8 @@ fn run(cli: Cli) -> Result<()> {
     let mut cache = Cache::default();
     let outcomes = if experiment == "all" {
         let config = serde_json::to_vec_pretty(&settings.to_json("all"))?;
-        autoencoders::io::write_atomic(&dir.join("config.json"), &config).with_context(|| format!("cannot write into {}", dir.display()))?;
+        autoencoders::io::write_atomic(&dir.join("config.json"), &config)
+            .with_context(|| format!("cannot write into {}", dir.display()))?;
         let mut outcomes = Vec::new();
         for experiment in EXPERIMENTS.iter().filter(|&&e| e != "all") {
             eprintln!("== {experiment}");
@@ -188,7 +213,8 @@ fn summarise(cli: &Cli, experiment: &str, dir: &std::path::Path, outcomes: &[Out
             v["wall_seconds"] = wall.into();
             v
         } else {
-            let runs: Vec<_> = outcomes.iter().flat_map(|o| o.to_json()["runs"].as_array().cloned().unwrap_or_default()).collect();
+            let runs: Vec<_> =
+                outcomes.iter().flat_map(|o| o.to_json()["runs"].as_array().cloned().unwrap_or_default()).collect();
             let primary = runs.first().cloned().unwrap_or_default();
             json!({
                 "experiment": experiment, "run_dir": dir.display().to_string(), "wall_seconds": wall,
@@ -205,7 +231,10 @@ fn summarise(cli: &Cli, experiment: &str, dir: &std::path::Path, outcomes: &[Out
             println!("{:<20} pca test MSE per pixel {p:.5}", o.experiment);
         }
         for r in &o.runs {
-            println!("{:<20} {:<18} test MSE per pixel {:.5}   mean |code| {:.4}", o.experiment, r.model, r.eval.mse, r.eval.mean_activation);
+            println!(
+                "{:<20} {:<18} test MSE per pixel {:.5}   mean |code| {:.4}",
+                o.experiment, r.model, r.eval.mse, r.eval.mean_activation
+            );
         }
     }
     println!("wrote {} ({wall:.0} s)", dir.display());

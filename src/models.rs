@@ -25,12 +25,27 @@ pub const PIXELS: usize = SIDE * SIDE;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Layer {
     /// y = x W^T + b, W (d_out, d_in).
-    Linear { d_in: usize, d_out: usize },
+    Linear {
+        d_in: usize,
+        d_out: usize,
+    },
     Relu,
     /// 3x3-style convolution, weight (c_out, c_in, k, k).
-    Conv2d { c_in: usize, c_out: usize, k: usize, stride: usize, padding: usize },
+    Conv2d {
+        c_in: usize,
+        c_out: usize,
+        k: usize,
+        stride: usize,
+        padding: usize,
+    },
     /// Transposed convolution, weight (c_in, c_out, k, k).
-    ConvTranspose2d { c_in: usize, c_out: usize, k: usize, stride: usize, padding: usize },
+    ConvTranspose2d {
+        c_in: usize,
+        c_out: usize,
+        k: usize,
+        stride: usize,
+        padding: usize,
+    },
     /// 2x2 / stride 2; pushes its indices for a later unpool.
     MaxPool2d,
     /// Pops the latest pool's indices and restores that pool's input size.
@@ -67,7 +82,9 @@ pub enum Arch {
     /// 784-512-256-128-30 and back, the PCA comparison.
     DeepAe,
     /// 784 -> h (code) -> h -> 784: the hidden-size, sparse (h = 900) and denoising AEs.
-    Shallow { hidden: usize },
+    Shallow {
+        hidden: usize,
+    },
     /// 784-64-8 and back: an 8-d code to walk around in.
     Manifold,
     CaeUnpool,
@@ -106,7 +123,8 @@ impl Arch {
         let conv = |c_in, c_out| Conv2d { c_in, c_out, k: 3, stride: 1, padding: 1 };
         let convt = |c_in, c_out, k, stride, padding| ConvTranspose2d { c_in, c_out, k, stride, padding };
         // The three CAEs share this encoder: 1x28x28 -> 8x14x14 -> 16x7x7 -> 16x3x3.
-        let cae_encoder = vec![ToImage, conv(1, 8), Relu, MaxPool2d, conv(8, 16), Relu, MaxPool2d, conv(16, 16), Relu, MaxPool2d];
+        let cae_encoder =
+            vec![ToImage, conv(1, 8), Relu, MaxPool2d, conv(8, 16), Relu, MaxPool2d, conv(16, 16), Relu, MaxPool2d];
         match *self {
             Arch::DeepAe => (
                 vec![fc(784, 512), Relu, fc(512, 256), Relu, fc(256, 128), Relu, fc(128, 30)],
@@ -116,7 +134,9 @@ impl Arch {
             Arch::Manifold => (vec![fc(784, 64), Relu, fc(64, 8), Relu], vec![fc(8, 64), Relu, fc(64, 784), Relu]),
             // 16x3x3 -unpool-> 16x7x7 (identity) -unpool-> 16x14x14 -conv-> 8x14x14
             // -unpool-> 8x28x28 -conv-> 1x28x28
-            Arch::CaeUnpool => (cae_encoder, vec![MaxUnpool2d, MaxUnpool2d, conv(16, 8), Relu, MaxUnpool2d, conv(8, 1), Relu, Flatten]),
+            Arch::CaeUnpool => {
+                (cae_encoder, vec![MaxUnpool2d, MaxUnpool2d, conv(16, 8), Relu, MaxUnpool2d, conv(8, 1), Relu, Flatten])
+            }
             // 16x3x3 -> 16x7x7 -> 8x14x14 -> 1x28x28
             Arch::CaeDeconv => (
                 cae_encoder,
@@ -126,9 +146,16 @@ impl Arch {
             Arch::CaeDeconvUnpool => (
                 cae_encoder,
                 vec![
-                    MaxUnpool2d, convt(16, 16, 3, 1, 1), Relu,
-                    MaxUnpool2d, convt(16, 8, 3, 1, 1), Relu,
-                    MaxUnpool2d, convt(8, 1, 3, 1, 1), Relu, Flatten,
+                    MaxUnpool2d,
+                    convt(16, 16, 3, 1, 1),
+                    Relu,
+                    MaxUnpool2d,
+                    convt(16, 8, 3, 1, 1),
+                    Relu,
+                    MaxUnpool2d,
+                    convt(8, 1, 3, 1, 1),
+                    Relu,
+                    Flatten,
                 ],
             ),
         }
@@ -204,7 +231,8 @@ impl Model {
     /// This model with its parameters on `device`: uploaded once, then every op of a
     /// forward or backward pass runs there.
     pub fn to_device(&self, device: &Device) -> Model {
-        let params = self.params.iter().map(|p| Param { name: p.name.clone(), value: p.value.to_device(device) }).collect();
+        let params =
+            self.params.iter().map(|p| Param { name: p.name.clone(), value: p.value.to_device(device) }).collect();
         Model { params, ..self.clone() }
     }
 
@@ -311,7 +339,11 @@ impl Model {
     /// The decoder alone, on codes (n, units): what the manifold experiment walks through.
     /// Only for decoders without unpooling, which would need the encoder's indices.
     pub fn decode(&self, code: &Tensor) -> Tensor {
-        assert!(!self.decoder.contains(&Layer::MaxUnpool2d), "{}: an unpooling decoder needs the encoder's indices", self.name());
+        assert!(
+            !self.decoder.contains(&Layer::MaxUnpool2d),
+            "{}: an unpooling decoder needs the encoder's indices",
+            self.name()
+        );
         let encoder_params = 2 * self.encoder.iter().filter(|l| l.param_shapes().is_some()).count();
         let mut tape = Tape::no_grad();
         let params: Vec<Var> = self.params[encoder_params..].iter().map(|p| tape.input(p.value.clone())).collect();

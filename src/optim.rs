@@ -97,25 +97,61 @@ impl Adam {
         let sqrt_bc2 = bc2.sqrt() as f32;
         let (m, v) = (&mut self.m[k], &mut self.v[k]);
         match g {
-            Tensor::Cpu(_) => adam_update(p.as_slice_mut(), g.as_slice(), m.as_slice_mut(), v.as_slice_mut(), beta1, beta2, step_size, sqrt_bc2, eps),
-            Tensor::Cuda(gc) => cuda::adam::adam_update(gc.gpu(), p.cuda_mut(), gc.slice(), m.cuda_mut(), v.cuda_mut(), beta1, beta2, step_size, sqrt_bc2, eps).expect(LAUNCH_FAILED),
+            Tensor::Cpu(_) => adam_update(
+                p.as_slice_mut(),
+                g.as_slice(),
+                m.as_slice_mut(),
+                v.as_slice_mut(),
+                beta1,
+                beta2,
+                step_size,
+                sqrt_bc2,
+                eps,
+            ),
+            Tensor::Cuda(gc) => cuda::adam::adam_update(
+                gc.gpu(),
+                p.cuda_mut(),
+                gc.slice(),
+                m.cuda_mut(),
+                v.cuda_mut(),
+                beta1,
+                beta2,
+                step_size,
+                sqrt_bc2,
+                eps,
+            )
+            .expect(LAUNCH_FAILED),
         }
     }
 }
 
 /// The update of one parameter tensor, elementwise (so chunks are independent).
 #[allow(clippy::too_many_arguments)]
-pub fn adam_update(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], beta1: f32, beta2: f32, step_size: f32, sqrt_bc2: f32, eps: f32) {
+pub fn adam_update(
+    p: &mut [f32],
+    g: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    beta1: f32,
+    beta2: f32,
+    step_size: f32,
+    sqrt_bc2: f32,
+    eps: f32,
+) {
     const CHUNK: usize = 1 << 14;
     let h = Hyper { beta1, beta2, step_size, sqrt_bc2, eps };
-    p.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK)).zip(m.par_chunks_mut(CHUNK)).zip(v.par_chunks_mut(CHUNK)).for_each(|(((p, g), m), v)| {
-        #[cfg(target_arch = "x86_64")]
-        if crate::cpu::has_avx2_fma() {
-            // SAFETY: the processor has AVX2 (checked at run time).
-            return unsafe { adam_chunk_avx2(p, g, m, v, h) };
-        }
-        adam_chunk(p, g, m, v, h)
-    });
+    p.par_chunks_mut(CHUNK)
+        .zip(g.par_chunks(CHUNK))
+        .zip(m.par_chunks_mut(CHUNK))
+        .zip(v.par_chunks_mut(CHUNK))
+        .for_each(|(((p, g), m), v)| {
+            #[cfg(target_arch = "x86_64")]
+            if crate::cpu::has_avx2_fma() {
+                // SAFETY: the processor has AVX2 (checked at run time).
+                return unsafe { adam_chunk_avx2(p, g, m, v, h) };
+            }
+            adam_chunk(p, g, m, v, h)
+        });
 }
 
 /// Adam's constants for one step.

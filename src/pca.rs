@@ -219,12 +219,10 @@ impl Pca {
         let (d, k) = (self.d(), self.k());
         assert_eq!(codes.len(), n * k, "Pca::reconstruct: codes has {} values, expected n*k = {n}*{k}", codes.len());
         let mut out = vec![0.0; n * d];
-        out.par_chunks_mut(PROJECT_ROWS * d)
-            .enumerate()
-            .for_each(|(slab, out)| {
-                let rows = out.len() / d;
-                self.reconstruct_rows(&codes[slab * PROJECT_ROWS * k..][..rows * k], out);
-            });
+        out.par_chunks_mut(PROJECT_ROWS * d).enumerate().for_each(|(slab, out)| {
+            let rows = out.len() / d;
+            self.reconstruct_rows(&codes[slab * PROJECT_ROWS * k..][..rows * k], out);
+        });
         out
     }
 

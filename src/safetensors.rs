@@ -46,11 +46,7 @@ pub struct TensorEntry {
 }
 
 /// Writes the tensors (in this order) and the metadata to `path` atomically.
-pub fn save(
-    path: &Path,
-    tensors: &[TensorEntry],
-    metadata: &BTreeMap<String, String>,
-) -> Result<()> {
+pub fn save(path: &Path, tensors: &[TensorEntry], metadata: &BTreeMap<String, String>) -> Result<()> {
     let file = path.display();
     let mut header = Map::new();
     let mut offset = 0usize;
@@ -60,12 +56,7 @@ pub fn save(
         }
         let numel = t.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
         if numel != Some(t.data.len()) {
-            bail!(
-                "{file}: tensor '{}' has shape {:?} but {} values; fix the caller",
-                t.name,
-                t.shape,
-                t.data.len()
-            );
+            bail!("{file}: tensor '{}' has shape {:?} but {} values; fix the caller", t.name, t.shape, t.data.len());
         }
         if let Some(i) = t.data.iter().position(|v| !v.is_finite()) {
             bail!(
@@ -78,10 +69,7 @@ pub fn save(
         let end = offset + 4 * t.data.len();
         let entry = json!({"dtype": "F32", "shape": t.shape, "data_offsets": [offset, end]});
         if header.insert(t.name.clone(), entry).is_some() {
-            bail!(
-                "{file}: tensor name '{}' is used twice; names must be unique",
-                t.name
-            );
+            bail!("{file}: tensor name '{}' is used twice; names must be unique", t.name);
         }
         offset = end;
     }
@@ -100,17 +88,15 @@ pub fn save(
         bytes.resize(start + 4 * t.data.len(), 0);
         LittleEndian::write_f32_into(&t.data, &mut bytes[start..]);
     }
-    crate::io::write_atomic(path, &bytes).with_context(|| {
-        format!("{file}: cannot write the checkpoint; check the directory exists and is writable")
-    })
+    crate::io::write_atomic(path, &bytes)
+        .with_context(|| format!("{file}: cannot write the checkpoint; check the directory exists and is writable"))
 }
 
 /// Reads and validates a safetensors file (see the module comment for every check).
 pub fn load(path: &Path) -> Result<(Vec<TensorEntry>, BTreeMap<String, String>)> {
     let file = path.display().to_string();
-    let bytes = std::fs::read(path).with_context(|| {
-        format!("{file}: cannot read the checkpoint; check the path exists and is readable")
-    })?;
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("{file}: cannot read the checkpoint; check the path exists and is readable"))?;
     parse(&bytes, &file)
 }
 
@@ -137,22 +123,14 @@ fn parse_raw(bytes: &[u8], file: &str) -> Result<(Vec<TensorEntry>, BTreeMap<Str
         bail!("{file}: not a valid safetensors file: {what}; re-save the checkpoint")
     };
     if bytes.len() < 8 {
-        return bad(format!(
-            "{} bytes is shorter than the 8-byte header length",
-            bytes.len()
-        ));
+        return bad(format!("{} bytes is shorter than the 8-byte header length", bytes.len()));
     }
     let n = LittleEndian::read_u64(&bytes[..8]);
     if n > MAX_HEADER_BYTES {
-        return bad(format!(
-            "header length {n} is over the {MAX_HEADER_BYTES}-byte cap"
-        ));
+        return bad(format!("header length {n} is over the {MAX_HEADER_BYTES}-byte cap"));
     }
     if n > (bytes.len() - 8) as u64 {
-        return bad(format!(
-            "header length {n} runs past the end of the {}-byte file (truncated?)",
-            bytes.len()
-        ));
+        return bad(format!("header length {n} runs past the end of the {}-byte file (truncated?)", bytes.len()));
     }
     let (header, data) = bytes[8..].split_at(n as usize);
     let header = match std::str::from_utf8(header) {
@@ -184,10 +162,7 @@ fn parse_raw(bytes: &[u8], file: &str) -> Result<(Vec<TensorEntry>, BTreeMap<Str
         let Some(info) = value.as_object() else {
             return bad(format!("tensor '{name}' is not an object"));
         };
-        if let Some(k) = info
-            .keys()
-            .find(|k| !["dtype", "shape", "data_offsets"].contains(&k.as_str()))
-        {
+        if let Some(k) = info.keys().find(|k| !["dtype", "shape", "data_offsets"].contains(&k.as_str())) {
             return bad(format!("tensor '{name}' has an unknown field '{k}'"));
         }
         match info.get("dtype").and_then(Value::as_str) {
@@ -201,15 +176,11 @@ fn parse_raw(bytes: &[u8], file: &str) -> Result<(Vec<TensorEntry>, BTreeMap<Str
             None => return bad(format!("tensor '{name}' has no string dtype")),
         }
         let Some(shape) = usize_list(info.get("shape")) else {
-            return bad(format!(
-                "tensor '{name}' has no shape list of non-negative integers"
-            ));
+            return bad(format!("tensor '{name}' has no shape list of non-negative integers"));
         };
         let offsets = usize_list(info.get("data_offsets")).unwrap_or_default();
         let &[begin, end] = offsets.as_slice() else {
-            return bad(format!(
-                "tensor '{name}' has no data_offsets pair [begin, end]"
-            ));
+            return bad(format!("tensor '{name}' has no data_offsets pair [begin, end]"));
         };
         if begin > end || end > data.len() {
             return bad(format!(
@@ -233,15 +204,10 @@ fn parse_raw(bytes: &[u8], file: &str) -> Result<(Vec<TensorEntry>, BTreeMap<Str
     let mut expected = 0usize;
     for (begin, end, name, _) in &spans {
         if *begin < expected {
-            return bad(format!(
-                "tensor '{name}' at [{begin}, {end}] overlaps the previous tensor"
-            ));
+            return bad(format!("tensor '{name}' at [{begin}, {end}] overlaps the previous tensor"));
         }
         if *begin > expected {
-            return bad(format!(
-                "{} unused bytes before tensor '{name}'",
-                begin - expected
-            ));
+            return bad(format!("{} unused bytes before tensor '{name}'", begin - expected));
         }
         expected = *end;
     }
@@ -263,19 +229,12 @@ fn parse_raw(bytes: &[u8], file: &str) -> Result<(Vec<TensorEntry>, BTreeMap<Str
                 values[i]
             );
         }
-        tensors.push(TensorEntry {
-            name,
-            shape,
-            data: values,
-        });
+        tensors.push(TensorEntry { name, shape, data: values });
     }
     Ok((tensors, metadata))
 }
 
 /// A JSON array of non-negative integers that fit in usize, or None.
 fn usize_list(v: Option<&Value>) -> Option<Vec<usize>> {
-    v?.as_array()?
-        .iter()
-        .map(|x| x.as_u64().and_then(|u| usize::try_from(u).ok()))
-        .collect()
+    v?.as_array()?.iter().map(|x| x.as_u64().and_then(|u| usize::try_from(u).ok())).collect()
 }

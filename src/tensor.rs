@@ -146,7 +146,9 @@ impl Tensor {
     pub fn to_device(&self, device: &Device) -> Tensor {
         match (self, device) {
             (Tensor::Cpu(_), Device::Cpu) => self.clone(),
-            (Tensor::Cpu(_), Device::Cuda(gpu)) => Tensor::Cuda(CudaTensor::from_host(gpu, self.shape(), self.as_slice())),
+            (Tensor::Cpu(_), Device::Cuda(gpu)) => {
+                Tensor::Cuda(CudaTensor::from_host(gpu, self.shape(), self.as_slice()))
+            }
             (Tensor::Cuda(t), Device::Cpu) => Tensor::from_vec(t.shape(), t.to_host()),
             (Tensor::Cuda(t), Device::Cuda(gpu)) => {
                 assert!(Arc::ptr_eq(t.gpu(), gpu), "moving a tensor between two GPUs is not supported");
@@ -214,9 +216,9 @@ impl Tensor {
         let n: usize = shape.iter().product();
         assert_eq!(n, self.len(), "cannot reshape {:?} to {shape:?}", self.shape());
         match self {
-            Tensor::Cpu(a) => Tensor::Cpu(
-                a.clone().into_shape_with_order(IxDyn(shape)).expect("standard layout reshapes freely"),
-            ),
+            Tensor::Cpu(a) => {
+                Tensor::Cpu(a.clone().into_shape_with_order(IxDyn(shape)).expect("standard layout reshapes freely"))
+            }
             Tensor::Cuda(t) => Tensor::Cuda(t.reshape(shape)),
         }
     }
@@ -235,5 +237,6 @@ pub(crate) fn zeros_vec(n: usize) -> Vec<f32> {
     data
 }
 
-const ON_GPU: &str = "this tensor lives on the GPU: take a host copy with to_cpu() (or to_vec()) before reading its values";
+const ON_GPU: &str =
+    "this tensor lives on the GPU: take a host copy with to_cpu() (or to_vec()) before reading its values";
 const MIXED: &str = "a CPU tensor where a GPU one was expected: an op's inputs must all live on one device (move the model with Model::to_device, the data with Tensor::to_device)";

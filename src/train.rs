@@ -113,7 +113,11 @@ fn train_on_pool(
                 for loss in feed.read(read..step + 1)? {
                     if !loss.is_finite() {
                         bar.abandon();
-                        let kept = if epoch == 1 { "no epoch had completed, so there is no checkpoint".to_string() } else { format!("the checkpoint of epoch {} is kept", epoch - 1) };
+                        let kept = if epoch == 1 {
+                            "no epoch had completed, so there is no checkpoint".to_string()
+                        } else {
+                            format!("the checkpoint of epoch {} is kept", epoch - 1)
+                        };
                         bail!("training diverged: the loss became {loss} at epoch {epoch}, step {}; {kept}; try a smaller --lr", read + 1);
                     }
                     sum += loss as f64;
@@ -164,10 +168,13 @@ impl Feed {
     fn new(device: &Device, images: &Images, cfg: &TrainConfig, steps: usize) -> Result<Feed> {
         let noise = Normal::new(0.0f32, cfg.noise.max(0.0)).expect("a finite, non-negative std");
         Ok(match device {
-            Device::Cpu => Feed::Cpu { clean: vec![0.0; cfg.batch_size * images.image_len()], noise, losses: Vec::new() },
+            Device::Cpu => {
+                Feed::Cpu { clean: vec![0.0; cfg.batch_size * images.image_len()], noise, losses: Vec::new() }
+            }
             Device::Cuda(gpu) => {
                 let upload = || -> cuda::CudaResult<Feed> {
-                    let (images, order, losses) = (DeviceImages::upload(gpu, images)?, gpu.zeros(images.n)?, StepLosses::new(gpu, steps)?);
+                    let (images, order, losses) =
+                        (DeviceImages::upload(gpu, images)?, gpu.zeros(images.n)?, StepLosses::new(gpu, steps)?);
                     Ok(Feed::Cuda { gpu: gpu.clone(), images, order, noise, losses })
                 };
                 upload().context("cannot put the training images on the GPU")?
@@ -210,7 +217,8 @@ impl Feed {
             Feed::Cuda { gpu, images: on_device, order, noise, .. } => {
                 let device = Device::Cuda(gpu.clone());
                 let mut target = Tensor::output_on(&shape, &device);
-                batch_into(gpu, on_device, &order.slice(first..first + rows.len()), target.cuda_mut()).expect(LAUNCH_FAILED);
+                batch_into(gpu, on_device, &order.slice(first..first + rows.len()), target.cuda_mut())
+                    .expect(LAUNCH_FAILED);
                 if noise.std_dev() == 0.0 {
                     return (target.clone(), target);
                 }
@@ -228,7 +236,9 @@ impl Feed {
     fn record(&mut self, step: usize, loss: &Tensor) -> Result<()> {
         match self {
             Feed::Cpu { losses, .. } => losses.push(loss.as_slice()[0]),
-            Feed::Cuda { gpu, losses, .. } => losses.record(gpu, step, loss.cuda()).context("cannot keep the loss on the GPU")?,
+            Feed::Cuda { gpu, losses, .. } => {
+                losses.record(gpu, step, loss.cuda()).context("cannot keep the loss on the GPU")?
+            }
         }
         Ok(())
     }

@@ -57,7 +57,18 @@ fn naive_conv2d(x: &[f32], w: &[f32], n: usize, c_out: usize, g: &ConvGeom) -> V
 /// conv_transpose2d as PyTorch defines it: each input pixel scatters its kernel-weighted
 /// copy onto the output at (iy*s - p + ki, ix*s - p + kj).
 #[allow(clippy::too_many_arguments)] // a reference written as PyTorch states it: every size named
-fn naive_conv_transpose2d(x: &[f32], w: &[f32], n: usize, c_in: usize, h: usize, wd: usize, c_out: usize, k: usize, s: usize, p: usize) -> (Vec<f32>, usize, usize) {
+fn naive_conv_transpose2d(
+    x: &[f32],
+    w: &[f32],
+    n: usize,
+    c_in: usize,
+    h: usize,
+    wd: usize,
+    c_out: usize,
+    k: usize,
+    s: usize,
+    p: usize,
+) -> (Vec<f32>, usize, usize) {
     let (oh, ow) = ((h - 1) * s + k - 2 * p, (wd - 1) * s + k - 2 * p);
     let mut y = vec![0.0f64; n * c_out * oh * ow];
     for b in 0..n {
@@ -73,7 +84,8 @@ fn naive_conv_transpose2d(x: &[f32], w: &[f32], n: usize, c_in: usize, h: usize,
                                 if oy < 0 || ox < 0 || oy >= oh as isize || ox >= ow as isize {
                                     continue;
                                 }
-                                y[((b * c_out + co) * oh + oy as usize) * ow + ox as usize] += xv * w[((ci * c_out + co) * k + ki) * k + kj] as f64;
+                                y[((b * c_out + co) * oh + oy as usize) * ow + ox as usize] +=
+                                    xv * w[((ci * c_out + co) * k + ki) * k + kj] as f64;
                             }
                         }
                     }
@@ -213,8 +225,10 @@ proptest! {
 fn pool_tie_goes_to_the_first_maximum() {
     // One 2x4 plane: window 0 is all ones (tie everywhere), window 1 ties at its second and
     // third elements (positions 3 and 6).
-    let x = [1.0, 1.0, 0.0, 2.0, //
-             1.0, 1.0, 2.0, -1.0];
+    let x = [
+        1.0, 1.0, 0.0, 2.0, //
+        1.0, 1.0, 2.0, -1.0,
+    ];
     let mut y = [0.0; 2];
     let mut idx = [0u32; 2];
     maxpool2d_forward(&x, &mut y, &mut idx, 2, 4);
@@ -242,7 +256,10 @@ fn an_index_outside_its_window_is_refused() {
     };
     assert!(unpool(vec![0, 3, 9, 15]).is_ok());
     let message = unpool(vec![0, 3, 9, 12]).expect_err("12 is in window 2, not 3");
-    assert_eq!(message.downcast_ref::<String>().map(String::as_str), Some("maxunpool2d: index 12 lies outside window 3 of a 4x4 plane"));
+    assert_eq!(
+        message.downcast_ref::<String>().map(String::as_str),
+        Some("maxunpool2d: index 12 lies outside window 3 of a 4x4 plane")
+    );
     assert!(unpool(vec![0, 3, 9, 9]).is_err(), "index 9 reused by window 3");
     assert!(unpool(vec![16, 3, 9, 15]).is_err(), "an index past the plane");
 }

@@ -89,7 +89,12 @@ fn foreign_and_damaged_checkpoints_are_refused() {
     load_bytes("l.safetensors", &lie);
     // A plain weights file (no training state) is not a checkpoint.
     let weights = dir.path().join("w.safetensors");
-    autoencoders::safetensors::save(&weights, &[autoencoders::safetensors::TensorEntry { name: "x".into(), shape: vec![1], data: vec![1.0] }], &Default::default()).unwrap();
+    autoencoders::safetensors::save(
+        &weights,
+        &[autoencoders::safetensors::TensorEntry { name: "x".into(), shape: vec![1], data: vec![1.0] }],
+        &Default::default(),
+    )
+    .unwrap();
     let mut m = Model::new(Arch::Shallow { hidden: 16 }, &mut rng_from_seed(1));
     let adam = m.adam(Default::default());
     assert!(err_of(load_checkpoint(&weights, &mut m, adam)).contains("not a training checkpoint"));

@@ -30,7 +30,8 @@ fn assert_fails(args: &[&str], code: i32, mentions: &str) {
     assert_eq!(o.status.code(), Some(code), "{args:?} should exit {code}; stderr: {err}");
     assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
     assert!(err.contains(mentions), "{args:?}: the message should mention {mentions:?}: {err}");
-    let first = err.lines().find(|l| l.starts_with("error")).unwrap_or_else(|| panic!("{args:?}: no error line in {err}"));
+    let first =
+        err.lines().find(|l| l.starts_with("error")).unwrap_or_else(|| panic!("{args:?}: no error line in {err}"));
     assert!(first.len() > 10, "{args:?}: an empty error: {err}");
 }
 
@@ -47,7 +48,8 @@ macro_rules! need_mnist {
 fn cae_unpool_quick_run_leaves_a_complete_folder() {
     need_mnist!();
     let out = tempfile::tempdir().unwrap();
-    let o = run(&["cae-unpool", "--epochs", "1", "--train-limit", "256", "--json", "--out", out.path().to_str().unwrap()]);
+    let o =
+        run(&["cae-unpool", "--epochs", "1", "--train-limit", "256", "--json", "--out", out.path().to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     let stdout = String::from_utf8(o.stdout).unwrap();
     assert_eq!(stdout.lines().count(), 1, "--json prints exactly one line: {stdout}");
@@ -59,7 +61,16 @@ fn cae_unpool_quick_run_leaves_a_complete_folder() {
     assert_eq!(v["epoch_seconds"].as_array().unwrap().len(), 1);
     let dir = Path::new(v["run_dir"].as_str().unwrap());
     assert_eq!(dir.parent().unwrap(), out.path());
-    for file in ["config.json", "metrics.json", "loss.svg", "loss_steps.svg", "cae-unpool_digit.png", "cae-unpool_grid.png", "cae-unpool_decoder1_kernels.png", "cae-unpool.safetensors"] {
+    for file in [
+        "config.json",
+        "metrics.json",
+        "loss.svg",
+        "loss_steps.svg",
+        "cae-unpool_digit.png",
+        "cae-unpool_grid.png",
+        "cae-unpool_decoder1_kernels.png",
+        "cae-unpool.safetensors",
+    ] {
         assert!(dir.join(file).is_file(), "{file} missing from {}", dir.display());
     }
     let config: Value = serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
@@ -75,9 +86,11 @@ fn cae_unpool_quick_run_leaves_a_complete_folder() {
     }
 
     // A second run never reuses the folder.
-    let o = run(&["manifold", "--epochs", "1", "--train-limit", "128", "--json", "--out", out.path().to_str().unwrap()]);
+    let o =
+        run(&["manifold", "--epochs", "1", "--train-limit", "128", "--json", "--out", out.path().to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let again = run(&["manifold", "--epochs", "1", "--train-limit", "128", "--json", "--out", out.path().to_str().unwrap()]);
+    let again =
+        run(&["manifold", "--epochs", "1", "--train-limit", "128", "--json", "--out", out.path().to_str().unwrap()]);
     let a: Value = serde_json::from_slice(&o.stdout).unwrap();
     let b: Value = serde_json::from_slice(&again.stdout).unwrap();
     assert_ne!(a["run_dir"], b["run_dir"]);
@@ -88,18 +101,55 @@ fn cae_unpool_quick_run_leaves_a_complete_folder() {
 fn all_runs_every_experiment_and_writes_the_report() {
     need_mnist!();
     let out = tempfile::tempdir().unwrap();
-    let o = run(&["all", "--epochs", "1", "--train-limit", "200", "--json", "--out", out.path().to_str().unwrap(), "--size", "32", "--lambda", "0.01", "--noise", "0.3"]);
+    let o = run(&[
+        "all",
+        "--epochs",
+        "1",
+        "--train-limit",
+        "200",
+        "--json",
+        "--out",
+        out.path().to_str().unwrap(),
+        "--size",
+        "32",
+        "--lambda",
+        "0.01",
+        "--noise",
+        "0.3",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     let dir = Path::new(v["run_dir"].as_str().unwrap());
     let models: Vec<&str> = v["runs"].as_array().unwrap().iter().map(|r| r["model"].as_str().unwrap()).collect();
-    for m in ["ae", "h32", "h256", "sparse-0.01", "h900", "denoise-0.3", "manifold", "cae-unpool", "cae-deconv", "cae-deconv-unpool"] {
+    for m in [
+        "ae",
+        "h32",
+        "h256",
+        "sparse-0.01",
+        "h900",
+        "denoise-0.3",
+        "manifold",
+        "cae-unpool",
+        "cae-deconv",
+        "cae-deconv-unpool",
+    ] {
         assert!(models.contains(&m), "{m} missing from {models:?}");
     }
     let pca = v["pca_test_mse"].as_f64().unwrap();
     assert!(pca > 0.005 && pca < 0.05, "PCA test MSE {pca}");
     let html = std::fs::read_to_string(dir.join("index.html")).unwrap();
-    for section in ["pca", "ae", "hidden", "non-digit", "sparse", "denoise", "manifold", "cae-unpool", "cae-deconv", "cae-deconv-unpool"] {
+    for section in [
+        "pca",
+        "ae",
+        "hidden",
+        "non-digit",
+        "sparse",
+        "denoise",
+        "manifold",
+        "cae-unpool",
+        "cae-deconv",
+        "cae-deconv-unpool",
+    ] {
         assert!(html.contains(&format!("<h2 id=\"{section}\">")), "section {section} missing");
         assert!(dir.join(section).join("metrics.json").is_file());
     }
@@ -134,11 +184,23 @@ fn bad_input_gives_one_line_and_exit_1() {
     let not_png = out.path().join("x.png");
     std::fs::write(&not_png, b"GIF89a").unwrap();
     assert_fails(&["ae", "--data", missing.to_str().unwrap(), "--out", out.path().to_str().unwrap()], 1, "nowhere");
-    assert_fails(&["non-digit", "--image", not_png.to_str().unwrap(), "--out", out.path().to_str().unwrap()], 1, "x.png");
+    assert_fails(
+        &["non-digit", "--image", not_png.to_str().unwrap(), "--out", out.path().to_str().unwrap()],
+        1,
+        "x.png",
+    );
     assert_fails(&["ae", "--device", "cuda", "--out", out.path().to_str().unwrap()], 1, "cuda");
     if mnist_dir().is_some() {
-        assert_fails(&["manifold", "--epochs", "1", "--train-limit", "64", "--out", file.to_str().unwrap()], 1, "not-a-folder");
+        assert_fails(
+            &["manifold", "--epochs", "1", "--train-limit", "64", "--out", file.to_str().unwrap()],
+            1,
+            "not-a-folder",
+        );
         // A learning rate that blows the weights up: stopped at the first non-finite loss.
-        assert_fails(&["ae", "--lr", "1e30", "--epochs", "2", "--train-limit", "640", "--out", out.path().to_str().unwrap()], 1, "diverged: the loss became inf at epoch 1, step");
+        assert_fails(
+            &["ae", "--lr", "1e30", "--epochs", "2", "--train-limit", "640", "--out", out.path().to_str().unwrap()],
+            1,
+            "diverged: the loss became inf at epoch 1, step",
+        );
     }
 }

@@ -62,7 +62,8 @@ fn a_broken_kernel_fails_with_nvrtcs_log() {
     if !nvrtc_or_skip() {
         return;
     }
-    let broken = "extern \"C\" __global__ void relu_forward(const float* x, float* y, unsigned int n) {\n    y[i] = x[i];\n}\n";
+    let broken =
+        "extern \"C\" __global__ void relu_forward(const float* x, float* y, unsigned int n) {\n    y[i] = x[i];\n}\n";
     let err = compile_source("broken.cu", broken).expect_err("an undeclared variable must not compile");
     assert!(err.starts_with("broken.cu does not compile"), "{err}");
     assert!(err.contains("identifier \"i\" is undefined"), "the log should name the error: {err}");
@@ -129,7 +130,11 @@ fn every_launch_pushes_the_kernels_parameters_in_order() {
             let comments: Vec<String> = body
                 .lines()
                 .filter(|l| l.trim_start().starts_with("launch.arg("))
-                .map(|l| normalise(l.split_once("//").unwrap_or_else(|| panic!("{name}: an argument without its comment: {l}")).1))
+                .map(|l| {
+                    normalise(
+                        l.split_once("//").unwrap_or_else(|| panic!("{name}: an argument without its comment: {l}")).1,
+                    )
+                })
                 .collect();
             launched.insert(name, comments);
         }

@@ -12,9 +12,9 @@
 //! ordinary random values and the tolerance.
 
 use autoencoders::cuda::{self, Gpu};
-use autoencoders::{cpu, ops};
 use autoencoders::geom::ConvGeom;
 use autoencoders::tensor::{rng_from_seed, Rng64};
+use autoencoders::{cpu, ops};
 use cudarc::driver::CudaSlice;
 use rand::Rng;
 use std::sync::OnceLock;
@@ -56,7 +56,8 @@ fn assert_close(what: &str, gpu: &[f32], cpu: &[f32]) {
     assert_eq!(gpu.len(), cpu.len(), "{what}: lengths differ");
     // Negated on purpose: a NaN (an unwritten output) fails `<=`, so it counts as bad.
     #[allow(clippy::neg_cmp_op_on_partial_ord)]
-    let bad: Vec<usize> = (0..cpu.len()).filter(|&i| !((gpu[i] - cpu[i]).abs() <= 1e-5 + 1e-5 * cpu[i].abs())).collect();
+    let bad: Vec<usize> =
+        (0..cpu.len()).filter(|&i| !((gpu[i] - cpu[i]).abs() <= 1e-5 + 1e-5 * cpu[i].abs())).collect();
     if let Some(&i) = bad.first() {
         panic!("{what}: {} of {} values differ; first at {i}: gpu {} cpu {}", bad.len(), cpu.len(), gpu[i], cpu[i]);
     }
@@ -69,8 +70,12 @@ fn gemm_matches_cpu_for_every_view() {
     // Sizes below, at and across the 64 x 64 x 16 tiles, and degenerate ones; the last
     // three have so few tiles for their k that k is split (into 5, 19 and 3 slices, the
     // last one short).
-    for (m, k, n) in [(1, 1, 1), (5, 7, 3), (64, 16, 64), (65, 17, 130), (130, 33, 1), (3, 200, 70), (64, 900, 100), (2, 130, 3)] {
-        for (ta, tb, beta) in [(false, false, 0.0), (true, false, 1.0), (false, true, 1.0), (true, true, 0.0), (true, true, 1.0)] {
+    for (m, k, n) in
+        [(1, 1, 1), (5, 7, 3), (64, 16, 64), (65, 17, 130), (130, 33, 1), (3, 200, 70), (64, 900, 100), (2, 130, 3)]
+    {
+        for (ta, tb, beta) in
+            [(false, false, 0.0), (true, false, 1.0), (false, true, 1.0), (true, true, 0.0), (true, true, 1.0)]
+        {
             let (a, b, c0) = (dyadic(m * k, &mut rng), dyadic(k * n, &mut rng), dyadic(m * n, &mut rng));
             // A transposed view stores A^T row-major and swaps the strides back.
             let a_cpu = if ta { cpu::gemm::Mat::new(&a, k, m).t() } else { cpu::gemm::Mat::new(&a, m, k) };
@@ -106,7 +111,15 @@ fn batched_gemm_matches_a_loop_of_cpu_products() {
         let (a_dev, b_dev) = (up(g, &a), up(g, &b));
         let mut c_dev = g.zeros(count * m * n).unwrap();
         let batch = cuda::gemm::Batch { count, a: 0, b: k * n, c: m * n };
-        cuda::gemm::gemm_batched(g, cuda::gemm::Mat::new(&a_dev, m, k), cuda::gemm::Mat::new(&b_dev, k, n), 0.0, &mut c_dev, batch).unwrap();
+        cuda::gemm::gemm_batched(
+            g,
+            cuda::gemm::Mat::new(&a_dev, m, k),
+            cuda::gemm::Mat::new(&b_dev, k, n),
+            0.0,
+            &mut c_dev,
+            batch,
+        )
+        .unwrap();
         assert_close(&format!("batched gemm {count} x {m}x{k}x{n}"), &down(g, &c_dev), &c_cpu);
     }
 }
@@ -201,8 +214,13 @@ fn conv_transpose2d_forward_and_backward_match_cpu() {
             let mut y_cpu = vec![0.0; n * out];
             cpu::conv::conv_transpose2d_forward(&x, &w, bias.map(|b| b.as_slice()), &mut y_cpu, &geom, c_in);
             let mut y_dev = up(g, &vec![f32::NAN; n * out]);
-            cuda::conv::conv_transpose2d_forward(g, &x_dev, &w_dev, bias.map(|_| &b_dev), &mut y_dev, &geom, c_in).unwrap();
-            assert_close(&format!("conv_transpose2d_forward bias={} {geom:?}", bias.is_some()), &down(g, &y_dev), &y_cpu);
+            cuda::conv::conv_transpose2d_forward(g, &x_dev, &w_dev, bias.map(|_| &b_dev), &mut y_dev, &geom, c_in)
+                .unwrap();
+            assert_close(
+                &format!("conv_transpose2d_forward bias={} {geom:?}", bias.is_some()),
+                &down(g, &y_dev),
+                &y_cpu,
+            );
         }
         let dout = dyadic(n * out, &mut rng);
         let (dx0, dw0) = (dyadic(x.len(), &mut rng), dyadic(w.len(), &mut rng));
@@ -254,7 +272,8 @@ fn pool_family_matches_cpu_including_ties() {
     let Some(g) = gpu() else { return };
     let mut rng = rng_from_seed(7);
     // Values from {0, 1/2, 1} make ties in most windows; odd sizes drop a row or column.
-    let few = |len: usize, rng: &mut Rng64| -> Vec<f32> { (0..len).map(|_| rng.random_range(0..3) as f32 / 2.0).collect() };
+    let few =
+        |len: usize, rng: &mut Rng64| -> Vec<f32> { (0..len).map(|_| rng.random_range(0..3) as f32 / 2.0).collect() };
     for (planes, h, w) in [(1, 2, 2), (3, 4, 6), (2, 5, 7), (4, 28, 28), (2, 7, 7)] {
         let (ph, pw) = (h / 2, w / 2);
         for x in [few(planes * h * w, &mut rng), uniform(planes * h * w, &mut rng)] {
@@ -308,7 +327,8 @@ fn elementwise_kernels_match_cpu() {
     let mut rng = rng_from_seed(8);
     for len in [1, 255, 256, 257, 100_000] {
         // Some exact zeros: the ReLU kink, where the subgradient is 0 on both devices.
-        let x: Vec<f32> = uniform(len, &mut rng).into_iter().enumerate().map(|(i, v)| if i % 7 == 0 { 0.0 } else { v }).collect();
+        let x: Vec<f32> =
+            uniform(len, &mut rng).into_iter().enumerate().map(|(i, v)| if i % 7 == 0 { 0.0 } else { v }).collect();
         let x_dev = up(g, &x);
         let mut y = vec![0.0; len];
         ops::relu::relu_forward(&x, &mut y);
@@ -346,7 +366,8 @@ fn losses_match_cpu_and_repeat_bit_for_bit() {
     let mut rng = rng_from_seed(9);
     // Below one block, across blocks, and past the 256 x 256 threads of the first pass.
     for len in [1, 7, 1000, 65_539, 300_000] {
-        let x: Vec<f32> = uniform(len, &mut rng).into_iter().enumerate().map(|(i, v)| if i % 5 == 0 { 0.0 } else { v }).collect();
+        let x: Vec<f32> =
+            uniform(len, &mut rng).into_iter().enumerate().map(|(i, v)| if i % 5 == 0 { 0.0 } else { v }).collect();
         let t = uniform(len, &mut rng);
         let (x_dev, t_dev) = (up(g, &x), up(g, &t));
         let mut out = g.zeros::<f32>(1).unwrap();
@@ -390,7 +411,19 @@ fn adam_update_matches_cpu_over_steps() {
         let sqrt_bc2 = (1.0 - (beta2 as f64).powi(t)).sqrt() as f32;
         let grad = uniform(len, &mut rng);
         autoencoders::optim::adam_update(&mut p, &grad, &mut m, &mut v, beta1, beta2, step_size, sqrt_bc2, eps);
-        cuda::adam::adam_update(g, &mut p_dev, &up(g, &grad), &mut m_dev, &mut v_dev, beta1, beta2, step_size, sqrt_bc2, eps).unwrap();
+        cuda::adam::adam_update(
+            g,
+            &mut p_dev,
+            &up(g, &grad),
+            &mut m_dev,
+            &mut v_dev,
+            beta1,
+            beta2,
+            step_size,
+            sqrt_bc2,
+            eps,
+        )
+        .unwrap();
         assert_close(&format!("adam p, step {t}"), &down(g, &p_dev), &p);
         assert_close(&format!("adam m, step {t}"), &down(g, &m_dev), &m);
         assert_close(&format!("adam v, step {t}"), &down(g, &v_dev), &v);

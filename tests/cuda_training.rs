@@ -41,7 +41,8 @@ const IMAGES: usize = 160;
 
 /// Digit-like bytes: mostly background (0), some ink of any grey.
 fn images(n: usize, rng: &mut Rng64) -> Images {
-    let pixels = (0..n * PIXELS).map(|_| if rng.random_range(0..10) < 7 { 0 } else { rng.random_range(1..=255u8) }).collect();
+    let pixels =
+        (0..n * PIXELS).map(|_| if rng.random_range(0..10) < 7 { 0 } else { rng.random_range(1..=255u8) }).collect();
     Images { n, rows: SIDE, cols: SIDE, pixels }
 }
 
@@ -79,7 +80,13 @@ fn trains_alike(arch: Arch, l1: f32, noise: f32) {
     assert_eq!(cpu.len(), IMAGES / BATCH);
     assert_eq!(gpu.len(), cpu.len(), "{}: one loss per step on both devices", arch.name());
     for (step, (&g, &c)) in gpu.iter().zip(&cpu).enumerate() {
-        assert!((g - c).abs() <= 1e-4 * c.abs(), "{} step {}: gpu loss {g}, cpu loss {c} (relative {:e})", arch.name(), step + 1, ((g - c) / c).abs());
+        assert!(
+            (g - c).abs() <= 1e-4 * c.abs(),
+            "{} step {}: gpu loss {g}, cpu loss {c} (relative {:e})",
+            arch.name(),
+            step + 1,
+            ((g - c) / c).abs()
+        );
     }
     assert!(cpu[cpu.len() - 1] < cpu[0], "{}: the loss should fall over 20 steps ({:?})", arch.name(), cpu);
 }
@@ -126,7 +133,10 @@ fn batch_gather_matches_the_host_exactly() {
         let mut out = gpu.upload(&vec![f32::NAN; rows.len() * PIXELS]).unwrap();
         batch_into(&gpu, &on_device, &order_dev.slice(first..first + rows.len()), &mut out).unwrap();
         let got = gpu.download(&out).unwrap();
-        assert!(got.iter().zip(&want).all(|(g, w)| g.to_bits() == w.to_bits()), "rows {rows:?}: the gathered batch differs from Images::batch_into");
+        assert!(
+            got.iter().zip(&want).all(|(g, w)| g.to_bits() == w.to_bits()),
+            "rows {rows:?}: the gathered batch differs from Images::batch_into"
+        );
     }
 }
 
@@ -149,8 +159,10 @@ fn a_checkpoint_of_a_gpu_run_restores_onto_the_gpu() {
     let set = images(IMAGES, &mut rng_from_seed(3));
     let (model, rng) = live_model(Arch::Shallow { hidden: 16 }, 3, &set);
     let (_, trained) = losses_on(&cuda, &model, &rng, &set, 0.0, 0.0);
-    let mut state = TrainState::new(&trained, &TrainConfig { epochs: 1, batch_size: BATCH, lr: 1e-3, l1: 0.0, noise: 0.0 }, rng);
-    state.adam.m[0] = Tensor::from_vec(state.adam.m[0].shape(), (0..state.adam.m[0].len()).map(|i| i as f32).collect()).to_device(&cuda);
+    let mut state =
+        TrainState::new(&trained, &TrainConfig { epochs: 1, batch_size: BATCH, lr: 1e-3, l1: 0.0, noise: 0.0 }, rng);
+    state.adam.m[0] = Tensor::from_vec(state.adam.m[0].shape(), (0..state.adam.m[0].len()).map(|i| i as f32).collect())
+        .to_device(&cuda);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.safetensors");
     save_checkpoint(&path, &trained, &state).unwrap();
@@ -178,7 +190,18 @@ fn the_command_line_says_which_device_it_uses() {
     let missing = tempfile::tempdir().unwrap();
     let data = missing.path().join("nowhere");
     let run = |device: &str| {
-        let o = Command::new(main_binary()).args(["ae", "--device", device, "--data", data.to_str().unwrap(), "--out", missing.path().to_str().unwrap()]).output().expect("the binary runs");
+        let o = Command::new(main_binary())
+            .args([
+                "ae",
+                "--device",
+                device,
+                "--data",
+                data.to_str().unwrap(),
+                "--out",
+                missing.path().to_str().unwrap(),
+            ])
+            .output()
+            .expect("the binary runs");
         (o.status.code(), String::from_utf8_lossy(&o.stderr).into_owned())
     };
     let (_, auto) = run("auto");
@@ -190,7 +213,10 @@ fn the_command_line_says_which_device_it_uses() {
             assert!(cuda.contains(&format!("device: {device}")), "{cuda}");
         }
         Err(reason) => {
-            assert!(auto.contains(&format!("device: cpu (no usable GPU: {reason})")), "auto should fall back and say why: {auto}");
+            assert!(
+                auto.contains(&format!("device: cpu (no usable GPU: {reason})")),
+                "auto should fall back and say why: {auto}"
+            );
             assert_eq!(code, Some(1), "--device cuda without a GPU must fail: {cuda}");
             assert_eq!(cuda.trim(), format!("error: --device cuda: {reason}"), "one line, the probe's reason");
         }

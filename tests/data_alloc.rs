@@ -3,8 +3,8 @@
 
 mod mnist_files;
 
-use mnist_files::*;
 use autoencoders::data::read_images;
+use mnist_files::*;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
@@ -43,10 +43,7 @@ fn lying_headers_do_not_allocate_what_they_claim() {
             LARGEST.with(|m| m.set(0));
             assert!(read_images(&p).is_err());
             let largest = LARGEST.with(|m| m.get());
-            assert!(
-                largest < 1 << 20,
-                "{name} {dims:?}: allocated {largest} bytes at once"
-            );
+            assert!(largest < 1 << 20, "{name} {dims:?}: allocated {largest} bytes at once");
         }
     }
 }

@@ -7,8 +7,8 @@
 
 mod mnist_files;
 
-use mnist_files::*;
 use autoencoders::data::{download_sources, Source};
+use mnist_files::*;
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -87,30 +87,20 @@ fn answer(mut s: TcpStream, routes: &[(String, Reply)]) -> Option<String> {
     }
     let text = String::from_utf8_lossy(&req);
     let path = text.split_whitespace().nth(1)?.to_string();
-    let reply = routes
-        .iter()
-        .find(|(p, _)| *p == path)
-        .map(|(_, r)| r.clone())
-        .unwrap_or(Reply::Status(404, "Not Found"));
+    let reply =
+        routes.iter().find(|(p, _)| *p == path).map(|(_, r)| r.clone()).unwrap_or(Reply::Status(404, "Not Found"));
     let head = |len: Option<usize>| {
-        let len = len
-            .map(|n| format!("Content-Length: {n}\r\n"))
-            .unwrap_or_default();
+        let len = len.map(|n| format!("Content-Length: {n}\r\n")).unwrap_or_default();
         format!("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n{len}Connection: close\r\n\r\n")
     };
     let _ = match reply {
-        Reply::Ok(body) => s
-            .write_all(head(Some(body.len())).as_bytes())
-            .and_then(|_| s.write_all(&body)),
-        Reply::Truncated { body, claimed } => s
-            .write_all(head(Some(claimed)).as_bytes())
-            .and_then(|_| s.write_all(&body)),
-        Reply::NoLength(body) => s
-            .write_all(head(None).as_bytes())
-            .and_then(|_| s.write_all(&body)),
+        Reply::Ok(body) => s.write_all(head(Some(body.len())).as_bytes()).and_then(|_| s.write_all(&body)),
+        Reply::Truncated { body, claimed } => {
+            s.write_all(head(Some(claimed)).as_bytes()).and_then(|_| s.write_all(&body))
+        }
+        Reply::NoLength(body) => s.write_all(head(None).as_bytes()).and_then(|_| s.write_all(&body)),
         Reply::Status(code, why) => s.write_all(
-            format!("HTTP/1.1 {code} {why}\r\nContent-Length: 3\r\nConnection: close\r\n\r\nno\n")
-                .as_bytes(),
+            format!("HTTP/1.1 {code} {why}\r\nContent-Length: 3\r\nConnection: close\r\n\r\nno\n").as_bytes(),
         ),
     };
     let _ = s.flush();
@@ -118,10 +108,7 @@ fn answer(mut s: TcpStream, routes: &[(String, Reply)]) -> Option<String> {
 }
 
 fn sha256_hex(b: &[u8]) -> String {
-    Sha256::digest(b)
-        .iter()
-        .map(|x| format!("{x:02x}"))
-        .collect()
+    Sha256::digest(b).iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// Two small files standing in for MNIST's, with their sizes and hashes.
@@ -137,49 +124,28 @@ impl Files {
         let images = gzip(&images_file(4, 5, 5));
         let labels = gzip(&labels_file(&[1, 2, 3, 4]));
         let (images_sha, labels_sha) = (sha256_hex(&images), sha256_hex(&labels));
-        Files {
-            images,
-            labels,
-            images_sha,
-            labels_sha,
-        }
+        Files { images, labels, images_sha, labels_sha }
     }
 
     fn sources(&self) -> Vec<Source<'_>> {
         vec![
-            Source {
-                name: "t10k-images-idx3-ubyte.gz",
-                bytes: self.images.len() as u64,
-                sha256: &self.images_sha,
-            },
-            Source {
-                name: "t10k-labels-idx1-ubyte.gz",
-                bytes: self.labels.len() as u64,
-                sha256: &self.labels_sha,
-            },
+            Source { name: "t10k-images-idx3-ubyte.gz", bytes: self.images.len() as u64, sha256: &self.images_sha },
+            Source { name: "t10k-labels-idx1-ubyte.gz", bytes: self.labels.len() as u64, sha256: &self.labels_sha },
         ]
     }
 
     /// Both files served under `/{prefix}/`.
     fn routes(&self, prefix: &str) -> Vec<(String, Reply)> {
         vec![
-            (
-                format!("/{prefix}/t10k-images-idx3-ubyte.gz"),
-                Reply::Ok(self.images.clone()),
-            ),
-            (
-                format!("/{prefix}/t10k-labels-idx1-ubyte.gz"),
-                Reply::Ok(self.labels.clone()),
-            ),
+            (format!("/{prefix}/t10k-images-idx3-ubyte.gz"), Reply::Ok(self.images.clone())),
+            (format!("/{prefix}/t10k-labels-idx1-ubyte.gz"), Reply::Ok(self.labels.clone())),
         ]
     }
 }
 
 fn entries(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
+    let mut v: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     v.sort();
     v
 }
@@ -192,32 +158,12 @@ fn good_files_land_with_the_right_bytes() {
     let dir = d.path().join("new/mnist"); // created by the downloader
     download_sources(&dir, &[&server.mirror("a")], &f.sources()).unwrap();
     let log = server.finish();
-    assert_eq!(
-        log,
-        [
-            "/a/t10k-images-idx3-ubyte.gz",
-            "/a/t10k-labels-idx1-ubyte.gz"
-        ]
-    );
-    assert_eq!(
-        std::fs::read(dir.join("t10k-images-idx3-ubyte.gz")).unwrap(),
-        f.images
-    );
-    assert_eq!(
-        std::fs::read(dir.join("t10k-labels-idx1-ubyte.gz")).unwrap(),
-        f.labels
-    );
-    assert_eq!(
-        entries(&dir),
-        ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
-    );
+    assert_eq!(log, ["/a/t10k-images-idx3-ubyte.gz", "/a/t10k-labels-idx1-ubyte.gz"]);
+    assert_eq!(std::fs::read(dir.join("t10k-images-idx3-ubyte.gz")).unwrap(), f.images);
+    assert_eq!(std::fs::read(dir.join("t10k-labels-idx1-ubyte.gz")).unwrap(), f.labels);
+    assert_eq!(entries(&dir), ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]);
     // And they read as IDX files.
-    assert_eq!(
-        autoencoders::data::read_images(&dir.join("t10k-images-idx3-ubyte.gz"))
-            .unwrap()
-            .n,
-        4
-    );
+    assert_eq!(autoencoders::data::read_images(&dir.join("t10k-images-idx3-ubyte.gz")).unwrap().n, 4);
 }
 
 #[test]
@@ -225,21 +171,13 @@ fn truncated_response_is_rejected_and_leaves_nothing() {
     let f = Files::new();
     let mut routes = f.routes("a");
     let half = f.images[..f.images.len() / 2].to_vec();
-    routes[0].1 = Reply::Truncated {
-        body: half,
-        claimed: f.images.len(),
-    };
+    routes[0].1 = Reply::Truncated { body: half, claimed: f.images.len() };
     let server = Server::start(routes);
     let d = tempfile::tempdir().unwrap();
-    let msg = expect_err(
-        download_sources(d.path(), &[&server.mirror("a")], &f.sources()),
-        &["t10k-images-idx3-ubyte.gz"],
-    );
+    let msg =
+        expect_err(download_sources(d.path(), &[&server.mirror("a")], &f.sources()), &["t10k-images-idx3-ubyte.gz"]);
     server.finish();
-    assert!(
-        !msg.contains("t10k-labels"),
-        "labels downloaded fine, yet listed: {msg}"
-    );
+    assert!(!msg.contains("t10k-labels"), "labels downloaded fine, yet listed: {msg}");
     // The good file landed; the truncated one left neither a file nor a temporary.
     assert_eq!(entries(d.path()), ["t10k-labels-idx1-ubyte.gz"]);
 }
@@ -251,35 +189,14 @@ fn corrupted_bytes_fail_the_hash_and_the_next_mirror_is_tried() {
     bad[10] ^= 0xFF; // same length, different bytes
     let mut routes = f.routes("b");
     routes.push(("/a/t10k-images-idx3-ubyte.gz".into(), Reply::Ok(bad)));
-    routes.push((
-        "/a/t10k-labels-idx1-ubyte.gz".into(),
-        Reply::Ok(f.labels.clone()),
-    ));
+    routes.push(("/a/t10k-labels-idx1-ubyte.gz".into(), Reply::Ok(f.labels.clone())));
     let server = Server::start(routes);
     let d = tempfile::tempdir().unwrap();
-    download_sources(
-        d.path(),
-        &[&server.mirror("a"), &server.mirror("b")],
-        &f.sources(),
-    )
-    .unwrap();
+    download_sources(d.path(), &[&server.mirror("a"), &server.mirror("b")], &f.sources()).unwrap();
     let log = server.finish();
-    assert_eq!(
-        log,
-        [
-            "/a/t10k-images-idx3-ubyte.gz",
-            "/b/t10k-images-idx3-ubyte.gz",
-            "/a/t10k-labels-idx1-ubyte.gz"
-        ]
-    );
-    assert_eq!(
-        std::fs::read(d.path().join("t10k-images-idx3-ubyte.gz")).unwrap(),
-        f.images
-    );
-    assert_eq!(
-        entries(d.path()),
-        ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
-    );
+    assert_eq!(log, ["/a/t10k-images-idx3-ubyte.gz", "/b/t10k-images-idx3-ubyte.gz", "/a/t10k-labels-idx1-ubyte.gz"]);
+    assert_eq!(std::fs::read(d.path().join("t10k-images-idx3-ubyte.gz")).unwrap(), f.images);
+    assert_eq!(entries(d.path()), ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]);
 }
 
 #[test]
@@ -289,17 +206,10 @@ fn all_mirrors_bad_lists_the_missing_files_and_what_to_do() {
     bad[10] ^= 0xFF;
     // Mirror a has nothing (404 for everything); mirror b serves a corrupt images file and
     // no labels file.
-    let server = Server::start(vec![(
-        "/b/t10k-images-idx3-ubyte.gz".into(),
-        Reply::Ok(bad),
-    )]);
+    let server = Server::start(vec![("/b/t10k-images-idx3-ubyte.gz".into(), Reply::Ok(bad))]);
     let d = tempfile::tempdir().unwrap();
     let msg = expect_err(
-        download_sources(
-            d.path(),
-            &[&server.mirror("a"), &server.mirror("b")],
-            &f.sources(),
-        ),
+        download_sources(d.path(), &[&server.mirror("a"), &server.mirror("b")], &f.sources()),
         &[
             "t10k-images-idx3-ubyte.gz",
             "t10k-labels-idx1-ubyte.gz",
@@ -309,10 +219,7 @@ fn all_mirrors_bad_lists_the_missing_files_and_what_to_do() {
             "MNIST_DIR",
         ],
     );
-    assert!(
-        msg.contains(&d.path().display().to_string()),
-        "directory not named: {msg}"
-    );
+    assert!(msg.contains(&d.path().display().to_string()), "directory not named: {msg}");
     assert_eq!(server.finish().len(), 4);
     assert!(entries(d.path()).is_empty());
 }
@@ -322,17 +229,9 @@ fn not_found_then_found() {
     let f = Files::new();
     let server = Server::start(f.routes("b"));
     let d = tempfile::tempdir().unwrap();
-    download_sources(
-        d.path(),
-        &[&server.mirror("a"), &server.mirror("b")],
-        &f.sources(),
-    )
-    .unwrap();
+    download_sources(d.path(), &[&server.mirror("a"), &server.mirror("b")], &f.sources()).unwrap();
     assert_eq!(server.finish().len(), 4);
-    assert_eq!(
-        entries(d.path()),
-        ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
-    );
+    assert_eq!(entries(d.path()), ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]);
 }
 
 #[test]
@@ -347,10 +246,7 @@ fn unreachable_mirror_is_skipped() {
     let d = tempfile::tempdir().unwrap();
     download_sources(d.path(), &[&dead, &server.mirror("a")], &f.sources()).unwrap();
     server.finish();
-    assert_eq!(
-        entries(d.path()),
-        ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
-    );
+    assert_eq!(entries(d.path()), ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]);
 }
 
 #[test]
@@ -361,25 +257,15 @@ fn size_limits() {
     let short = f.labels[..f.labels.len() - 1].to_vec();
     let server = Server::start(vec![
         // Wrong Content-Length: refused before reading the body.
-        (
-            "/a/t10k-images-idx3-ubyte.gz".into(),
-            Reply::Ok(long.clone()),
-        ),
+        ("/a/t10k-images-idx3-ubyte.gz".into(), Reply::Ok(long.clone())),
         // No Content-Length, too long: reading stops just past the expected size.
         ("/b/t10k-images-idx3-ubyte.gz".into(), Reply::NoLength(long)),
         // No Content-Length, one byte short.
-        (
-            "/a/t10k-labels-idx1-ubyte.gz".into(),
-            Reply::NoLength(short),
-        ),
+        ("/a/t10k-labels-idx1-ubyte.gz".into(), Reply::NoLength(short)),
     ]);
     let d = tempfile::tempdir().unwrap();
     expect_err(
-        download_sources(
-            d.path(),
-            &[&server.mirror("a"), &server.mirror("b")],
-            &f.sources(),
-        ),
+        download_sources(d.path(), &[&server.mirror("a"), &server.mirror("b")], &f.sources()),
         &["server offers", "server sent more than", "truncated: got"],
     );
     server.finish();
@@ -403,8 +289,5 @@ fn files_already_present_are_neither_fetched_nor_hashed() {
 fn no_mirrors_is_an_error_not_a_panic() {
     let f = Files::new();
     let d = tempfile::tempdir().unwrap();
-    expect_err(
-        download_sources(d.path(), &[], &f.sources()),
-        &["no mirrors", "t10k-images-idx3-ubyte.gz"],
-    );
+    expect_err(download_sources(d.path(), &[], &f.sources()), &["no mirrors", "t10k-images-idx3-ubyte.gz"]);
 }

@@ -3,8 +3,8 @@
 
 mod mnist_files;
 
-use mnist_files::*;
 use autoencoders::data::{find_file, missing_files, read_images, read_labels, resolve_data_dir, Mnist};
+use mnist_files::*;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -55,10 +55,7 @@ fn batches_scale_to_unit_interval() {
 #[test]
 fn missing_file() {
     let d = tmp();
-    expect_err(
-        read_images(&d.path().join("nope-idx3-ubyte")),
-        &["nope-idx3-ubyte", "cannot open"],
-    );
+    expect_err(read_images(&d.path().join("nope-idx3-ubyte")), &["nope-idx3-ubyte", "cannot open"]);
 }
 
 #[test]
@@ -66,10 +63,7 @@ fn empty_file() {
     let d = tmp();
     expect_err(read_images(&write(d.path(), "e", &[])), &["empty"]);
     // An empty gzip member decompresses to nothing: a truncated header.
-    expect_err(
-        read_images(&write(d.path(), "e.gz", &gzip(&[]))),
-        &["truncated header"],
-    );
+    expect_err(read_images(&write(d.path(), "e.gz", &gzip(&[]))), &["truncated header"]);
 }
 
 #[test]
@@ -77,20 +71,14 @@ fn wrong_magic() {
     let d = tmp();
     let mut f = images_file(1, 2, 2);
     f[0] = 0x50; // e.g. a PNG or text file
-    expect_err(
-        read_images(&write(d.path(), "m", &f)),
-        &["magic", "not an IDX file"],
-    );
+    expect_err(read_images(&write(d.path(), "m", &f)), &["magic", "not an IDX file"]);
 }
 
 #[test]
 fn wrong_data_type() {
     let d = tmp();
     let f = idx(0x0D, &[1, 1, 1], &[0, 0, 0, 0]);
-    expect_err(
-        read_images(&write(d.path(), "t", &f)),
-        &["data type 0x0d", "f32", "only 0x08"],
-    );
+    expect_err(read_images(&write(d.path(), "t", &f)), &["data type 0x0d", "f32", "only 0x08"]);
 }
 
 #[test]
@@ -106,37 +94,19 @@ fn wrong_number_of_dimensions() {
 fn truncated_header() {
     let d = tmp();
     let f = images_file(1, 2, 2);
-    expect_err(
-        read_images(&write(d.path(), "a", &f[..3])),
-        &["truncated header", "3 bytes"],
-    );
-    expect_err(
-        read_images(&write(d.path(), "b", &f[..10])),
-        &["truncated header", "10 bytes", "needs 16"],
-    );
-    expect_err(
-        read_images(&write(d.path(), "c.gz", &gzip(&f[..10]))),
-        &["truncated header"],
-    );
+    expect_err(read_images(&write(d.path(), "a", &f[..3])), &["truncated header", "3 bytes"]);
+    expect_err(read_images(&write(d.path(), "b", &f[..10])), &["truncated header", "10 bytes", "needs 16"]);
+    expect_err(read_images(&write(d.path(), "c.gz", &gzip(&f[..10]))), &["truncated header"]);
 }
 
 #[test]
 fn truncated_payload() {
     let d = tmp();
     let f = images_file(2, 2, 2);
-    let msg = expect_err(
-        read_images(&write(d.path(), "x-idx3", &f[..16 + 5])),
-        &["truncated", "x-idx3"],
-    );
-    assert!(
-        msg.contains("header says 2x2x2 = 8 bytes, file has 5"),
-        "{msg}"
-    );
+    let msg = expect_err(read_images(&write(d.path(), "x-idx3", &f[..16 + 5])), &["truncated", "x-idx3"]);
+    assert!(msg.contains("header says 2x2x2 = 8 bytes, file has 5"), "{msg}");
     assert!(msg.contains("re-download"), "{msg}");
-    let msg = expect_err(
-        read_images(&write(d.path(), "x.gz", &gzip(&f[..16 + 5]))),
-        &["truncated"],
-    );
+    let msg = expect_err(read_images(&write(d.path(), "x.gz", &gzip(&f[..16 + 5]))), &["truncated"]);
     assert!(msg.contains("decompressed file has 5"), "{msg}");
 }
 
@@ -145,14 +115,8 @@ fn trailing_bytes() {
     let d = tmp();
     let mut f = images_file(2, 2, 2);
     f.extend_from_slice(&[1, 2, 3]);
-    expect_err(
-        read_images(&write(d.path(), "t", &f)),
-        &["trailing", "3 extra"],
-    );
-    expect_err(
-        read_images(&write(d.path(), "t.gz", &gzip(&f))),
-        &["trailing", "3 more"],
-    );
+    expect_err(read_images(&write(d.path(), "t", &f)), &["trailing", "3 extra"]);
+    expect_err(read_images(&write(d.path(), "t.gz", &gzip(&f))), &["trailing", "3 more"]);
 }
 
 #[test]
@@ -166,10 +130,7 @@ fn dims_whose_product_overflows() {
 fn dims_above_the_cap() {
     let d = tmp();
     let f = idx(0x08, &[1_000_000, 1000, 1000], &[1, 2, 3]);
-    expect_err(
-        read_images(&write(d.path(), "big", &f)),
-        &["limit", "1000000x1000x1000"],
-    );
+    expect_err(read_images(&write(d.path(), "big", &f)), &["limit", "1000000x1000x1000"]);
 }
 
 #[test]
@@ -180,15 +141,8 @@ fn dims_claiming_hundreds_of_megabytes_fail_fast() {
     let f = idx(0x08, &[1_000_000, 28, 28], &[0; 100]);
     for (name, bytes) in [("big", f.clone()), ("big.gz", gzip(&f))] {
         let start = Instant::now();
-        expect_err(
-            read_images(&write(d.path(), name, &bytes)),
-            &["truncated", "784000000 bytes"],
-        );
-        assert!(
-            start.elapsed() < Duration::from_millis(500),
-            "{name}: took {:?}",
-            start.elapsed()
-        );
+        expect_err(read_images(&write(d.path(), name, &bytes)), &["truncated", "784000000 bytes"]);
+        assert!(start.elapsed() < Duration::from_millis(500), "{name}: took {:?}", start.elapsed());
     }
 }
 
@@ -197,35 +151,19 @@ fn zero_images_is_a_valid_file_but_not_a_valid_mnist() {
     let d = tmp();
     let im = read_images(&write(d.path(), "z", &images_file(0, 28, 28))).unwrap();
     assert_eq!((im.n, im.pixels.len()), (0, 0));
-    assert!(read_labels(&write(d.path(), "zl", &labels_file(&[])))
-        .unwrap()
-        .is_empty());
+    assert!(read_labels(&write(d.path(), "zl", &labels_file(&[]))).unwrap().is_empty());
 
     mini_mnist(d.path());
-    write(
-        d.path(),
-        "train-images-idx3-ubyte.gz",
-        &gzip(&images_file(0, 4, 3)),
-    );
-    write(
-        d.path(),
-        "train-labels-idx1-ubyte.gz",
-        &gzip(&labels_file(&[])),
-    );
+    write(d.path(), "train-images-idx3-ubyte.gz", &gzip(&images_file(0, 4, 3)));
+    write(d.path(), "train-labels-idx1-ubyte.gz", &gzip(&labels_file(&[])));
     expect_err(Mnist::load(d.path()), &["training set has no images"]);
 }
 
 #[test]
 fn zero_rows_or_cols_is_refused() {
     let d = tmp();
-    expect_err(
-        read_images(&write(d.path(), "r", &images_file(5, 0, 28))),
-        &["0x28", "empty"],
-    );
-    expect_err(
-        read_images(&write(d.path(), "c", &images_file(5, 28, 0))),
-        &["28x0", "empty"],
-    );
+    expect_err(read_images(&write(d.path(), "r", &images_file(5, 0, 28))), &["0x28", "empty"]);
+    expect_err(read_images(&write(d.path(), "c", &images_file(5, 28, 0))), &["28x0", "empty"]);
 }
 
 #[test]
@@ -236,20 +174,14 @@ fn corrupt_gzip_stream() {
     for b in &mut g[mid..mid + 8] {
         *b ^= 0xA5;
     }
-    expect_err(
-        read_images(&write(d.path(), "c.gz", &g)),
-        &["c.gz", "corrupt or truncated gzip data"],
-    );
+    expect_err(read_images(&write(d.path(), "c.gz", &g)), &["c.gz", "corrupt or truncated gzip data"]);
     // A damaged gzip header (compression method 8 = deflate is the only one there is).
     let mut g = gzip(&images_file(2, 2, 2));
     g[2] = 7;
     expect_err(read_images(&write(d.path(), "h.gz", &g)), &["h.gz", "gzip"]);
     // Cut short mid-stream.
     let g = gzip(&images_file(20, 8, 8));
-    expect_err(
-        read_images(&write(d.path(), "cut.gz", &g[..g.len() / 2])),
-        &["truncated"],
-    );
+    expect_err(read_images(&write(d.path(), "cut.gz", &g[..g.len() / 2])), &["truncated"]);
 }
 
 #[test]
@@ -257,10 +189,7 @@ fn gzip_with_garbage_after() {
     let d = tmp();
     let mut g = gzip(&images_file(2, 2, 2));
     g.extend_from_slice(b"garbage");
-    expect_err(
-        read_images(&write(d.path(), "g.gz", &g)),
-        &["garbage after the end of the gzip stream"],
-    );
+    expect_err(read_images(&write(d.path(), "g.gz", &g)), &["garbage after the end of the gzip stream"]);
 }
 
 #[test]
@@ -293,10 +222,7 @@ fn mnist_load_reads_a_complete_directory() {
     let d = tmp();
     mini_mnist(d.path());
     let m = Mnist::load(d.path()).unwrap();
-    assert_eq!(
-        (m.train.n, m.test.n, m.train.rows, m.train.cols),
-        (5, 3, 4, 3)
-    );
+    assert_eq!((m.train.n, m.test.n, m.train.rows, m.train.cols), (5, 3, 4, 3));
     assert_eq!(m.test_labels.labels, [7, 2, 1]);
     assert!(missing_files(d.path()).is_empty());
 }
@@ -305,14 +231,8 @@ fn mnist_load_reads_a_complete_directory() {
 fn mnist_load_prefers_gz_and_accepts_raw() {
     let d = tmp();
     mini_mnist(d.path());
-    assert_eq!(
-        find_file(d.path(), "train-images-idx3-ubyte").unwrap(),
-        d.path().join("train-images-idx3-ubyte.gz")
-    );
-    assert_eq!(
-        find_file(d.path(), "t10k-images-idx3-ubyte").unwrap(),
-        d.path().join("t10k-images-idx3-ubyte")
-    );
+    assert_eq!(find_file(d.path(), "train-images-idx3-ubyte").unwrap(), d.path().join("train-images-idx3-ubyte.gz"));
+    assert_eq!(find_file(d.path(), "t10k-images-idx3-ubyte").unwrap(), d.path().join("t10k-images-idx3-ubyte"));
     // With both present, the .gz is read: make the raw one unreadable garbage to prove it.
     write(d.path(), "train-images-idx3-ubyte", b"junk");
     Mnist::load(d.path()).unwrap();
@@ -324,19 +244,8 @@ fn mnist_load_lists_missing_files() {
     mini_mnist(d.path());
     std::fs::remove_file(d.path().join("t10k-images-idx3-ubyte")).unwrap();
     std::fs::remove_file(d.path().join("train-labels-idx1-ubyte.gz")).unwrap();
-    assert_eq!(
-        missing_files(d.path()),
-        ["train-labels-idx1-ubyte", "t10k-images-idx3-ubyte"]
-    );
-    expect_err(
-        Mnist::load(d.path()),
-        &[
-            "train-labels-idx1-ubyte",
-            "t10k-images-idx3-ubyte",
-            "--data",
-            "MNIST_DIR",
-        ],
-    );
+    assert_eq!(missing_files(d.path()), ["train-labels-idx1-ubyte", "t10k-images-idx3-ubyte"]);
+    expect_err(Mnist::load(d.path()), &["train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "--data", "MNIST_DIR"]);
 }
 
 #[test]
@@ -344,10 +253,7 @@ fn images_and_labels_disagreeing_in_count() {
     let d = tmp();
     mini_mnist(d.path());
     write(d.path(), "t10k-labels-idx1-ubyte", &labels_file(&[7, 2]));
-    expect_err(
-        Mnist::load(d.path()),
-        &["t10k-labels-idx1-ubyte", "2 labels", "3 images"],
-    );
+    expect_err(Mnist::load(d.path()), &["t10k-labels-idx1-ubyte", "2 labels", "3 images"]);
 }
 
 #[test]
@@ -362,11 +268,7 @@ fn train_and_test_image_sizes_disagreeing() {
 fn labels_outside_0_to_9() {
     let d = tmp();
     mini_mnist(d.path());
-    write(
-        d.path(),
-        "t10k-labels-idx1-ubyte",
-        &labels_file(&[7, 12, 1]),
-    );
+    write(d.path(), "t10k-labels-idx1-ubyte", &labels_file(&[7, 12, 1]));
     expect_err(Mnist::load(d.path()), &["label 12 at index 1"]);
 }
 
@@ -390,9 +292,6 @@ fn ensure_mnist_refuses_a_named_dir_that_does_not_exist() {
     // Must fail before any network access: the directory check comes first.
     let d = tmp();
     let missing = d.path().join("typo");
-    expect_err(
-        autoencoders::data::ensure_mnist(Some(&missing)),
-        &["typo", "no such directory"],
-    );
+    expect_err(autoencoders::data::ensure_mnist(Some(&missing)), &["typo", "no such directory"]);
     assert!(!missing.exists());
 }

@@ -6,9 +6,7 @@ use std::path::PathBuf;
 
 fn mnist_dir() -> Option<PathBuf> {
     let candidates = [
-        std::env::var_os("MNIST_DIR")
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from),
+        std::env::var_os("MNIST_DIR").filter(|v| !v.is_empty()).map(PathBuf::from),
         Some(PathBuf::from("/work/shared/mnist")),
         Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/mnist")),
     ];
@@ -35,25 +33,11 @@ fn real_mnist_has_the_published_shape() {
     assert_eq!((m.test.n, m.test.rows, m.test.cols), (10000, 28, 28));
     assert_eq!(m.train.pixels.len(), 60000 * 784);
     assert_eq!((m.train_labels.len(), m.test_labels.len()), (60000, 10000));
-    assert!(m
-        .train_labels
-        .labels
-        .iter()
-        .chain(&m.test_labels.labels)
-        .all(|&l| l <= 9));
+    assert!(m.train_labels.labels.iter().chain(&m.test_labels.labels).all(|&l| l <= 9));
     assert_eq!(m.test_labels.labels[0], 7, "the first test image is a 7");
-    assert_eq!(
-        m.train_labels.labels[0], 5,
-        "the first training image is a 5"
-    );
-    assert_eq!(
-        histogram(&m.train_labels.labels),
-        [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
-    );
-    assert_eq!(
-        histogram(&m.test_labels.labels),
-        [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
-    );
+    assert_eq!(m.train_labels.labels[0], 5, "the first training image is a 5");
+    assert_eq!(histogram(&m.train_labels.labels), [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]);
+    assert_eq!(histogram(&m.test_labels.labels), [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]);
     // Images have ink and background: a first sanity check that pixels are not shifted.
     let first = m.test.image(0);
     assert_eq!((first[0], first.iter().max().copied()), (0, Some(255)));

@@ -12,14 +12,8 @@ fn assert_close(got: &[f32], want: &[f32], tol: f32) {
 
 #[test]
 fn area_resize_averages_2x2_blocks_exactly() {
-    let pixels: Vec<f32> = (0..56 * 56)
-        .map(|i| ((i * 7919) % 256) as f32 / 255.0)
-        .collect();
-    let img = GreyImage {
-        w: 56,
-        h: 56,
-        pixels,
-    };
+    let pixels: Vec<f32> = (0..56 * 56).map(|i| ((i * 7919) % 256) as f32 / 255.0).collect();
+    let img = GreyImage { w: 56, h: 56, pixels };
     let out = area_resize(&img, 28, 28);
     for y in 0..28 {
         for x in 0..28 {
@@ -33,25 +27,13 @@ fn area_resize_averages_2x2_blocks_exactly() {
 #[test]
 fn area_resize_hand_computed_cases() {
     // 1x1 -> 28x28: a constant image.
-    let out = area_resize(
-        &GreyImage {
-            w: 1,
-            h: 1,
-            pixels: vec![0.3],
-        },
-        28,
-        28,
-    );
+    let out = area_resize(&GreyImage { w: 1, h: 1, pixels: vec![0.3] }, 28, 28);
     assert!(out.pixels.iter().all(|&v| v == 0.3));
 
     // 3x3 -> 28x28. Output column x covers [3x/28, 3(x+1)/28) input pixels: column 9 covers
     // 1/28 of input 0 and 2/28 of input 1 (weights 1/3, 2/3), column 18 covers 2/28 of input
     // 1 and 1/28 of input 2 (2/3, 1/3), column 0 lies inside input 0.
-    let img = GreyImage {
-        w: 3,
-        h: 3,
-        pixels: vec![0.0, 0.3, 0.9, 0.1, 0.4, 0.7, 0.2, 0.5, 0.6],
-    };
+    let img = GreyImage { w: 3, h: 3, pixels: vec![0.0, 0.3, 0.9, 0.1, 0.4, 0.7, 0.2, 0.5, 0.6] };
     let out = area_resize(&img, 28, 28);
     let at = |x: usize, y: usize| out.pixels[y * 28 + x];
     assert!((at(0, 0) - 0.0).abs() < 1e-6);
@@ -64,20 +46,9 @@ fn area_resize_hand_computed_cases() {
     assert!((at(9, 9) - (row0 / 3.0 + row1 * 2.0 / 3.0)).abs() < 1e-6);
 
     // 5x3 -> 2x1: output pixel 0 covers inputs 0, 1 and half of 2: weights 0.4, 0.4, 0.2.
-    let img = GreyImage {
-        w: 5,
-        h: 3,
-        pixels: (0..15).map(|i| (i % 5) as f32).collect(),
-    };
+    let img = GreyImage { w: 5, h: 3, pixels: (0..15).map(|i| (i % 5) as f32).collect() };
     let out = area_resize(&img, 2, 1);
-    assert_close(
-        &out.pixels,
-        &[
-            0.4 * 0.0 + 0.4 * 1.0 + 0.2 * 2.0,
-            0.2 * 2.0 + 0.4 * 3.0 + 0.4 * 4.0,
-        ],
-        1e-6,
-    );
+    assert_close(&out.pixels, &[0.4 * 0.0 + 0.4 * 1.0 + 0.2 * 2.0, 0.2 * 2.0 + 0.4 * 3.0 + 0.4 * 4.0], 1e-6);
 }
 
 /// An independent reference: the 2-D overlap area of each output and input pixel, computed
@@ -87,12 +58,7 @@ fn naive_area_resize(img: &GreyImage, ow: usize, oh: usize) -> Vec<f32> {
     let mut out = vec![0.0f32; ow * oh];
     for oy in 0..oh {
         for ox in 0..ow {
-            let (x0, x1, y0, y1) = (
-                ox as f64 * sx,
-                (ox + 1) as f64 * sx,
-                oy as f64 * sy,
-                (oy + 1) as f64 * sy,
-            );
+            let (x0, x1, y0, y1) = (ox as f64 * sx, (ox + 1) as f64 * sx, oy as f64 * sy, (oy + 1) as f64 * sy);
             let mut sum = 0.0;
             for iy in 0..img.h {
                 for ix in 0..img.w {

@@ -2,8 +2,7 @@
 
 mod common;
 use autoencoders::figures::png_io::{
-    builtin_non_digit, decode_grey, load_grey, load_grey_28, save_grey_png, save_grey_png_scaled,
-    GreyImage,
+    builtin_non_digit, decode_grey, load_grey, load_grey_28, save_grey_png, save_grey_png_scaled, GreyImage,
 };
 use proptest::prelude::*;
 use std::path::{Path, PathBuf};
@@ -86,9 +85,7 @@ fn every_colour_type_and_depth_gives_bt601_grey() {
 fn save_then_load_gives_the_same_8bit_values() {
     let dir = tmp_dir("roundtrip");
     let (w, h) = (17, 5); // odd sizes catch row-stride mistakes
-    let pixels: Vec<f32> = (0..w * h)
-        .map(|i| ((i * 37) % 256) as f32 / 255.0)
-        .collect();
+    let pixels: Vec<f32> = (0..w * h).map(|i| ((i * 37) % 256) as f32 / 255.0).collect();
     let p = dir.join("r.png");
     save_grey_png(&p, w, h, &pixels).unwrap();
     let img = load_grey(&p).unwrap();
@@ -97,10 +94,7 @@ fn save_then_load_gives_the_same_8bit_values() {
 
     // Clamping: below 0 is black, above 1 white, NaN black; rounding to the nearest level.
     save_grey_png(&p, 5, 1, &[-1.0, 2.0, f32::NAN, 0.5, 0.2 / 255.0]).unwrap();
-    assert_eq!(
-        load_grey(&p).unwrap().pixels,
-        vec![0.0, 1.0, 0.0, 128.0 / 255.0, 0.0]
-    );
+    assert_eq!(load_grey(&p).unwrap().pixels, vec![0.0, 1.0, 0.0, 128.0 / 255.0, 0.0]);
 
     // Nearest-neighbour upscaling replicates each pixel into a scale x scale square.
     save_grey_png_scaled(&p, 2, 2, &[0.0, 1.0, 1.0, 0.0], 3).unwrap();
@@ -153,44 +147,24 @@ fn not_a_png_and_truncated_files_are_one_line_errors() {
     let p = dir.join("text.png");
     std::fs::write(&p, b"hello, this is not an image").unwrap();
     one_line_err(load_grey(&p), "text.png", "not a valid PNG");
-    one_line_err(
-        load_grey(&dir.join("missing.png")),
-        "missing.png",
-        "cannot open",
-    );
+    one_line_err(load_grey(&dir.join("missing.png")), "missing.png", "cannot open");
 
     let pixels: Vec<u8> = (0..28 * 28).map(|i| (i % 251) as u8).collect();
-    let full = encode(
-        28,
-        28,
-        png::ColorType::Grayscale,
-        png::BitDepth::Eight,
-        &pixels,
-        None,
-        None,
-    );
+    let full = encode(28, 28, png::ColorType::Grayscale, png::BitDepth::Eight, &pixels, None, None);
     // The IEND chunk is the last 12 bytes; cutting anywhere before it loses image data.
     for cut in 0..full.len() - 12 {
         let r = decode_grey(&full[..cut], "cut.png");
-        assert!(
-            r.is_err(),
-            "prefix of {cut} of {} bytes decoded",
-            full.len()
-        );
+        assert!(r.is_err(), "prefix of {cut} of {} bytes decoded", full.len());
         assert!(!format!("{:#}", r.unwrap_err()).contains('\n'));
     }
     // Cutting only into IEND may decode, but then every pixel must be right.
     for cut in full.len() - 12..full.len() {
         if let Ok(img) = decode_grey(&full[..cut], "cut.png") {
-            assert_eq!(
-                img.pixels,
-                pixels.iter().map(|&v| v as f32 / 255.0).collect::<Vec<_>>()
-            );
+            assert_eq!(img.pixels, pixels.iter().map(|&v| v as f32 / 255.0).collect::<Vec<_>>());
         }
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
-
 
 fn chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
     let mut out = (data.len() as u32).to_be_bytes().to_vec();
@@ -222,11 +196,7 @@ fn huge_images_are_refused_quickly() {
     assert!(std::fs::metadata(&p).unwrap().len() < 2_000_000);
     let start = Instant::now();
     one_line_err(load_grey(&p), "huge.png", "10000x10000");
-    assert!(
-        start.elapsed() < Duration::from_secs(2),
-        "took {:?}",
-        start.elapsed()
-    );
+    assert!(start.elapsed() < Duration::from_secs(2), "took {:?}", start.elapsed());
 
     // A bare header claiming 2^31-1 x 2^31-1 RGBA16 pixels (no image data at all).
     let mut ihdr = Vec::new();
@@ -235,10 +205,7 @@ fn huge_images_are_refused_quickly() {
     ihdr.extend_from_slice(&[16, 6, 0, 0, 0]); // depth 16, RGBA, deflate, adaptive, no interlace
     let mut absurd = vec![0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a];
     absurd.extend(chunk(b"IHDR", &ihdr));
-    absurd.extend(chunk(
-        b"IDAT",
-        &[0x78, 0x01, 0x01, 0x00, 0x00, 0xff, 0xff, 0, 0, 0, 1],
-    ));
+    absurd.extend(chunk(b"IDAT", &[0x78, 0x01, 0x01, 0x00, 0x00, 0xff, 0xff, 0, 0, 0, 1]));
     absurd.extend(chunk(b"IEND", &[]));
     let r = decode_grey(&absurd[..], "absurd.png");
     let msg = format!("{:#}", r.unwrap_err());
@@ -262,17 +229,9 @@ fn shared_photographs_load_and_resize() {
         // Sums in f64: an f32 running sum of 262,144 pixels drifts by more than the tolerance.
         let mean = d.iter().map(|&v| v as f64).sum::<f64>() / 784.0;
         let full_mean = img.pixels.iter().map(|&v| v as f64).sum::<f64>() / img.pixels.len() as f64;
-        assert!(
-            (mean - full_mean).abs() < 1e-4,
-            "{name}: resize changed the mean"
-        );
-        let (lo, hi) = d
-            .iter()
-            .fold((1f32, 0f32), |(a, b), &v| (a.min(v), b.max(v)));
-        assert!(
-            hi - lo > 0.3,
-            "{name}: a photograph should keep some contrast at 28x28"
-        );
+        assert!((mean - full_mean).abs() < 1e-4, "{name}: resize changed the mean");
+        let (lo, hi) = d.iter().fold((1f32, 0f32), |(a, b), &v| (a.min(v), b.max(v)));
+        assert!(hi - lo > 0.3, "{name}: a photograph should keep some contrast at 28x28");
     }
 }
 
@@ -282,19 +241,12 @@ fn builtin_non_digit_is_a_deterministic_antialiased_smiley() {
     assert_eq!(a, builtin_non_digit());
     assert!(a.iter().all(|v| (0.0..=1.0).contains(v)));
     assert!(a.contains(&1.0) && a.contains(&0.0));
-    assert!(
-        a.iter().filter(|&&v| v > 0.0 && v < 1.0).count() > 20,
-        "edges should be anti-aliased"
-    );
+    assert!(a.iter().filter(|&&v| v > 0.0 && v < 1.0).count() > 20, "edges should be anti-aliased");
     let mean = a.iter().sum::<f32>() / 784.0;
     assert!((0.1..0.45).contains(&mean), "mean ink {mean}");
     for y in 0..28 {
         for x in 0..28 {
-            assert_eq!(
-                a[y * 28 + x],
-                a[y * 28 + 27 - x],
-                "mirror symmetry at ({x}, {y})"
-            );
+            assert_eq!(a[y * 28 + x], a[y * 28 + 27 - x], "mirror symmetry at ({x}, {y})");
         }
     }
     // Not symmetric top to bottom: the eyes are above the smile.

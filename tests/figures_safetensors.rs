@@ -13,38 +13,23 @@ fn tmp_dir(name: &str) -> PathBuf {
 }
 
 fn t(name: &str, shape: &[usize], data: Vec<f32>) -> TensorEntry {
-    TensorEntry {
-        name: name.into(),
-        shape: shape.to_vec(),
-        data,
-    }
+    TensorEntry { name: name.into(), shape: shape.to_vec(), data }
 }
 
 /// Names out of alphabetical order, a scalar, empty tensors and awkward values.
 fn sample() -> (Vec<TensorEntry>, BTreeMap<String, String>) {
     let tensors = vec![
-        t(
-            "encoder.0.weight",
-            &[3, 2],
-            vec![0.5, -1.25, 3.0e-38, 1.0e38, -0.0, 7.0],
-        ),
+        t("encoder.0.weight", &[3, 2], vec![0.5, -1.25, 3.0e-38, 1.0e38, -0.0, 7.0]),
         t("decoder.bias", &[5], vec![1.0, 2.0, 3.0, 4.0, 5.0]),
         t("a_scalar", &[], vec![42.0]),
         t("empty", &[0], vec![]),
         t("zz_empty_3d", &[2, 0, 3], vec![]),
-        t(
-            "conv.weight",
-            &[2, 1, 2, 2],
-            (0..8).map(|i| i as f32 * 0.1 - 0.35).collect(),
-        ),
+        t("conv.weight", &[2, 1, 2, 2], (0..8).map(|i| i as f32 * 0.1 - 0.35).collect()),
     ];
     let meta = BTreeMap::from([
         ("model".to_string(), "deep_ae".to_string()),
         ("epoch".into(), "10".into()),
-        (
-            "note".into(),
-            "quotes \" and \\ and unicode é survive".into(),
-        ),
+        ("note".into(), "quotes \" and \\ and unicode é survive".into()),
     ]);
     (tensors, meta)
 }
@@ -77,36 +62,20 @@ fn round_trip_preserves_everything_and_the_order() {
 fn byte_layout_follows_the_spec() {
     let dir = tmp_dir("layout");
     let p = dir.join("x.safetensors");
-    save(
-        &p,
-        &[t("b", &[2], vec![1.0, -2.0]), t("a", &[1], vec![0.5])],
-        &BTreeMap::new(),
-    )
-    .unwrap();
+    save(&p, &[t("b", &[2], vec![1.0, -2.0]), t("a", &[1], vec![0.5])], &BTreeMap::new()).unwrap();
     let bytes = std::fs::read(&p).unwrap();
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     assert_eq!((8 + n) % 8, 0, "data must start 8-byte aligned");
     let header = std::str::from_utf8(&bytes[8..8 + n]).unwrap();
     assert!(header.starts_with('{') && header.trim_end().ends_with('}'));
-    assert!(
-        header[header.trim_end().len()..].bytes().all(|b| b == b' '),
-        "padding is spaces"
-    );
+    assert!(header[header.trim_end().len()..].bytes().all(|b| b == b' '), "padding is spaces");
     let json: serde_json::Value = serde_json::from_str(header).unwrap();
     assert_eq!(json["b"]["data_offsets"], serde_json::json!([0, 8]));
     assert_eq!(json["a"]["data_offsets"], serde_json::json!([8, 12]));
     assert_eq!(json["a"]["dtype"], "F32");
     assert!(json.get("__metadata__").is_none());
     let data = &bytes[8 + n..];
-    assert_eq!(
-        data,
-        [
-            1.0f32.to_le_bytes(),
-            (-2.0f32).to_le_bytes(),
-            0.5f32.to_le_bytes()
-        ]
-        .concat()
-    );
+    assert_eq!(data, [1.0f32.to_le_bytes(), (-2.0f32).to_le_bytes(), 0.5f32.to_le_bytes()].concat());
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -119,18 +88,12 @@ fn save_refuses_what_load_would_reject() {
         (vec![t("w", &[2], vec![1.0, f32::NAN])], "non-finite"),
         (vec![t("w", &[2], vec![f32::INFINITY, 1.0])], "non-finite"),
         (vec![t("w", &[3], vec![1.0, 2.0])], "shape [3] but 2 values"),
-        (
-            vec![t("w", &[1], vec![1.0]), t("w", &[1], vec![2.0])],
-            "used twice",
-        ),
+        (vec![t("w", &[1], vec![1.0]), t("w", &[1], vec![2.0])], "used twice"),
         (vec![t("__metadata__", &[1], vec![1.0])], "reserves"),
     ];
     for (tensors, needle) in cases {
         let msg = format!("{:#}", save(&p, &tensors, &m).unwrap_err());
-        assert!(
-            msg.contains(needle) && msg.contains("x.safetensors") && !msg.contains('\n'),
-            "{msg}"
-        );
+        assert!(msg.contains(needle) && msg.contains("x.safetensors") && !msg.contains('\n'), "{msg}");
         assert!(!p.exists(), "nothing written on error");
     }
     std::fs::remove_dir_all(&dir).unwrap();
@@ -151,9 +114,7 @@ fn f32s(v: &[f32]) -> Vec<u8> {
 #[test]
 fn bad_files_are_refused_with_the_problem_named() {
     let good = good_bytes();
-    let w = |shape: &str, offs: &str| {
-        format!(r#"{{"w":{{"dtype":"F32","shape":{shape},"data_offsets":{offs}}}}}"#)
-    };
+    let w = |shape: &str, offs: &str| format!(r#"{{"w":{{"dtype":"F32","shape":{shape},"data_offsets":{offs}}}}}"#);
     let d8 = f32s(&[1.0, 2.0]);
     let mut huge_len = good.to_vec();
     huge_len[..8].copy_from_slice(&u64::MAX.to_le_bytes());
@@ -170,60 +131,23 @@ fn bad_files_are_refused_with_the_problem_named() {
         ("not UTF-8", not_utf8, "UTF-8"),
         ("bad JSON", file("{\"w\": [1, 2", &[]), "not valid JSON"),
         ("JSON not an object", file("[1, 2]", &[]), "not an object"),
-        (
-            "tensor not an object",
-            file(r#"{"w": 3}"#, &[]),
-            "tensor 'w' is not an object",
-        ),
-        (
-            "offsets out of range",
-            file(&w("[2]", "[0, 16]"), &d8),
-            "outside",
-        ),
+        ("tensor not an object", file(r#"{"w": 3}"#, &[]), "tensor 'w' is not an object"),
+        ("offsets out of range", file(&w("[2]", "[0, 16]"), &d8), "outside"),
         ("begin after end", file(&w("[0]", "[8, 4]"), &d8), "outside"),
-        (
-            "offsets not a pair",
-            file(&w("[2]", "[0]"), &d8),
-            "data_offsets",
-        ),
-        (
-            "offsets negative",
-            file(&w("[2]", "[-8, 0]"), &d8),
-            "data_offsets",
-        ),
-        (
-            "shape mismatch",
-            file(&w("[3]", "[0, 8]"), &d8),
-            "does not match",
-        ),
+        ("offsets not a pair", file(&w("[2]", "[0]"), &d8), "data_offsets"),
+        ("offsets negative", file(&w("[2]", "[-8, 0]"), &d8), "data_offsets"),
+        ("shape mismatch", file(&w("[3]", "[0, 8]"), &d8), "does not match"),
         (
             "shape overflows usize",
-            file(
-                &w("[4611686018427387904, 4611686018427387904]", "[0, 8]"),
-                &d8,
-            ),
+            file(&w("[4611686018427387904, 4611686018427387904]", "[0, 8]"), &d8),
             "does not match",
         ),
         ("shape negative", file(&w("[-2]", "[0, 8]"), &d8), "shape"),
-        (
-            "wrong dtype",
-            file(
-                r#"{"w":{"dtype":"F16","shape":[4],"data_offsets":[0,8]}}"#,
-                &d8,
-            ),
-            "only F32",
-        ),
-        (
-            "missing dtype",
-            file(r#"{"w":{"shape":[2],"data_offsets":[0,8]}}"#, &d8),
-            "dtype",
-        ),
+        ("wrong dtype", file(r#"{"w":{"dtype":"F16","shape":[4],"data_offsets":[0,8]}}"#, &d8), "only F32"),
+        ("missing dtype", file(r#"{"w":{"shape":[2],"data_offsets":[0,8]}}"#, &d8), "dtype"),
         (
             "unknown field",
-            file(
-                r#"{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8],"x":1}}"#,
-                &d8,
-            ),
+            file(r#"{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8],"x":1}}"#, &d8),
             "unknown field",
         ),
         (
@@ -243,37 +167,15 @@ fn bad_files_are_refused_with_the_problem_named() {
             "unused bytes",
         ),
         ("trailing bytes", file(&w("[1]", "[0, 4]"), &d8), "trailing"),
-        (
-            "NaN",
-            file(&w("[2]", "[0, 8]"), &f32s(&[1.0, f32::NAN])),
-            "tensor 'w' holds a non-finite",
-        ),
-        (
-            "infinity",
-            file(&w("[2]", "[0, 8]"), &f32s(&[f32::NEG_INFINITY, 1.0])),
-            "tensor 'w' holds a non-finite",
-        ),
-        (
-            "metadata not strings",
-            file(r#"{"__metadata__":{"epoch":10}}"#, &[]),
-            "metadata",
-        ),
-        (
-            "metadata not an object",
-            file(r#"{"__metadata__":[]}"#, &[]),
-            "__metadata__",
-        ),
+        ("NaN", file(&w("[2]", "[0, 8]"), &f32s(&[1.0, f32::NAN])), "tensor 'w' holds a non-finite"),
+        ("infinity", file(&w("[2]", "[0, 8]"), &f32s(&[f32::NEG_INFINITY, 1.0])), "tensor 'w' holds a non-finite"),
+        ("metadata not strings", file(r#"{"__metadata__":{"epoch":10}}"#, &[]), "metadata"),
+        ("metadata not an object", file(r#"{"__metadata__":[]}"#, &[]), "__metadata__"),
     ];
     for (what, bytes, needle) in cases {
         let msg = format!("{:#}", parse(&bytes, "bad.safetensors").expect_err(what));
-        assert!(
-            msg.contains(needle),
-            "{what}: {msg:?} does not mention {needle:?}"
-        );
-        assert!(
-            msg.contains("bad.safetensors") && !msg.contains('\n'),
-            "{what}: {msg:?}"
-        );
+        assert!(msg.contains(needle), "{what}: {msg:?} does not mention {needle:?}");
+        assert!(msg.contains("bad.safetensors") && !msg.contains('\n'), "{what}: {msg:?}");
     }
     // Through the file system too, with the path in the message.
     let dir = tmp_dir("bad_path");
@@ -329,11 +231,7 @@ proptest! {
 
 /// Runs a Python script; None when python3 or the safetensors package is missing.
 fn python(script: &str) -> Option<String> {
-    let out = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .output()
-        .ok()?;
+    let out = std::process::Command::new("python3").arg("-c").arg(script).output().ok()?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         if err.contains("ModuleNotFoundError") {
@@ -375,12 +273,7 @@ print(json.dumps({{"meta": meta, "t": {{k: [list(v.shape), str(v.dtype), [float(
         let e = &got["t"][&t.name];
         assert_eq!(e[0], serde_json::json!(t.shape), "{}", t.name);
         assert_eq!(e[1], "float32");
-        let vals: Vec<f32> = e[2]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_f64().unwrap() as f32)
-            .collect();
+        let vals: Vec<f32> = e[2].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
         assert_eq!(vals, t.data, "{}", t.name);
     }
     // The reference writer, read by us.
@@ -400,9 +293,6 @@ save_file({{"w": np.arange(6, dtype=np.float32).reshape(2, 3) / 4, "b": np.array
     let by_name: BTreeMap<_, _> = back.iter().map(|t| (t.name.as_str(), t)).collect();
     assert_eq!(by_name["w"].shape, vec![2, 3]);
     assert_eq!(by_name["w"].data, vec![0.0, 0.25, 0.5, 0.75, 1.0, 1.25]);
-    assert_eq!(
-        (by_name["b"].shape.clone(), by_name["b"].data.clone()),
-        (vec![1], vec![-1.5])
-    );
+    assert_eq!((by_name["b"].shape.clone(), by_name["b"].data.clone()), (vec![1], vec![-1.5]));
     std::fs::remove_dir_all(&dir).unwrap();
 }

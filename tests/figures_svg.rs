@@ -27,10 +27,7 @@ fn check_well_formed(svg: &str) -> Result<(), String> {
             }
             continue;
         }
-        let name: String = tag
-            .chars()
-            .take_while(|c| !c.is_whitespace() && *c != '/')
-            .collect();
+        let name: String = tag.chars().take_while(|c| !c.is_whitespace() && *c != '/').collect();
         if name.is_empty() {
             return Err(format!("empty tag name in <{tag}>"));
         }
@@ -43,19 +40,14 @@ fn check_well_formed(svg: &str) -> Result<(), String> {
     }
     check_text(rest)?;
     if !stack.is_empty() || roots != 1 || !rest.trim().is_empty() {
-        return Err(format!(
-            "unclosed {stack:?}, {roots} roots, trailing {rest:?}"
-        ));
+        return Err(format!("unclosed {stack:?}, {roots} roots, trailing {rest:?}"));
     }
     Ok(())
 }
 
 fn check_text(text: &str) -> Result<(), String> {
     for (i, _) in text.match_indices('&') {
-        if !["&amp;", "&lt;", "&gt;", "&quot;", "&apos;"]
-            .iter()
-            .any(|e| text[i..].starts_with(e))
-        {
+        if !["&amp;", "&lt;", "&gt;", "&quot;", "&apos;"].iter().any(|e| text[i..].starts_with(e)) {
             return Err(format!("bare & in {text:?}"));
         }
     }
@@ -73,14 +65,8 @@ fn texts_with<'a>(svg: &'a str, attr: &str) -> Vec<&'a str> {
 fn losses() -> Vec<Series> {
     let epochs = |f: fn(f64) -> f64| (1..=10).map(|e| (e as f64, f(e as f64))).collect();
     vec![
-        Series {
-            name: "train".into(),
-            points: epochs(|e| 0.06 / e),
-        },
-        Series {
-            name: "test <h=256> & more".into(),
-            points: epochs(|e| 0.05 / e + 0.002),
-        },
+        Series { name: "train".into(), points: epochs(|e| 0.06 / e) },
+        Series { name: "test <h=256> & more".into(), points: epochs(|e| 0.05 / e + 0.002) },
     ]
 }
 
@@ -90,13 +76,7 @@ fn chart_is_well_formed_with_labels_and_legend() {
         let svg = line_chart("Deep AE: loss", "epoch", "MSE per pixel", &losses(), log_y);
         check_well_formed(&svg).unwrap_or_else(|e| panic!("log_y {log_y}: {e}\n{svg}"));
         assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
-        for needle in [
-            "Deep AE: loss",
-            "epoch",
-            "MSE per pixel",
-            ">train<",
-            "test &lt;h=256&gt; &amp; more",
-        ] {
+        for needle in ["Deep AE: loss", "epoch", "MSE per pixel", ">train<", "test &lt;h=256&gt; &amp; more"] {
             assert!(svg.contains(needle), "missing {needle:?}");
         }
         assert_eq!(svg.matches("<polyline").count(), 2);
@@ -105,19 +85,10 @@ fn chart_is_well_formed_with_labels_and_legend() {
         assert!(svg.contains("#1f77b4") && svg.contains("#ff7f0e"));
         assert!(!svg.contains("NaN") && !svg.contains("inf"));
         // Every y tick label is a number, and the labels cover the data.
-        let labels: Vec<f64> = texts_with(&svg, "text-anchor=\"end\"")
-            .iter()
-            .map(|t| t.parse().unwrap())
-            .collect();
+        let labels: Vec<f64> = texts_with(&svg, "text-anchor=\"end\"").iter().map(|t| t.parse().unwrap()).collect();
         assert!((3..=10).contains(&labels.len()), "{labels:?}");
-        let (lo, hi) = (
-            labels.iter().cloned().fold(f64::MAX, f64::min),
-            labels.iter().cloned().fold(0.0, f64::max),
-        );
-        assert!(
-            lo <= 0.006 && hi >= 0.06,
-            "log_y {log_y}: ticks {labels:?} do not span the data"
-        );
+        let (lo, hi) = (labels.iter().cloned().fold(f64::MAX, f64::min), labels.iter().cloned().fold(0.0, f64::max));
+        assert!(lo <= 0.006 && hi >= 0.06, "log_y {log_y}: ticks {labels:?} do not span the data");
     }
 }
 
@@ -126,23 +97,14 @@ fn x_ticks_for_epochs_and_steps() {
     let svg = line_chart("t", "epoch", "y", &losses(), false);
     let xs: Vec<&str> = texts_with(&svg, "y=\"388.0\" text-anchor=\"middle\"");
     assert_eq!(xs, vec!["0", "2", "4", "6", "8", "10"]);
-    let steps = Series {
-        name: "step".into(),
-        points: (0..9380)
-            .map(|s| (s as f64, 1.0 / (1.0 + s as f64)))
-            .collect(),
-    };
+    let steps = Series { name: "step".into(), points: (0..9380).map(|s| (s as f64, 1.0 / (1.0 + s as f64))).collect() };
     let svg = line_chart("t", "step", "y", &[steps], true);
     check_well_formed(&svg).unwrap();
     assert_eq!(
         texts_with(&svg, "y=\"388.0\" text-anchor=\"middle\""),
         vec!["0", "2000", "4000", "6000", "8000", "10000"]
     );
-    assert_eq!(
-        svg.matches("<circle").count(),
-        0,
-        "no markers on long series"
-    );
+    assert_eq!(svg.matches("<circle").count(), 0, "no markers on long series");
 }
 
 #[test]
@@ -151,24 +113,13 @@ fn nice_ticks_are_1_2_5_and_cover_the_data() {
     assert_eq!(nice_step(0.04), 0.05);
     assert_eq!(nice_step(120.0), 100.0);
     assert_eq!(nice_step(8.0), 10.0);
-    for (lo, hi) in [
-        (0.0, 1.0),
-        (0.0123, 0.0617),
-        (1.0, 10.0),
-        (-3.2, 7.9),
-        (1e-7, 3e-7),
-        (2e6, 9e6),
-        (-5.0, -4.0),
-    ] {
+    for (lo, hi) in [(0.0, 1.0), (0.0123, 0.0617), (1.0, 10.0), (-3.2, 7.9), (1e-7, 3e-7), (2e6, 9e6), (-5.0, -4.0)] {
         let (a, b, ticks) = linear_ticks(Some((lo, hi)));
         assert!(a <= lo && b >= hi, "[{a}, {b}] does not cover [{lo}, {hi}]");
         assert!((3..=10).contains(&ticks.len()), "{lo}..{hi}: {ticks:?}");
         let step = ticks[1].0 - ticks[0].0;
         let m = step / 10f64.powf(step.log10().floor());
-        assert!(
-            [1.0, 2.0, 5.0, 10.0].iter().any(|n| (m - n).abs() < 1e-9),
-            "step {step}"
-        );
+        assert!([1.0, 2.0, 5.0, 10.0].iter().any(|n| (m - n).abs() < 1e-9), "step {step}");
         for (v, label) in &ticks {
             let parsed: f64 = label.parse().unwrap_or_else(|_| panic!("label {label:?}"));
             assert!((parsed - v).abs() <= step * 1e-6, "label {label} for {v}");
@@ -177,10 +128,7 @@ fn nice_ticks_are_1_2_5_and_cover_the_data() {
     // Log axis: whole decades, with 2 and 5 in between when the span is short.
     let (a, b, t) = log_ticks(Some((0.012f64.log10(), 0.06f64.log10())));
     assert_eq!((a, b), (-2.0, -1.0));
-    assert_eq!(
-        t.iter().map(|x| x.1.as_str()).collect::<Vec<_>>(),
-        vec!["0.01", "0.02", "0.05", "0.1"]
-    );
+    assert_eq!(t.iter().map(|x| x.1.as_str()).collect::<Vec<_>>(), vec!["0.01", "0.02", "0.05", "0.1"]);
     let (_, _, t) = log_ticks(Some((-12.0, 3.5)));
     assert!(t.len() <= 9, "{t:?}");
     assert!(t.iter().any(|x| x.1 == "1e-12") && t.iter().all(|x| x.1.parse::<f64>().is_ok()));
@@ -188,31 +136,13 @@ fn nice_ticks_are_1_2_5_and_cover_the_data() {
 
 #[test]
 fn degenerate_series() {
-    let one = Series {
-        name: "one".into(),
-        points: vec![(3.0, 0.5)],
-    };
-    let flat = Series {
-        name: "flat".into(),
-        points: vec![(0.0, 2.0), (1.0, 2.0), (2.0, 2.0)],
-    };
-    let junk = Series {
-        name: "junk".into(),
-        points: vec![(f64::NAN, 1.0), (1.0, f64::INFINITY), (2.0, -1.0)],
-    };
-    let empty = Series {
-        name: "empty".into(),
-        points: vec![],
-    };
+    let one = Series { name: "one".into(), points: vec![(3.0, 0.5)] };
+    let flat = Series { name: "flat".into(), points: vec![(0.0, 2.0), (1.0, 2.0), (2.0, 2.0)] };
+    let junk = Series { name: "junk".into(), points: vec![(f64::NAN, 1.0), (1.0, f64::INFINITY), (2.0, -1.0)] };
+    let empty = Series { name: "empty".into(), points: vec![] };
     // Found by the fuzz test below: a span past f64::MAX once produced NaN coordinates.
-    let huge = Series {
-        name: "huge".into(),
-        points: vec![(1.2e308, 966.0), (-3.7e127, 1.7e266), (-1.7e308, 5e-324)],
-    };
-    let tiny = Series {
-        name: "tiny".into(),
-        points: vec![(0.0, 5e-324), (1.0, 5e-324)],
-    };
+    let huge = Series { name: "huge".into(), points: vec![(1.2e308, 966.0), (-3.7e127, 1.7e266), (-1.7e308, 5e-324)] };
+    let tiny = Series { name: "tiny".into(), points: vec![(0.0, 5e-324), (1.0, 5e-324)] };
     for log_y in [false, true] {
         for set in [
             vec![one.clone()],
@@ -231,13 +161,7 @@ fn degenerate_series() {
     }
     // A single point is drawn as a marker; no polyline can show it.
     let svg = line_chart("t", "x", "y", &[one], false);
-    assert_eq!(
-        (
-            svg.matches("<circle").count(),
-            svg.matches("<polyline").count()
-        ),
-        (1, 0)
-    );
+    assert_eq!((svg.matches("<circle").count(), svg.matches("<polyline").count()), (1, 0));
     // On a log axis the -1 is skipped, the 2.0 kept.
     let svg = line_chart("t", "x", "y", &[junk], true);
     assert_eq!(svg.matches("<circle").count(), 0, "{svg}");

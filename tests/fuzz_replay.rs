@@ -18,11 +18,8 @@ use std::path::{Path, PathBuf};
 /// A fuzz target: it takes the input's bytes and panics on a bug.
 type Target = fn(&[u8]);
 
-const TARGETS: [(&str, Target); 3] = [
-    ("idx", harness::idx),
-    ("png", harness::png),
-    ("safetensors", harness::safetensors),
-];
+const TARGETS: [(&str, Target); 3] =
+    [("idx", harness::idx), ("png", harness::png), ("safetensors", harness::safetensors)];
 
 fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")
@@ -33,10 +30,7 @@ fn inputs(dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
-    let mut files: Vec<PathBuf> = entries
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_file())
-        .collect();
+    let mut files: Vec<PathBuf> = entries.map(|e| e.unwrap().path()).filter(|p| p.is_file()).collect();
     files.sort();
     files
 }
@@ -47,11 +41,7 @@ fn replay(kind: &str, target: &str, run: Target) -> usize {
     for f in &files {
         let bytes = std::fs::read(f).unwrap();
         let outcome = std::panic::catch_unwind(|| run(&bytes));
-        assert!(
-            outcome.is_ok(),
-            "fuzz target {target} panicked on {}",
-            f.display()
-        );
+        assert!(outcome.is_ok(), "fuzz target {target} panicked on {}", f.display());
     }
     files.len()
 }
@@ -92,22 +82,10 @@ fn write_seeds() {
     put("idx", "images-empty-set", &with(0, &images_file(0, 28, 28)));
     put("idx", "images-header-only", &with(0, &images[..16]));
     put("idx", "images-truncated-payload", &with(0, &images[..30]));
-    put(
-        "idx",
-        "images-trailing-byte",
-        &with(0, &[&images[..], &[7]].concat()),
-    );
+    put("idx", "images-trailing-byte", &with(0, &[&images[..], &[7]].concat()));
     let gz = gzip(&images);
-    put(
-        "idx",
-        "images-gzip-truncated",
-        &with(0, &gz[..gz.len() / 2]),
-    );
-    put(
-        "idx",
-        "images-gzip-two-members",
-        &with(0, &[&gz[..], &gz[..]].concat()),
-    );
+    put("idx", "images-gzip-truncated", &with(0, &gz[..gz.len() / 2]));
+    put("idx", "images-gzip-two-members", &with(0, &[&gz[..], &gz[..]].concat()));
     let huge = mnist_files::idx(0x08, &[60000, 28, 28], &[]);
     put("idx", "images-huge-claim-gzip", &with(1, &huge));
 
@@ -129,47 +107,21 @@ fn write_seeds() {
     ];
     for (name, color, depth, bytes_per_px) in plain {
         let bits = depth as usize;
-        let row = if bits < 8 {
-            (w as usize * bits).div_ceil(8)
-        } else {
-            w as usize * bytes_per_px
-        };
-        let data: Vec<u8> = (0..row * h as usize)
-            .map(|k| (k * 37 % 256) as u8)
-            .collect();
-        put(
-            "png",
-            &format!("{name}.png"),
-            &encode_png(w, h, color, depth, &data, |_| {}),
-        );
+        let row = if bits < 8 { (w as usize * bits).div_ceil(8) } else { w as usize * bytes_per_px };
+        let data: Vec<u8> = (0..row * h as usize).map(|k| (k * 37 % 256) as u8).collect();
+        put("png", &format!("{name}.png"), &encode_png(w, h, color, depth, &data, |_| {}));
     }
     // Palette, 4 bits, with transparency for two entries.
-    let data: Vec<u8> = (0..3 * h as usize)
-        .map(|k| (k * 0x13 % 256) as u8 & 0x33)
-        .collect();
+    let data: Vec<u8> = (0..3 * h as usize).map(|k| (k * 0x13 % 256) as u8 & 0x33).collect();
     let palette = encode_png(w, h, C::Indexed, D::Four, &data, |e| {
-        e.set_palette(
-            (0..4 * 3)
-                .map(|k| (k * 60 % 256) as u8)
-                .collect::<Vec<u8>>(),
-        );
+        e.set_palette((0..4 * 3).map(|k| (k * 60 % 256) as u8).collect::<Vec<u8>>());
         e.set_trns(vec![0u8, 128]);
     });
     put("png", "palette4-trns.png", &palette);
     // Grey with a tRNS colour key: becomes grey+alpha.
     let data: Vec<u8> = (0..w * h).map(|k| (k * 50 % 256) as u8).collect();
-    put(
-        "png",
-        "grey8-trns.png",
-        &encode_png(w, h, C::Grayscale, D::Eight, &data, |e| {
-            e.set_trns(vec![0u8, 100])
-        }),
-    );
-    put(
-        "png",
-        "grey8-1x1.png",
-        &encode_png(1, 1, C::Grayscale, D::Eight, &[200], |_| {}),
-    );
+    put("png", "grey8-trns.png", &encode_png(w, h, C::Grayscale, D::Eight, &data, |e| e.set_trns(vec![0u8, 100])));
+    put("png", "grey8-1x1.png", &encode_png(1, 1, C::Grayscale, D::Eight, &[200], |_| {}));
     let interlaced = interlaced_grey_3x3();
     let img = autoencoders::figures::png_io::decode_grey(&interlaced[..], "interlaced").unwrap();
     let want: Vec<f32> = (1..=9).map(|k| (k * 10) as f32 / 255.0).collect();
@@ -189,31 +141,18 @@ fn write_seeds() {
     let t = |name: &str, shape: &[usize]| TensorEntry {
         name: name.into(),
         shape: shape.to_vec(),
-        data: (0..shape.iter().product::<usize>())
-            .map(|k| k as f32 * 0.25 - 1.0)
-            .collect(),
+        data: (0..shape.iter().product::<usize>()).map(|k| k as f32 * 0.25 - 1.0).collect(),
     };
-    let meta: BTreeMap<String, String> = [
-        ("experiment".to_string(), "ae-dense".to_string()),
-        ("epoch".into(), "3".into()),
-    ]
-    .into();
+    let meta: BTreeMap<String, String> =
+        [("experiment".to_string(), "ae-dense".to_string()), ("epoch".into(), "3".into())].into();
     let saved = |name: &str, tensors: &[TensorEntry], meta: &BTreeMap<String, String>| {
         save(&file, tensors, meta).unwrap();
         let bytes = std::fs::read(&file).unwrap();
         put("safetensors", name, &bytes);
         bytes
     };
-    let two = saved(
-        "two-tensors-metadata",
-        &[t("enc.w", &[3, 2]), t("enc.b", &[2])],
-        &meta,
-    );
-    saved(
-        "scalar-and-empty",
-        &[t("s", &[]), t("e", &[0, 4])],
-        &BTreeMap::new(),
-    );
+    let two = saved("two-tensors-metadata", &[t("enc.w", &[3, 2]), t("enc.b", &[2])], &meta);
+    saved("scalar-and-empty", &[t("s", &[]), t("e", &[0, 4])], &BTreeMap::new());
     saved("metadata-only", &[], &meta);
     put("safetensors", "truncated-data", &two[..two.len() - 3]);
     put("safetensors", "truncated-header", &two[..20]);
@@ -279,11 +218,7 @@ fn interlaced_grey_3x3() -> Vec<u8> {
     ihdr.extend_from_slice(&3u32.to_be_bytes());
     ihdr.extend_from_slice(&[8, 0, 0, 0, 1]); // depth 8, grey, deflate, filter 0, Adam7
     let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-    for (kind, body) in [
-        (b"IHDR", &ihdr[..]),
-        (b"IDAT", &idat[..]),
-        (b"IEND", &[][..]),
-    ] {
+    for (kind, body) in [(b"IHDR", &ihdr[..]), (b"IDAT", &idat[..]), (b"IEND", &[][..])] {
         out.extend_from_slice(&(body.len() as u32).to_be_bytes());
         let start = out.len();
         out.extend_from_slice(kind);
@@ -293,4 +228,3 @@ fn interlaced_grey_3x3() -> Vec<u8> {
     }
     out
 }
-

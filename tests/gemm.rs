@@ -28,7 +28,8 @@ fn par_gemm_is_gemm_bit_for_bit() {
                 let a_data = normal(&[m * k], &mut rng);
                 let b_data = normal(&[k * n], &mut rng);
                 let c0 = normal(&[m * n], &mut rng);
-                let a = if transpose_a { Mat::new(a_data.as_slice(), k, m).t() } else { Mat::new(a_data.as_slice(), m, k) };
+                let a =
+                    if transpose_a { Mat::new(a_data.as_slice(), k, m).t() } else { Mat::new(a_data.as_slice(), m, k) };
                 let b = Mat::new(b_data.as_slice(), k, n);
                 let mut want = c0.to_vec();
                 gemm(a, b, beta, &mut want);
@@ -39,7 +40,10 @@ fn par_gemm_is_gemm_bit_for_bit() {
                     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
                     let mut got = c0.to_vec();
                     pool.install(|| par_gemm(a, b, beta, &mut got));
-                    assert!(got == want, "par_gemm {m}x{k}x{n} (A^T: {transpose_a}, beta {beta}) on {threads} threads differs from gemm");
+                    assert!(
+                        got == want,
+                        "par_gemm {m}x{k}x{n} (A^T: {transpose_a}, beta {beta}) on {threads} threads differs from gemm"
+                    );
                 }
             }
         }

@@ -117,7 +117,11 @@ fn gradients_accumulate_over_uses() {
         let m = t.mse(x, target);
         let a = t.mean_abs(x);
         let a3 = t.scale(a, 3.0);
-        let out = match which { 0 => m, 1 => a3, _ => t.add(m, a3) };
+        let out = match which {
+            0 => m,
+            1 => a3,
+            _ => t.add(m, a3),
+        };
         t.backward(out);
         t.grad(x).unwrap().to_vec()
     };

@@ -15,8 +15,8 @@ mod common;
 use autoencoders::models::{Arch, Model, PIXELS};
 use autoencoders::ops::pool::Indices;
 use autoencoders::optim::AdamConfig;
-use autoencoders::Tape;
 use autoencoders::tensor::{Rng64, Tensor};
+use autoencoders::Tape;
 use common::*;
 use rand::Rng;
 
@@ -77,7 +77,12 @@ fn check_model(arch: Arch, l1: f32, seed: u64) {
         let grad_norm = dot(grads[k].as_slice(), grads[k].as_slice()).sqrt();
         // Relative to the gradient's norm (the largest the directional derivative can be).
         let err = (numeric - analytic).abs() / (grad_norm + 1e-6);
-        assert!(err < 2e-2, "{} {}: directional derivative {analytic:e}, finite difference {numeric:e} (|grad| {grad_norm:e})", arch.name(), param.name);
+        assert!(
+            err < 2e-2,
+            "{} {}: directional derivative {analytic:e}, finite difference {numeric:e} (|grad| {grad_norm:e})",
+            arch.name(),
+            param.name
+        );
     }
 }
 
@@ -123,7 +128,9 @@ fn cae_deconv_unpool_gradients() {
 fn architectures() {
     let mut rng = rng(0);
     let count = |arch| Model::new(arch, &mut rng_from(0)).num_parameters();
-    fn rng_from(s: u64) -> Rng64 { autoencoders::tensor::rng_from_seed(s) }
+    fn rng_from(s: u64) -> Rng64 {
+        autoencoders::tensor::rng_from_seed(s)
+    }
     // 784*512+512 + 512*256+256 + 256*128+128 + 128*30+30 + 30*128+128 + 128*256+256 + 256*784+784 + 784*784+784
     assert_eq!(count(Arch::DeepAe), 1_423_934);
     assert_eq!(count(Arch::Shallow { hidden: 64 }), 784 * 64 + 64 + 64 * 64 + 64 + 64 * 784 + 784);
@@ -131,7 +138,12 @@ fn architectures() {
     assert_eq!(count(Arch::CaeUnpool), 3_568 + 1_233);
     // convT 16*16*9+16 + 16*8*16+8 + 8*1*16+1 = 4,505
     assert_eq!(count(Arch::CaeDeconv), 3_568 + 4_505);
-    for (arch, code) in [(Arch::DeepAe, vec![2, 30]), (Arch::Manifold, vec![2, 8]), (Arch::CaeUnpool, vec![2, 16, 3, 3]), (Arch::CaeDeconvUnpool, vec![2, 16, 3, 3])] {
+    for (arch, code) in [
+        (Arch::DeepAe, vec![2, 30]),
+        (Arch::Manifold, vec![2, 8]),
+        (Arch::CaeUnpool, vec![2, 16, 3, 3]),
+        (Arch::CaeDeconvUnpool, vec![2, 16, 3, 3]),
+    ] {
         let model = Model::new(arch, &mut rng);
         let (out, code_t) = model.reconstruct(&images(2, &mut rng));
         assert_eq!(out.shape(), [2, PIXELS], "{}", arch.name());
@@ -147,7 +159,10 @@ fn initialisation_bounds() {
     for p in &model.params {
         let fan_in: usize = match p.value.shape() {
             [_, i] => *i,
-            [a, b, k1, k2] if p.name.starts_with("decoder") => { let _ = a; b * k1 * k2 }
+            [a, b, k1, k2] if p.name.starts_with("decoder") => {
+                let _ = a;
+                b * k1 * k2
+            }
             [_, i, k1, k2] => i * k1 * k2,
             [_] => continue,
             s => panic!("unexpected shape {s:?}"),
@@ -161,7 +176,14 @@ fn initialisation_bounds() {
 /// 300 Adam steps on a fixed batch drive every (live) model's loss well down.
 #[test]
 fn every_model_learns_a_batch() {
-    for arch in [Arch::DeepAe, Arch::Shallow { hidden: 64 }, Arch::Manifold, Arch::CaeUnpool, Arch::CaeDeconv, Arch::CaeDeconvUnpool] {
+    for arch in [
+        Arch::DeepAe,
+        Arch::Shallow { hidden: 64 },
+        Arch::Manifold,
+        Arch::CaeUnpool,
+        Arch::CaeDeconv,
+        Arch::CaeDeconvUnpool,
+    ] {
         let (mut model, x) = live_model(arch, 7, 16);
         let mut adam = model.adam(AdamConfig::default());
         let first = model.train_step(&mut adam, &x, &x, 0.0);
@@ -179,7 +201,14 @@ fn every_model_learns_a_batch() {
 /// are checked too), with and without the sparse penalty, whose code feeds two consumers.
 #[test]
 fn the_step_inside_backward_is_backward_then_adam() {
-    for (arch, l1) in [(Arch::DeepAe, 0.0), (Arch::Shallow { hidden: 40 }, 0.5), (Arch::Manifold, 0.0), (Arch::CaeUnpool, 0.0), (Arch::CaeDeconv, 0.0), (Arch::CaeDeconvUnpool, 0.0)] {
+    for (arch, l1) in [
+        (Arch::DeepAe, 0.0),
+        (Arch::Shallow { hidden: 40 }, 0.5),
+        (Arch::Manifold, 0.0),
+        (Arch::CaeUnpool, 0.0),
+        (Arch::CaeDeconv, 0.0),
+        (Arch::CaeDeconvUnpool, 0.0),
+    ] {
         let (model, x) = live_model(arch, 11, 8);
         let (mut fused, mut apart) = (model.clone(), model);
         let (mut adam_fused, mut adam_apart) = (fused.adam(AdamConfig::default()), apart.adam(AdamConfig::default()));
@@ -223,4 +252,3 @@ fn training_is_bit_reproducible_across_thread_counts() {
     assert_eq!(one, run(1), "two runs with one thread differ");
     assert_eq!(one, run(3), "one thread and three threads differ");
 }
-

@@ -245,11 +245,9 @@ fn covariance_matches_a_naive_two_pass_loop() {
     }
     for i in 0..d {
         for j in 0..d {
-            let want: f64 = x
-                .chunks(d)
-                .map(|r| (r[i] as f64 - want_mean[i]) * (r[j] as f64 - want_mean[j]))
-                .sum::<f64>()
-                / (n - 1) as f64;
+            let want: f64 =
+                x.chunks(d).map(|r| (r[i] as f64 - want_mean[i]) * (r[j] as f64 - want_mean[j])).sum::<f64>()
+                    / (n - 1) as f64;
             let got = cov[i * d + j];
             assert!((got - want).abs() <= 1e-12 * want.abs().max(1e-3), "cov[{i}][{j}]: {got} vs {want}");
             assert_eq!(got, cov[j * d + i], "cov is not exactly symmetric at ({i}, {j})");

@@ -70,7 +70,10 @@ fn killed_and_resumed_equals_uninterrupted() {
     assert_eq!(comparable(resumed.clone()), comparable(whole.clone()));
     let first = Path::new(whole["run_dir"].as_str().unwrap());
     for file in ["h256.safetensors", "denoise-0.3.safetensors", "denoise-0.3_noisy.png"] {
-        assert!(std::fs::read(first.join(file)).unwrap() == std::fs::read(dir.join(file)).unwrap(), "{file} differs after resuming");
+        assert!(
+            std::fs::read(first.join(file)).unwrap() == std::fs::read(dir.join(file)).unwrap(),
+            "{file} differs after resuming"
+        );
     }
     // The final checkpoints agree in every tensor (weights, Adam's moments) and in the
     // generator's state; only the recorded epoch timings differ.
@@ -87,7 +90,10 @@ fn killed_and_resumed_equals_uninterrupted() {
 #[test]
 fn resume_refuses_what_is_not_a_run() {
     let out = tempfile::tempdir().unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_autoencoders")).args(["--resume", out.path().to_str().unwrap()]).output().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_autoencoders"))
+        .args(["--resume", out.path().to_str().unwrap()])
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("config.json") && !err.contains("panicked"), "{err}");

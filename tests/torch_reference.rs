@@ -18,8 +18,18 @@ const REL: f64 = 1e-5;
 const ABS: f64 = 1e-5;
 
 fn tensor(v: &Value) -> Result<Tensor, String> {
-    let shape: Vec<usize> = v["shape"].as_array().ok_or("tensor without a shape")?.iter().map(|d| d.as_u64().map(|d| d as usize).ok_or("bad dimension")).collect::<Result<_, _>>()?;
-    let data: Vec<f32> = v["data"].as_array().ok_or("tensor without data")?.iter().map(|d| d.as_f64().map(|d| d as f32).ok_or("non-numeric value")).collect::<Result<_, _>>()?;
+    let shape: Vec<usize> = v["shape"]
+        .as_array()
+        .ok_or("tensor without a shape")?
+        .iter()
+        .map(|d| d.as_u64().map(|d| d as usize).ok_or("bad dimension"))
+        .collect::<Result<_, _>>()?;
+    let data: Vec<f32> = v["data"]
+        .as_array()
+        .ok_or("tensor without data")?
+        .iter()
+        .map(|d| d.as_f64().map(|d| d as f32).ok_or("non-numeric value"))
+        .collect::<Result<_, _>>()?;
     if shape.iter().product::<usize>() != data.len() {
         return Err(format!("shape {shape:?} does not hold {} values", data.len()));
     }
@@ -64,7 +74,12 @@ fn check_case(case: &Value) -> Result<(), String> {
     if op == "adam" {
         return check_adam(case);
     }
-    let inputs: BTreeMap<String, Tensor> = case["inputs"].as_object().ok_or("case without inputs")?.iter().map(|(k, v)| Ok((k.clone(), tensor(v)?))).collect::<Result<_, String>>()?;
+    let inputs: BTreeMap<String, Tensor> = case["inputs"]
+        .as_object()
+        .ok_or("case without inputs")?
+        .iter()
+        .map(|(k, v)| Ok((k.clone(), tensor(v)?)))
+        .collect::<Result<_, String>>()?;
     let mut tape = Tape::new();
     let vars: BTreeMap<&str, Var> = inputs.iter().map(|(k, t)| (k.as_str(), tape.param(t.clone()))).collect();
     let get = |name: &str| vars.get(name).copied().ok_or(format!("{op}: input {name} missing"));
@@ -89,7 +104,11 @@ fn check_case(case: &Value) -> Result<(), String> {
             input_count(&["x", "weight", "bias"])?;
             let (stride, padding) = (attr_usize(attrs, "stride", Some(1))?, attr_usize(attrs, "padding", Some(0))?);
             let (x, w, b) = (get("x")?, get("weight")?, vars.get("bias").copied());
-            if op == "conv2d" { tape.conv2d(x, w, b, stride, padding) } else { tape.conv_transpose2d(x, w, b, stride, padding) }
+            if op == "conv2d" {
+                tape.conv2d(x, w, b, stride, padding)
+            } else {
+                tape.conv_transpose2d(x, w, b, stride, padding)
+            }
         }
         "max_pool2d" => {
             only_attrs(attrs, &["kernel", "stride"])?;
@@ -154,10 +173,19 @@ fn check_adam(case: &Value) -> Result<(), String> {
     let attrs = &case["attrs"];
     only_attrs(attrs, &["lr", "betas", "eps"])?;
     let defaults = AdamConfig::default();
-    let f = |key: &str, d: f32| attrs.get(key).map_or(Ok(d), |v| v.as_f64().map(|v| v as f32).ok_or(format!("attribute {key} is not a number")));
+    let f = |key: &str, d: f32| {
+        attrs.get(key).map_or(Ok(d), |v| v.as_f64().map(|v| v as f32).ok_or(format!("attribute {key} is not a number")))
+    };
     let betas = attrs.get("betas").and_then(Value::as_array);
-    let beta = |i: usize, d: f32| betas.map_or(Some(d), |b| b.get(i).and_then(Value::as_f64).map(|v| v as f32)).ok_or("betas must be two numbers");
-    let config = AdamConfig { lr: f("lr", defaults.lr)?, beta1: beta(0, defaults.beta1)?, beta2: beta(1, defaults.beta2)?, eps: f("eps", defaults.eps)? };
+    let beta = |i: usize, d: f32| {
+        betas.map_or(Some(d), |b| b.get(i).and_then(Value::as_f64).map(|v| v as f32)).ok_or("betas must be two numbers")
+    };
+    let config = AdamConfig {
+        lr: f("lr", defaults.lr)?,
+        beta1: beta(0, defaults.beta1)?,
+        beta2: beta(1, defaults.beta2)?,
+        eps: f("eps", defaults.eps)?,
+    };
     let mut param = tensor(&case["inputs"]["param"])?;
     let grads = case["grad_sequence"].as_array().ok_or("adam case without grad_sequence")?;
     let want = case["param_after_each_step"].as_array().ok_or("adam case without param_after_each_step")?;
@@ -175,7 +203,8 @@ fn check_adam(case: &Value) -> Result<(), String> {
 
 #[test]
 fn every_case_matches_pytorch() {
-    let path = std::env::var("TORCH_REFERENCE").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/torch_ops.json").to_string());
+    let path = std::env::var("TORCH_REFERENCE")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/torch_ops.json").to_string());
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read the reference cases {path}: {e}"));
     let file: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path} is not JSON: {e}"));
     let cases = file["cases"].as_array().unwrap_or_else(|| panic!("{path} has no \"cases\" list"));
@@ -190,5 +219,11 @@ fn every_case_matches_pytorch() {
         }
     }
     println!("{path}: passed {per_op:?}");
-    assert!(failures.is_empty(), "{} of {} cases differ from PyTorch:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases differ from PyTorch:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }

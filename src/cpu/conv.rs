@@ -30,27 +30,38 @@ pub fn conv2d_forward(x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32], g:
     }
     let (k, p) = (g.col_rows(), g.col_cols());
     assert_eq!(w.len(), c_out * k);
-    y.par_chunks_mut(c_out * p)
-        .zip(x.par_chunks(g.c * g.h * g.w))
-        .for_each_init(|| vec![0.0; k * p], |col, (y, x)| {
+    y.par_chunks_mut(c_out * p).zip(x.par_chunks(g.c * g.h * g.w)).for_each_init(
+        || vec![0.0; k * p],
+        |col, (y, x)| {
             im2col(x, g, col);
             fill_bias(y, b, p);
             gemm(Mat::new(w, c_out, k), Mat::new(col, k, p), 1.0, y);
-        });
+        },
+    );
 }
 
 /// dx (n, g.c, g.h, g.w) += the conv2d input gradient of dout (n, c_out, oh, ow).
 pub fn conv2d_backward_input(dout: &[f32], w: &[f32], dx: &mut [f32], g: &ConvGeom, c_out: usize) {
-    if direct::applies(g) && direct::conv(dout, &direct::flip_transpose(w, c_out, g.c, g.kh), dx, &direct::gradient_geom(g, c_out), g.c, Start::Accumulate) {
+    if direct::applies(g)
+        && direct::conv(
+            dout,
+            &direct::flip_transpose(w, c_out, g.c, g.kh),
+            dx,
+            &direct::gradient_geom(g, c_out),
+            g.c,
+            Start::Accumulate,
+        )
+    {
         return;
     }
     let (k, p) = (g.col_rows(), g.col_cols());
-    dx.par_chunks_mut(g.c * g.h * g.w)
-        .zip(dout.par_chunks(c_out * p))
-        .for_each_init(|| vec![0.0; k * p], |dcol, (dx, dout)| {
+    dx.par_chunks_mut(g.c * g.h * g.w).zip(dout.par_chunks(c_out * p)).for_each_init(
+        || vec![0.0; k * p],
+        |dcol, (dx, dout)| {
             gemm(Mat::new(w, c_out, k).t(), Mat::new(dout, c_out, p), 0.0, dcol);
             col2im(dcol, g, dx);
-        });
+        },
+    );
 }
 
 /// `dw (c_out, g.c, g.kh, g.kw) += sum over the batch of dout[n] im2col(x[n])^T`.
@@ -72,18 +83,28 @@ pub fn conv2d_backward_weight(dout: &[f32], x: &[f32], dw: &mut [f32], g: &ConvG
 /// where `g` is the geometry of the adjoint conv2d: an image (c_out, oh, ow) whose output
 /// size (g.oh, g.ow) is (h, w).
 pub fn conv_transpose2d_forward(x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32], g: &ConvGeom, c_in: usize) {
-    if direct::applies(g) && direct::conv(x, &direct::flip_transpose(w, c_in, g.c, g.kh), y, &direct::gradient_geom(g, c_in), g.c, Start::Bias(b)) {
+    if direct::applies(g)
+        && direct::conv(
+            x,
+            &direct::flip_transpose(w, c_in, g.c, g.kh),
+            y,
+            &direct::gradient_geom(g, c_in),
+            g.c,
+            Start::Bias(b),
+        )
+    {
         return;
     }
     let (k, p) = (g.col_rows(), g.col_cols());
     assert_eq!(w.len(), c_in * k);
-    y.par_chunks_mut(g.c * g.h * g.w)
-        .zip(x.par_chunks(c_in * p))
-        .for_each_init(|| vec![0.0; k * p], |col, (y, x)| {
+    y.par_chunks_mut(g.c * g.h * g.w).zip(x.par_chunks(c_in * p)).for_each_init(
+        || vec![0.0; k * p],
+        |col, (y, x)| {
             gemm(Mat::new(w, c_in, k).t(), Mat::new(x, c_in, p), 0.0, col);
             fill_bias(y, b, g.h * g.w);
             col2im(col, g, y);
-        });
+        },
+    );
 }
 
 /// `dx (n, c_in, h, w) += w (c_in, K) im2col(dout[n])`: a conv2d of dout.
@@ -122,7 +143,12 @@ pub(crate) fn weight_grad_from_columns(cols: &[f32], x: &[f32], dw: &mut [f32], 
     let (k, p) = (g.col_rows(), g.col_cols());
     sum_over_batch(cols.len() / (k * p), dw, 0, |images, _, dw_part| {
         for i in images {
-            gemm(Mat::new(&x[i * c_in * p..(i + 1) * c_in * p], c_in, p), Mat::new(&cols[i * k * p..(i + 1) * k * p], k, p).t(), 1.0, dw_part);
+            gemm(
+                Mat::new(&x[i * c_in * p..(i + 1) * c_in * p], c_in, p),
+                Mat::new(&cols[i * k * p..(i + 1) * k * p], k, p).t(),
+                1.0,
+                dw_part,
+            );
         }
     });
 }
@@ -158,7 +184,12 @@ fn fill_bias(y: &mut [f32], b: Option<&[f32]>, plane: usize) {
 /// `dw_part` (zeroed) for each fixed group of `IMAGES_PER_PARTIAL` images, in parallel, the
 /// groups' partial sums then added in order. `scratch` is the length of a buffer of the
 /// task's own that `add_group` may use.
-pub(crate) fn sum_over_batch(n: usize, dw: &mut [f32], scratch: usize, add_group: impl Fn(Range<usize>, &mut [f32], &mut [f32]) + Sync) {
+pub(crate) fn sum_over_batch(
+    n: usize,
+    dw: &mut [f32],
+    scratch: usize,
+    add_group: impl Fn(Range<usize>, &mut [f32], &mut [f32]) + Sync,
+) {
     let partials: Vec<Vec<f32>> = (0..n.div_ceil(IMAGES_PER_PARTIAL))
         .into_par_iter()
         .map(|group| {

@@ -36,9 +36,9 @@
 //! plane times 5, and no column is junk. With a 2x2 kernel of ones and p = 0, oh = ow = 1
 //! and `y'[0] = xpad[0] + xpad[1] + xpad[2] + xpad[3] = 10`.
 
-use crate::geom::ConvGeom;
 #[cfg(target_arch = "x86_64")]
 use super::has_avx2_fma;
+use crate::geom::ConvGeom;
 use rayon::prelude::*;
 
 /// Output values per inner block: two AVX registers (four SSE ones).
@@ -172,7 +172,11 @@ pub fn conv(x: &[f32], w: &[f32], y: &mut [f32], g: &ConvGeom, c_out: usize, sta
 
 /// Output channels are taken `CHANNELS` at a time, and one at a time for the rest.
 fn block_size(channels_left: usize) -> usize {
-    if channels_left >= CHANNELS { CHANNELS } else { 1 }
+    if channels_left >= CHANNELS {
+        CHANNELS
+    } else {
+        1
+    }
 }
 
 /// w (c_out, per_out) in the order `correlate_block` reads it: for each block of B output
@@ -227,7 +231,13 @@ fn correlate_block_fma<const B: usize>(xpad: &[f32], w: &[[f32; B]], out: &mut [
 /// The loop itself. The B x LANES sums of a block stay in registers across the whole
 /// (ci, tap) loop: each input value loaded feeds B multiply-adds.
 #[inline(always)]
-fn correlate_block_with<M: MulAdd, const B: usize>(xpad: &[f32], w: &[[f32; B]], out: &mut [f32], lay: &Layout, g: &ConvGeom) {
+fn correlate_block_with<M: MulAdd, const B: usize>(
+    xpad: &[f32],
+    w: &[[f32; B]],
+    out: &mut [f32],
+    lay: &Layout,
+    g: &ConvGeom,
+) {
     let taps = lay.taps(g);
     for j0 in (0..lay.run).step_by(LANES) {
         let mut sums = [[0.0f32; LANES]; B];
@@ -356,7 +366,13 @@ fn weight_grad_lanes_fma<const C: usize>(xpad: &[f32], dt: &[[f32; C]], dw: &mut
 }
 
 #[inline(always)]
-fn weight_grad_lanes_with<M: MulAdd, const C: usize>(xpad: &[f32], dt: &[[f32; C]], dw: &mut [f32], lay: &Layout, g: &ConvGeom) {
+fn weight_grad_lanes_with<M: MulAdd, const C: usize>(
+    xpad: &[f32],
+    dt: &[[f32; C]],
+    dw: &mut [f32],
+    lay: &Layout,
+    g: &ConvGeom,
+) {
     let taps = lay.taps(g);
     let per_out = g.c * taps.len();
     for (block, dt) in dt.chunks_exact(lay.run).enumerate() {
@@ -382,7 +398,11 @@ fn weight_grad_lanes_with<M: MulAdd, const C: usize>(xpad: &[f32], dt: &[[f32; C
 
 /// sums[t][c] = sum_j dt[j][c] * plane[j + offsets[t]].
 #[inline(always)]
-fn tap_sums<M: MulAdd, const C: usize, const T: usize>(plane: &[f32], dt: &[[f32; C]], offsets: [usize; T]) -> [[f32; C]; T] {
+fn tap_sums<M: MulAdd, const C: usize, const T: usize>(
+    plane: &[f32],
+    dt: &[[f32; C]],
+    offsets: [usize; T],
+) -> [[f32; C]; T] {
     let run = dt.len();
     let xs: [&[f32]; T] = offsets.map(|o| &plane[o..o + run]);
     let mut sums = [[0.0f32; C]; T];
@@ -398,7 +418,13 @@ fn tap_sums<M: MulAdd, const C: usize, const T: usize>(plane: &[f32], dt: &[[f32
 }
 
 /// dw[(co0 + c) * per_out + w0 + t] += sums[t][c].
-fn add_sums<const C: usize, const T: usize>(dw: &mut [f32], sums: &[[f32; C]; T], co0: usize, per_out: usize, w0: usize) {
+fn add_sums<const C: usize, const T: usize>(
+    dw: &mut [f32],
+    sums: &[[f32; C]; T],
+    co0: usize,
+    per_out: usize,
+    w0: usize,
+) {
     for (t, sums) in sums.iter().enumerate() {
         for (c, &s) in sums.iter().enumerate() {
             dw[(co0 + c) * per_out + w0 + t] += s;
@@ -474,7 +500,11 @@ mod tests {
     /// x[ci][oy + ki - p][ox + kj - p], 0 off the image.
     fn at(x: &[f32], g: &ConvGeom, ci: usize, y: usize, x_: usize) -> f32 {
         let (y, x_) = (y as isize - g.padding as isize, x_ as isize - g.padding as isize);
-        if y < 0 || x_ < 0 || y >= g.h as isize || x_ >= g.w as isize { 0.0 } else { x[(ci * g.h + y as usize) * g.w + x_ as usize] }
+        if y < 0 || x_ < 0 || y >= g.h as isize || x_ >= g.w as isize {
+            0.0
+        } else {
+            x[(ci * g.h + y as usize) * g.w + x_ as usize]
+        }
     }
 
     fn check<M: MulAdd>(c_in: usize, c_out: usize, hw: usize, k: usize, p: usize) {
@@ -491,7 +521,11 @@ mod tests {
             let b = block_size(rest.len() / lay.run);
             let (out, r) = rest.split_at_mut(b * lay.run);
             let (wb, wr) = wrest.split_at(b * per_out);
-            if b == CHANNELS { correlate_block_with::<M, CHANNELS>(&xpad, wb.as_chunks().0, out, &lay, &g) } else { correlate_block_with::<M, 1>(&xpad, wb.as_chunks().0, out, &lay, &g) }
+            if b == CHANNELS {
+                correlate_block_with::<M, CHANNELS>(&xpad, wb.as_chunks().0, out, &lay, &g)
+            } else {
+                correlate_block_with::<M, 1>(&xpad, wb.as_chunks().0, out, &lay, &g)
+            }
             (rest, wrest) = (r, wr);
         }
         weight_grad_image_with::<M>(&xpad, &spread, &mut dw, &lay, &g);
@@ -532,7 +566,10 @@ mod tests {
                     }
                     for (path, dw) in [("dots", &dw), ("lanes", &dw_lanes)] {
                         let got = dw[co * per_out + ci * taps + t] as f64;
-                        assert!((got - want).abs() < 1e-4 * (1.0 + want.abs()), "{path}: dw[{co}][{ci}][{t}] = {got}, want {want}");
+                        assert!(
+                            (got - want).abs() < 1e-4 * (1.0 + want.abs()),
+                            "{path}: dw[{co}][{ci}][{t}] = {got}, want {want}"
+                        );
                     }
                 }
             }
@@ -541,8 +578,17 @@ mod tests {
 
     /// (c_in, c_out, size, k, p): the study's shapes, 1x1, 2x2 and 5x5 kernels, odd sizes,
     /// channel counts off the blocks, and both lane widths with other kernel rows.
-    const CASES: [(usize, usize, usize, usize, usize); 9] =
-        [(1, 8, 28, 3, 1), (8, 1, 28, 3, 1), (16, 16, 7, 3, 1), (3, 5, 9, 3, 0), (2, 6, 5, 1, 0), (3, 2, 11, 5, 2), (5, 7, 6, 2, 1), (3, 16, 9, 5, 2), (4, 8, 5, 1, 0)];
+    const CASES: [(usize, usize, usize, usize, usize); 9] = [
+        (1, 8, 28, 3, 1),
+        (8, 1, 28, 3, 1),
+        (16, 16, 7, 3, 1),
+        (3, 5, 9, 3, 0),
+        (2, 6, 5, 1, 0),
+        (3, 2, 11, 5, 2),
+        (5, 7, 6, 2, 1),
+        (3, 16, 9, 5, 2),
+        (4, 8, 5, 1, 0),
+    ];
 
     #[test]
     fn separate_multiply_adds_match_plain_sums() {

@@ -22,18 +22,60 @@ pub trait Scalar: Copy + Send + Sync {
     /// As `matrixmultiply::sgemm`: every element the strides reach is valid, and C is
     /// writable and aliases neither A nor B.
     #[allow(clippy::too_many_arguments)]
-    unsafe fn kernel(m: usize, k: usize, n: usize, a: *const Self, rsa: isize, csa: isize, b: *const Self, rsb: isize, csb: isize, beta: Self, c: *mut Self, rsc: isize, csc: isize);
+    unsafe fn kernel(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: *const Self,
+        rsa: isize,
+        csa: isize,
+        b: *const Self,
+        rsb: isize,
+        csb: isize,
+        beta: Self,
+        c: *mut Self,
+        rsc: isize,
+        csc: isize,
+    );
 }
 
 impl Scalar for f32 {
-    unsafe fn kernel(m: usize, k: usize, n: usize, a: *const f32, rsa: isize, csa: isize, b: *const f32, rsb: isize, csb: isize, beta: f32, c: *mut f32, rsc: isize, csc: isize) {
+    unsafe fn kernel(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: *const f32,
+        rsa: isize,
+        csa: isize,
+        b: *const f32,
+        rsb: isize,
+        csb: isize,
+        beta: f32,
+        c: *mut f32,
+        rsc: isize,
+        csc: isize,
+    ) {
         // SAFETY: the caller's contract is sgemm's.
         unsafe { matrixmultiply::sgemm(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
     }
 }
 
 impl Scalar for f64 {
-    unsafe fn kernel(m: usize, k: usize, n: usize, a: *const f64, rsa: isize, csa: isize, b: *const f64, rsb: isize, csb: isize, beta: f64, c: *mut f64, rsc: isize, csc: isize) {
+    unsafe fn kernel(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: *const f64,
+        rsa: isize,
+        csa: isize,
+        b: *const f64,
+        rsb: isize,
+        csb: isize,
+        beta: f64,
+        c: *mut f64,
+        rsc: isize,
+        csc: isize,
+    ) {
         // SAFETY: the caller's contract is dgemm's.
         unsafe { matrixmultiply::dgemm(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
     }
@@ -74,7 +116,15 @@ impl<'a, T> Mat<'a, T> {
     pub(super) fn check_bounds(&self) {
         if self.rows > 0 && self.cols > 0 {
             let last = (self.rows - 1) * self.rs + (self.cols - 1) * self.cs;
-            assert!(last < self.data.len(), "matrix view {}x{} (strides {}, {}) overruns {} values", self.rows, self.cols, self.rs, self.cs, self.data.len());
+            assert!(
+                last < self.data.len(),
+                "matrix view {}x{} (strides {}, {}) overruns {} values",
+                self.rows,
+                self.cols,
+                self.rs,
+                self.cs,
+                self.data.len()
+            );
         }
     }
 }
@@ -91,7 +141,11 @@ pub fn gemm<T: Scalar>(a: Mat<T>, b: Mat<T>, beta: T, c: &mut [T]) {
 /// `c`, whose rows are `ldc` apart (PCA adds products into blocks of its Gram matrix).
 pub fn gemm_block<T: Scalar>(a: Mat<T>, b: Mat<T>, beta: T, c: &mut [T], ldc: usize) {
     let (m, n) = (a.rows, b.cols);
-    assert!(n <= ldc && (m == 0 || n == 0 || (m - 1) * ldc + n <= c.len()), "gemm: a {m}x{n} block with row stride {ldc} overruns {} values", c.len());
+    assert!(
+        n <= ldc && (m == 0 || n == 0 || (m - 1) * ldc + n <= c.len()),
+        "gemm: a {m}x{n} block with row stride {ldc} overruns {} values",
+        c.len()
+    );
     // SAFETY: the block lies inside c (checked above), which is borrowed mutably, so
     // nothing else reads or writes it meanwhile.
     unsafe { gemm_into(a, b, beta, c.as_mut_ptr(), ldc) }
@@ -114,11 +168,19 @@ unsafe fn gemm_into<T: Scalar>(a: Mat<T>, b: Mat<T>, beta: T, c: *mut T, ldc: us
     // alias A or B (the caller holds it mutably).
     unsafe {
         T::kernel(
-            m, k, n,
-            a.data.as_ptr(), a.rs as isize, a.cs as isize,
-            b.data.as_ptr(), b.rs as isize, b.cs as isize,
+            m,
+            k,
+            n,
+            a.data.as_ptr(),
+            a.rs as isize,
+            a.cs as isize,
+            b.data.as_ptr(),
+            b.rs as isize,
+            b.cs as isize,
             beta,
-            c, ldc as isize, 1,
+            c,
+            ldc as isize,
+            1,
         );
     }
 }
@@ -206,7 +268,10 @@ pub(crate) mod exact {
     /// Within f32 rounding of a sum of `depth` terms, relative to the terms' sizes.
     pub(crate) fn assert_close(what: &str, got: &[f32], (want, size): (Vec<f64>, Vec<f64>), depth: usize) {
         for (e, ((&g, w), s)) in got.iter().zip(&want).zip(&size).enumerate() {
-            assert!((g as f64 - w).abs() <= 2e-7 * s * (depth as f64).sqrt() + 1e-30, "{what}: element {e} is {g}, want {w}");
+            assert!(
+                (g as f64 - w).abs() <= 2e-7 * s * (depth as f64).sqrt() + 1e-30,
+                "{what}: element {e} is {g}, want {w}"
+            );
         }
     }
 }

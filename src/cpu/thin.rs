@@ -71,7 +71,13 @@ pub fn applies() -> bool {
 pub fn par_x_wt(x: &[f32], w: &[f32], y: &mut [f32], k: usize, n: usize) {
     assert!(applies(), "thin::par_x_wt needs AVX-512; check thin::applies() first");
     let m = y.len().checked_div(n).unwrap_or(0);
-    assert!(y.len() == m * n && x.len() == m * k && w.len() == n * k, "x W^T: x has {} values, W {}, y {} (want m x {k}, {n} x {k}, m x {n})", x.len(), w.len(), y.len());
+    assert!(
+        y.len() == m * n && x.len() == m * k && w.len() == n * k,
+        "x W^T: x has {} values, W {}, y {} (want m x {k}, {n} x {k}, m x {n})",
+        x.len(),
+        w.len(),
+        y.len()
+    );
     if m == 0 || n == 0 || k == 0 {
         return;
     }
@@ -117,11 +123,17 @@ pub enum Terms<'a> {
 pub fn par_a_b_terms(a: Mat, b: Mat, c: &mut [f32], terms: Terms) {
     assert!(applies(), "thin::par_a_b needs AVX-512; check thin::applies() first");
     let (m, depth, n) = (a.rows, a.cols, b.cols);
-    assert!(b.rows == depth && b.cs == 1, "A B: A is {m}x{depth}, B {}x{n} with column stride {} (want {depth} rows, stride 1)", b.rows, b.cs);
+    assert!(
+        b.rows == depth && b.cs == 1,
+        "A B: A is {m}x{depth}, B {}x{n} with column stride {} (want {depth} rows, stride 1)",
+        b.rows,
+        b.cs
+    );
     assert_eq!(c.len(), m * n, "A B: C must hold {m}x{n} values");
     a.check_bounds();
     b.check_bounds();
-    let increasing_below = |list: &[usize], end: usize| list.windows(2).all(|p| p[0] < p[1]) && list.last().is_none_or(|&l| l < end);
+    let increasing_below =
+        |list: &[usize], end: usize| list.windows(2).all(|p| p[0] < p[1]) && list.last().is_none_or(|&l| l < end);
     let (rows, steps) = match terms {
         Terms::All => (None, None),
         Terms::Rows(rows) => {
@@ -266,7 +278,13 @@ unsafe fn dots<const R: usize, const C: usize>(x: *const f32, w: *const f32, y: 
 /// The masked lanes of every row lie inside it; AVX-512 present.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn dot_step<const R: usize, const C: usize>(sums: &mut [[__m512; C]; R], x: *const f32, w: *const f32, k: usize, mask: __mmask16) {
+unsafe fn dot_step<const R: usize, const C: usize>(
+    sums: &mut [[__m512; C]; R],
+    x: *const f32,
+    w: *const f32,
+    k: usize,
+    mask: __mmask16,
+) {
     // SAFETY: the caller's contract.
     unsafe {
         let xs: [__m512; R] = std::array::from_fn(|r| _mm512_maskz_loadu_ps(mask, x.add(r * k)));
@@ -290,7 +308,16 @@ unsafe fn dot_step<const R: usize, const C: usize>(sums: &mut [[__m512; C]; R], 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn a_b_band(a: Mat, b: Mat, c: *mut f32, ldc: usize, cols: Range<usize>, span: Range<usize>, rows: Option<&[usize]>, steps: impl Steps) {
+unsafe fn a_b_band(
+    a: Mat,
+    b: Mat,
+    c: *mut f32,
+    ldc: usize,
+    cols: Range<usize>,
+    span: Range<usize>,
+    rows: Option<&[usize]>,
+    steps: impl Steps,
+) {
     let (rsa, csa, ldb) = (a.rs, a.cs, b.rs);
     let row = |i: usize| rows.map_or(i, |rows| rows[i]);
     for j in cols.clone().step_by(WIDE) {
@@ -307,15 +334,34 @@ unsafe fn a_b_band(a: Mat, b: Mat, c: *mut f32, ldc: usize, cols: Range<usize>, 
                 // The rows past the last whole block of 4 go as blocks of one row.
                 if width == WIDE {
                     match height {
-                        ROWS => scaled_rows::<ROWS, 4>(std::array::from_fn(a_row), csa, steps, b, ldb, std::array::from_fn(c_row), !0),
-                        _ => (0..height).for_each(|r| scaled_rows::<1, 4>([a_row(r)], csa, steps, b, ldb, [c_row(r)], !0)),
+                        ROWS => scaled_rows::<ROWS, 4>(
+                            std::array::from_fn(a_row),
+                            csa,
+                            steps,
+                            b,
+                            ldb,
+                            std::array::from_fn(c_row),
+                            !0,
+                        ),
+                        _ => (0..height)
+                            .for_each(|r| scaled_rows::<1, 4>([a_row(r)], csa, steps, b, ldb, [c_row(r)], !0)),
                     }
                 } else {
                     for q in (0..width).step_by(LANES) {
                         let (b, mask) = (b.add(q), lanes_below((width - q).min(LANES)));
                         match height {
-                            ROWS => scaled_rows::<ROWS, 1>(std::array::from_fn(a_row), csa, steps, b, ldb, std::array::from_fn(|r| c_row(r).add(q)), mask),
-                            _ => (0..height).for_each(|r| scaled_rows::<1, 1>([a_row(r)], csa, steps, b, ldb, [c_row(r).add(q)], mask)),
+                            ROWS => scaled_rows::<ROWS, 1>(
+                                std::array::from_fn(a_row),
+                                csa,
+                                steps,
+                                b,
+                                ldb,
+                                std::array::from_fn(|r| c_row(r).add(q)),
+                                mask,
+                            ),
+                            _ => (0..height).for_each(|r| {
+                                scaled_rows::<1, 1>([a_row(r)], csa, steps, b, ldb, [c_row(r).add(q)], mask)
+                            }),
                         }
                     }
                 }
@@ -333,7 +379,15 @@ unsafe fn a_b_band(a: Mat, b: Mat, c: *mut f32, ldc: usize, cols: Range<usize>, 
 /// Every element named above valid (C's for writing); AVX-512 present.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn scaled_rows<const R: usize, const C: usize>(a: [*const f32; R], csa: usize, steps: impl Steps, b: *const f32, ldb: usize, c: [*mut f32; R], mask: __mmask16) {
+unsafe fn scaled_rows<const R: usize, const C: usize>(
+    a: [*const f32; R],
+    csa: usize,
+    steps: impl Steps,
+    b: *const f32,
+    ldb: usize,
+    c: [*mut f32; R],
+    mask: __mmask16,
+) {
     // SAFETY: the caller's contract.
     unsafe {
         let mut sums = [[_mm512_setzero_ps(); C]; R];
@@ -364,7 +418,12 @@ unsafe fn scaled_rows<const R: usize, const C: usize>(a: [*const f32; R], csa: u
 /// If the processor lacks AVX-512 (check `applies` first) or the sizes do not fit.
 pub fn par_transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
     assert!(applies(), "thin::par_transpose needs AVX-512; check thin::applies() first");
-    assert!(src.len() == rows * cols && dst.len() == rows * cols, "transpose: {} and {} values for {rows} x {cols}", src.len(), dst.len());
+    assert!(
+        src.len() == rows * cols && dst.len() == rows * cols,
+        "transpose: {} and {} values for {rows} x {cols}",
+        src.len(),
+        dst.len()
+    );
     if rows == 0 || cols == 0 {
         return;
     }
@@ -411,19 +470,31 @@ unsafe fn tile_16(src: *const f32, lds: usize, dst: *mut f32, ldd: usize) {
         let r: [__m512; 16] = std::array::from_fn(|i| _mm512_loadu_ps(src.add(i * lds)));
         let t: [__m512; 16] = std::array::from_fn(|i| {
             let (a, b) = (r[i & !1], r[i | 1]);
-            if i % 2 == 0 { _mm512_unpacklo_ps(a, b) } else { _mm512_unpackhi_ps(a, b) }
+            if i % 2 == 0 {
+                _mm512_unpacklo_ps(a, b)
+            } else {
+                _mm512_unpackhi_ps(a, b)
+            }
         });
         // u[4g + c]: from t[4g + (0 or 1)] and t[4g + (2 or 3)], the low or high 64 bits.
         let u: [__m512; 16] = std::array::from_fn(|i| {
             let (g, c) = (i / 4, i % 4);
             let (a, b) = (t[4 * g + c / 2], t[4 * g + 2 + c / 2]);
-            if c % 2 == 0 { _mm512_shuffle_ps::<0x44>(a, b) } else { _mm512_shuffle_ps::<0xEE>(a, b) }
+            if c % 2 == 0 {
+                _mm512_shuffle_ps::<0x44>(a, b)
+            } else {
+                _mm512_shuffle_ps::<0xEE>(a, b)
+            }
         });
         // v[8h + c]: chunks 0 and 2 (c < 4) or 1 and 3 (c >= 4) of u[8h + c % 4] and u[8h + 4 + c % 4].
         let v: [__m512; 16] = std::array::from_fn(|i| {
             let (h, c) = (i / 8, i % 8);
             let (a, b) = (u[8 * h + c % 4], u[8 * h + 4 + c % 4]);
-            if c < 4 { _mm512_shuffle_f32x4::<0x88>(a, b) } else { _mm512_shuffle_f32x4::<0xDD>(a, b) }
+            if c < 4 {
+                _mm512_shuffle_f32x4::<0x88>(a, b)
+            } else {
+                _mm512_shuffle_f32x4::<0xDD>(a, b)
+            }
         });
         // Row i of dst: column i of src, from v[i % 8] and v[8 + i % 8], chunks 0 and 2 (i < 8) or 1 and 3.
         for i in 0..16 {
@@ -507,7 +578,17 @@ mod tests {
 
     /// The shapes cover every kind of block and edge: rows below, at and past a block of 4;
     /// depths below, at and past 16 lanes; widths below, at and past 16 and 64 columns.
-    const SHAPES: [(usize, usize, usize); 9] = [(1, 1, 1), (3, 15, 5), (4, 16, 4), (5, 17, 3), (64, 30, 128), (67, 784, 33), (8, 900, 21), (2, 48, 70), (9, 64, 100)];
+    const SHAPES: [(usize, usize, usize); 9] = [
+        (1, 1, 1),
+        (3, 15, 5),
+        (4, 16, 4),
+        (5, 17, 3),
+        (64, 30, 128),
+        (67, 784, 33),
+        (8, 900, 21),
+        (2, 48, 70),
+        (9, 64, 100),
+    ];
 
     /// The 16 trees at once give each sum's bits as `add_lanes` alone does, in lane 4r + c.
     #[test]
@@ -517,10 +598,13 @@ mod tests {
             return;
         }
         // Values of mixed sizes, so that pairs added in another order would round differently.
-        let lanes: Vec<f32> = values(ROWS * ROWS * LANES, 7).iter().enumerate().map(|(i, v)| v * [1.0, 1e-3, 1e3, 3e-7][i % 4]).collect();
+        let lanes: Vec<f32> =
+            values(ROWS * ROWS * LANES, 7).iter().enumerate().map(|(i, v)| v * [1.0, 1e-3, 1e3, 3e-7][i % 4]).collect();
         // SAFETY: AVX-512 is present (checked above); each load reads 16 of the values.
         unsafe {
-            let sums: [[__m512; ROWS]; ROWS] = std::array::from_fn(|r| std::array::from_fn(|c| _mm512_loadu_ps(lanes[(ROWS * r + c) * LANES..].as_ptr())));
+            let sums: [[__m512; ROWS]; ROWS] = std::array::from_fn(|r| {
+                std::array::from_fn(|c| _mm512_loadu_ps(lanes[(ROWS * r + c) * LANES..].as_ptr()))
+            });
             let mut got = [0.0f32; ROWS * ROWS];
             _mm512_storeu_ps(got.as_mut_ptr(), add_lanes_4x4(&sums));
             for (q, got) in got.iter().enumerate() {
@@ -557,7 +641,12 @@ mod tests {
                 let mut c = start.clone();
                 par_a_b(a_view, Mat::new(&b, depth, n), &mut c);
                 let want = reference(a_view, Mat::new(&b, depth, n), &start);
-                assert_close(&format!("A B {m}x{depth}x{n}, A strides ({}, {})", a_view.rs, a_view.cs), &c, want, depth);
+                assert_close(
+                    &format!("A B {m}x{depth}x{n}, A strides ({}, {})", a_view.rs, a_view.cs),
+                    &c,
+                    want,
+                    depth,
+                );
             }
         }
     }
@@ -582,7 +671,13 @@ mod tests {
             let full = values(m * depth, 4);
             for (terms, by_rows) in [(Terms::Rows(&rows), true), (Terms::Steps(&steps), false)] {
                 // A (m x depth), zero in the rows or columns left out, stored as is and transposed.
-                let at = |i: usize, t: usize| if (by_rows && !kept(i, m)) || (!by_rows && !kept(t, depth)) { 0.0 } else { full[i * depth + t] };
+                let at = |i: usize, t: usize| {
+                    if (by_rows && !kept(i, m)) || (!by_rows && !kept(t, depth)) {
+                        0.0
+                    } else {
+                        full[i * depth + t]
+                    }
+                };
                 let stored: Vec<f32> = (0..m * depth).map(|e| at(e / depth, e % depth)).collect();
                 let transposed: Vec<f32> = (0..depth * m).map(|e| at(e % m, e / m)).collect();
                 for a in [Mat::new(&stored, m, depth), Mat::new(&transposed, depth, m).t()] {
@@ -603,9 +698,14 @@ mod tests {
             return;
         }
         let (a, b) = (values(8 * 4, 1), values(4 * 16, 2));
-        for terms in [Terms::Rows(&[3, 1]), Terms::Rows(&[2, 2]), Terms::Rows(&[8]), Terms::Steps(&[1, 0]), Terms::Steps(&[4])] {
-            let refused = std::panic::catch_unwind(|| par_a_b_terms(Mat::new(&a, 8, 4), Mat::new(&b, 4, 16), &mut vec![0.0; 8 * 16], terms));
-            let message = refused.expect_err("a bad list was taken").downcast::<String>().map(|m| *m).unwrap_or_default();
+        for terms in
+            [Terms::Rows(&[3, 1]), Terms::Rows(&[2, 2]), Terms::Rows(&[8]), Terms::Steps(&[1, 0]), Terms::Steps(&[4])]
+        {
+            let refused = std::panic::catch_unwind(|| {
+                par_a_b_terms(Mat::new(&a, 8, 4), Mat::new(&b, 4, 16), &mut vec![0.0; 8 * 16], terms)
+            });
+            let message =
+                refused.expect_err("a bad list was taken").downcast::<String>().map(|m| *m).unwrap_or_default();
             assert!(message.contains("must increase"), "{terms:?}: {message}");
         }
     }
@@ -617,7 +717,9 @@ mod tests {
             eprintln!("skipped: this processor has no AVX-512");
             return;
         }
-        for (rows, cols) in [(1, 1), (16, 16), (17, 33), (5, 16), (16, 5), (32, 48), (64, 784), (64, 900), (900, 64), (30, 64)] {
+        for (rows, cols) in
+            [(1, 1), (16, 16), (17, 33), (5, 16), (16, 5), (32, 48), (64, 784), (64, 900), (900, 64), (30, 64)]
+        {
             let src = values(rows * cols, 9);
             let mut dst = vec![f32::NAN; rows * cols];
             par_transpose(&src, rows, cols, &mut dst);

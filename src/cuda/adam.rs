@@ -25,7 +25,18 @@ const _: () = assert!(std::mem::size_of::<AdamParams>() == 24);
 
 /// One Adam update of p with gradient g and moments m, v (all the same length).
 #[allow(clippy::too_many_arguments)]
-pub fn adam_update(gpu: &Gpu, p: &mut CudaSlice<f32>, g: &CudaSlice<f32>, m: &mut CudaSlice<f32>, v: &mut CudaSlice<f32>, beta1: f32, beta2: f32, step_size: f32, sqrt_bc2: f32, eps: f32) -> CudaResult<()> {
+pub fn adam_update(
+    gpu: &Gpu,
+    p: &mut CudaSlice<f32>,
+    g: &CudaSlice<f32>,
+    m: &mut CudaSlice<f32>,
+    v: &mut CudaSlice<f32>,
+    beta1: f32,
+    beta2: f32,
+    step_size: f32,
+    sqrt_bc2: f32,
+    eps: f32,
+) -> CudaResult<()> {
     let n = p.len();
     assert!(g.len() == n && m.len() == n && v.len() == n, "adam: parameter, gradient and moments differ in length");
     if n == 0 {
@@ -38,7 +49,7 @@ pub fn adam_update(gpu: &Gpu, p: &mut CudaSlice<f32>, g: &CudaSlice<f32>, m: &mu
     launch.arg(m); //  float* m
     launch.arg(v); //  float* v
     launch.arg(&a); // AdamParams a
-    // SAFETY: arguments as in the C signature; all four buffers hold n floats.
+                    // SAFETY: arguments as in the C signature; all four buffers hold n floats.
     unsafe { launch.launch(grid_1d(n)) }?;
     Ok(())
 }

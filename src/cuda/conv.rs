@@ -26,7 +26,15 @@ fn batch_of(len: usize, image: usize) -> usize {
 }
 
 /// y (n, c_out, oh, ow) = conv2d(x (n, g.c, g.h, g.w), w (c_out, g.c, g.kh, g.kw)) + b.
-pub fn conv2d_forward(gpu: &Gpu, x: &CudaSlice<f32>, w: &CudaSlice<f32>, b: Option<&CudaSlice<f32>>, y: &mut CudaSlice<f32>, g: &ConvGeom, c_out: usize) -> CudaResult<()> {
+pub fn conv2d_forward(
+    gpu: &Gpu,
+    x: &CudaSlice<f32>,
+    w: &CudaSlice<f32>,
+    b: Option<&CudaSlice<f32>>,
+    y: &mut CudaSlice<f32>,
+    g: &ConvGeom,
+    c_out: usize,
+) -> CudaResult<()> {
     let (k, p) = (g.col_rows(), g.col_cols());
     let n = batch_of(x.len(), g.c * g.h * g.w);
     assert_eq!(w.len(), c_out * k, "conv2d: weight must be {c_out}x{k}");
@@ -35,22 +43,50 @@ pub fn conv2d_forward(gpu: &Gpu, x: &CudaSlice<f32>, w: &CudaSlice<f32>, b: Opti
     im2col(gpu, x, g, n, &mut col)?;
     fill_bias(gpu, y, b, c_out, p)?;
     // y[img] (c_out, P) += W (c_out, K) col[img] (K, P)
-    gemm_batched(gpu, Mat::new(w, c_out, k), Mat::new(&col, k, p), 1.0, y, Batch { count: n, a: 0, b: k * p, c: c_out * p })
+    gemm_batched(
+        gpu,
+        Mat::new(w, c_out, k),
+        Mat::new(&col, k, p),
+        1.0,
+        y,
+        Batch { count: n, a: 0, b: k * p, c: c_out * p },
+    )
 }
 
 /// dx (n, g.c, g.h, g.w) += the conv2d input gradient of dout (n, c_out, oh, ow).
-pub fn conv2d_backward_input(gpu: &Gpu, dout: &CudaSlice<f32>, w: &CudaSlice<f32>, dx: &mut CudaSlice<f32>, g: &ConvGeom, c_out: usize) -> CudaResult<()> {
+pub fn conv2d_backward_input(
+    gpu: &Gpu,
+    dout: &CudaSlice<f32>,
+    w: &CudaSlice<f32>,
+    dx: &mut CudaSlice<f32>,
+    g: &ConvGeom,
+    c_out: usize,
+) -> CudaResult<()> {
     let (k, p) = (g.col_rows(), g.col_cols());
     let n = batch_of(dx.len(), g.c * g.h * g.w);
     assert_eq!(dout.len(), n * c_out * p, "conv2d backward: dout must be ({n}, {c_out}, {}, {})", g.oh, g.ow);
     let mut dcol = gpu.uninit(n * k * p)?;
     // dcol[img] (K, P) = W^T (K, c_out) dout[img] (c_out, P)
-    gemm_batched(gpu, Mat::new(w, c_out, k).t(), Mat::new(dout, c_out, p), 0.0, &mut dcol, Batch { count: n, a: 0, b: c_out * p, c: k * p })?;
+    gemm_batched(
+        gpu,
+        Mat::new(w, c_out, k).t(),
+        Mat::new(dout, c_out, p),
+        0.0,
+        &mut dcol,
+        Batch { count: n, a: 0, b: c_out * p, c: k * p },
+    )?;
     col2im(gpu, &dcol, g, n, dx)
 }
 
 /// `dw (c_out, g.c, g.kh, g.kw) += sum over the batch of dout[n] im2col(x[n])^T`.
-pub fn conv2d_backward_weight(gpu: &Gpu, dout: &CudaSlice<f32>, x: &CudaSlice<f32>, dw: &mut CudaSlice<f32>, g: &ConvGeom, c_out: usize) -> CudaResult<()> {
+pub fn conv2d_backward_weight(
+    gpu: &Gpu,
+    dout: &CudaSlice<f32>,
+    x: &CudaSlice<f32>,
+    dw: &mut CudaSlice<f32>,
+    g: &ConvGeom,
+    c_out: usize,
+) -> CudaResult<()> {
     let (k, p) = (g.col_rows(), g.col_cols());
     let n = batch_of(x.len(), g.c * g.h * g.w);
     assert_eq!(dout.len(), n * c_out * p, "conv2d backward: dout must be ({n}, {c_out}, {}, {})", g.oh, g.ow);
@@ -59,37 +95,80 @@ pub fn conv2d_backward_weight(gpu: &Gpu, dout: &CudaSlice<f32>, x: &CudaSlice<f3
     im2col(gpu, x, g, n, &mut col)?;
     let mut part = gpu.uninit(n * c_out * k)?;
     // part[img] (c_out, K) = dout[img] (c_out, P) col[img]^T (P, K)
-    gemm_batched(gpu, Mat::new(dout, c_out, p), Mat::new(&col, k, p).t(), 0.0, &mut part, Batch { count: n, a: c_out * p, b: k * p, c: c_out * k })?;
+    gemm_batched(
+        gpu,
+        Mat::new(dout, c_out, p),
+        Mat::new(&col, k, p).t(),
+        0.0,
+        &mut part,
+        Batch { count: n, a: c_out * p, b: k * p, c: c_out * k },
+    )?;
     sum_over_batch(gpu, &part, n, dw)
 }
 
 /// y (n, c_out, oh, ow) = conv_transpose2d(x (n, c_in, h, w), w (c_in, c_out, kh, kw)) + b,
 /// where `g` is the geometry of the adjoint conv2d (see `ops::conv`).
-pub fn conv_transpose2d_forward(gpu: &Gpu, x: &CudaSlice<f32>, w: &CudaSlice<f32>, b: Option<&CudaSlice<f32>>, y: &mut CudaSlice<f32>, g: &ConvGeom, c_in: usize) -> CudaResult<()> {
+pub fn conv_transpose2d_forward(
+    gpu: &Gpu,
+    x: &CudaSlice<f32>,
+    w: &CudaSlice<f32>,
+    b: Option<&CudaSlice<f32>>,
+    y: &mut CudaSlice<f32>,
+    g: &ConvGeom,
+    c_in: usize,
+) -> CudaResult<()> {
     let (k, p) = (g.col_rows(), g.col_cols());
     let n = batch_of(x.len(), c_in * p);
     assert_eq!(w.len(), c_in * k, "conv_transpose2d: weight must be {c_in}x{k}");
     assert_eq!(y.len(), n * g.c * g.h * g.w, "conv_transpose2d: y must be ({n}, {}, {}, {})", g.c, g.h, g.w);
     let mut col = gpu.uninit(n * k * p)?;
     // col[img] (K, P) = W^T (K, c_in) x[img] (c_in, P)
-    gemm_batched(gpu, Mat::new(w, c_in, k).t(), Mat::new(x, c_in, p), 0.0, &mut col, Batch { count: n, a: 0, b: c_in * p, c: k * p })?;
+    gemm_batched(
+        gpu,
+        Mat::new(w, c_in, k).t(),
+        Mat::new(x, c_in, p),
+        0.0,
+        &mut col,
+        Batch { count: n, a: 0, b: c_in * p, c: k * p },
+    )?;
     fill_bias(gpu, y, b, g.c, g.h * g.w)?;
     col2im(gpu, &col, g, n, y)
 }
 
 /// `dx (n, c_in, h, w) += w (c_in, K) im2col(dout[n])`: a conv2d of dout.
-pub fn conv_transpose2d_backward_input(gpu: &Gpu, dout: &CudaSlice<f32>, w: &CudaSlice<f32>, dx: &mut CudaSlice<f32>, g: &ConvGeom, c_in: usize) -> CudaResult<()> {
+pub fn conv_transpose2d_backward_input(
+    gpu: &Gpu,
+    dout: &CudaSlice<f32>,
+    w: &CudaSlice<f32>,
+    dx: &mut CudaSlice<f32>,
+    g: &ConvGeom,
+    c_in: usize,
+) -> CudaResult<()> {
     let (k, p) = (g.col_rows(), g.col_cols());
     let n = batch_of(dout.len(), g.c * g.h * g.w);
     assert_eq!(dx.len(), n * c_in * p, "conv_transpose2d backward: dx must be ({n}, {c_in}, {}, {})", g.oh, g.ow);
     let mut col = gpu.uninit(n * k * p)?;
     im2col(gpu, dout, g, n, &mut col)?;
     // dx[img] (c_in, P) += W (c_in, K) col[img] (K, P)
-    gemm_batched(gpu, Mat::new(w, c_in, k), Mat::new(&col, k, p), 1.0, dx, Batch { count: n, a: 0, b: k * p, c: c_in * p })
+    gemm_batched(
+        gpu,
+        Mat::new(w, c_in, k),
+        Mat::new(&col, k, p),
+        1.0,
+        dx,
+        Batch { count: n, a: 0, b: k * p, c: c_in * p },
+    )
 }
 
 /// `dw (c_in, c_out, kh, kw) += sum over the batch of x[n] im2col(dout[n])^T`.
-pub fn conv_transpose2d_backward_weight(gpu: &Gpu, dout: &CudaSlice<f32>, x: &CudaSlice<f32>, dw: &mut CudaSlice<f32>, g: &ConvGeom, c_in: usize) -> CudaResult<()> {
+pub fn conv_transpose2d_backward_weight(
+    gpu: &Gpu,
+    dout: &CudaSlice<f32>,
+    x: &CudaSlice<f32>,
+    dw: &mut CudaSlice<f32>,
+    g: &ConvGeom,
+    c_in: usize,
+) -> CudaResult<()> {
     let (k, p) = (g.col_rows(), g.col_cols());
     let n = batch_of(dout.len(), g.c * g.h * g.w);
     assert_eq!(x.len(), n * c_in * p, "conv_transpose2d backward: x must be ({n}, {c_in}, {}, {})", g.oh, g.ow);
@@ -98,13 +177,26 @@ pub fn conv_transpose2d_backward_weight(gpu: &Gpu, dout: &CudaSlice<f32>, x: &Cu
     im2col(gpu, dout, g, n, &mut col)?;
     let mut part = gpu.uninit(n * c_in * k)?;
     // part[img] (c_in, K) = x[img] (c_in, P) col[img]^T (P, K)
-    gemm_batched(gpu, Mat::new(x, c_in, p), Mat::new(&col, k, p).t(), 0.0, &mut part, Batch { count: n, a: c_in * p, b: k * p, c: c_in * k })?;
+    gemm_batched(
+        gpu,
+        Mat::new(x, c_in, p),
+        Mat::new(&col, k, p).t(),
+        0.0,
+        &mut part,
+        Batch { count: n, a: c_in * p, b: k * p, c: c_in * k },
+    )?;
     sum_over_batch(gpu, &part, n, dw)
 }
 
 /// `y (n, c, plane) = b[c]` in every plane, or 0 without a bias: where the products add onto.
 /// linear calls it with plane = 1.
-pub fn fill_bias(gpu: &Gpu, y: &mut CudaSlice<f32>, b: Option<&CudaSlice<f32>>, c: usize, plane: usize) -> CudaResult<()> {
+pub fn fill_bias(
+    gpu: &Gpu,
+    y: &mut CudaSlice<f32>,
+    b: Option<&CudaSlice<f32>>,
+    c: usize,
+    plane: usize,
+) -> CudaResult<()> {
     let n = batch_of(y.len(), c * plane);
     let Some(b) = b else { return gpu.stream.memset_zeros(y) };
     assert_eq!(b.len(), c, "the bias must have one value per channel ({c})");
@@ -119,7 +211,7 @@ pub fn fill_bias(gpu: &Gpu, y: &mut CudaSlice<f32>, b: Option<&CudaSlice<f32>>, 
     launch.arg(&n32); //     unsigned int n
     launch.arg(&c32); //     unsigned int c
     launch.arg(&plane32); // unsigned int plane
-    // SAFETY: arguments as in fill_bias's C signature; y is n*c*plane long, b is c long.
+                          // SAFETY: arguments as in fill_bias's C signature; y is n*c*plane long, b is c long.
     unsafe { launch.launch(grid_1d(len)) }?;
     Ok(())
 }
@@ -142,7 +234,7 @@ pub fn conv_backward_bias(gpu: &Gpu, dout: &CudaSlice<f32>, db: &mut CudaSlice<f
     launch.arg(&n32); //     unsigned int n
     launch.arg(&c32); //     unsigned int c
     launch.arg(&plane32); // unsigned int plane
-    // SAFETY: arguments as in conv_backward_bias's C signature; dout is n*c*plane long.
+                          // SAFETY: arguments as in conv_backward_bias's C signature; dout is n*c*plane long.
     unsafe { launch.launch(cfg) }?;
     Ok(())
 }
@@ -160,7 +252,7 @@ pub fn sum_over_batch(gpu: &Gpu, part: &CudaSlice<f32>, n: usize, dw: &mut CudaS
     launch.arg(dw); //     float* dw
     launch.arg(&n32); //   unsigned int n
     launch.arg(&len32); // unsigned int len
-    // SAFETY: arguments as in sum_over_batch's C signature; part is n*len long.
+                        // SAFETY: arguments as in sum_over_batch's C signature; part is n*len long.
     unsafe { launch.launch(grid_1d(len)) }?;
     Ok(())
 }

@@ -45,8 +45,8 @@ pub fn batch_into(gpu: &Gpu, images: &DeviceImages, rows: &CudaView<u32>, out: &
     launch.arg(out); //            float* out
     launch.arg(&n32); //           unsigned int n
     launch.arg(&d32); //           unsigned int d
-    // SAFETY: arguments as in the C signature; rows holds n numbers below images.n, out
-    // n*d floats, pixels images.n*d bytes. One thread per output value.
+                      // SAFETY: arguments as in the C signature; rows holds n numbers below images.n, out
+                      // n*d floats, pixels images.n*d bytes. One thread per output value.
     unsafe { launch.launch(grid_1d(n * d)) }?;
     Ok(())
 }

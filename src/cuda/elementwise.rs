@@ -19,7 +19,7 @@ pub fn relu_forward(gpu: &Gpu, x: &CudaSlice<f32>, y: &mut CudaSlice<f32>) -> Cu
     launch.arg(x); //    const float* x
     launch.arg(y); //    float* y
     launch.arg(&n32); // unsigned int n
-    // SAFETY: arguments as in the C signature; both buffers hold n floats.
+                      // SAFETY: arguments as in the C signature; both buffers hold n floats.
     unsafe { launch.launch(grid_1d(n)) }?;
     Ok(())
 }
@@ -37,7 +37,7 @@ pub fn relu_backward(gpu: &Gpu, y: &CudaSlice<f32>, dout: &CudaSlice<f32>, dx: &
     launch.arg(dout); // const float* dout
     launch.arg(dx); //   float* dx
     launch.arg(&n32); // unsigned int n
-    // SAFETY: arguments as in the C signature; all three buffers hold n floats.
+                      // SAFETY: arguments as in the C signature; all three buffers hold n floats.
     unsafe { launch.launch(grid_1d(n)) }?;
     Ok(())
 }
@@ -55,7 +55,7 @@ pub fn add(gpu: &Gpu, a: &CudaSlice<f32>, b: &CudaSlice<f32>, y: &mut CudaSlice<
     launch.arg(b); //    const float* b
     launch.arg(y); //    float* y
     launch.arg(&n32); // unsigned int n
-    // SAFETY: arguments as in the C signature; all three buffers hold n floats.
+                      // SAFETY: arguments as in the C signature; all three buffers hold n floats.
     unsafe { launch.launch(grid_1d(n)) }?;
     Ok(())
 }
@@ -73,7 +73,7 @@ pub fn scale(gpu: &Gpu, x: &CudaSlice<f32>, factor: f32, y: &mut CudaSlice<f32>)
     launch.arg(&factor); // float factor
     launch.arg(y); //       float* y
     launch.arg(&n32); //    unsigned int n
-    // SAFETY: arguments as in the C signature; both buffers hold n floats.
+                      // SAFETY: arguments as in the C signature; both buffers hold n floats.
     unsafe { launch.launch(grid_1d(n)) }?;
     Ok(())
 }
@@ -91,7 +91,7 @@ pub fn add_into(gpu: &Gpu, d: &mut CudaSlice<f32>, dout: &CudaSlice<f32>, factor
     launch.arg(dout); //    const float* dout
     launch.arg(&factor); // float factor
     launch.arg(&n32); //    unsigned int n
-    // SAFETY: arguments as in the C signature; both buffers hold n floats.
+                      // SAFETY: arguments as in the C signature; both buffers hold n floats.
     unsafe { launch.launch(grid_1d(n)) }?;
     Ok(())
 }

@@ -57,7 +57,11 @@ impl<'a> Mat<'a> {
 
     /// The index one past the last element this view touches, from `offset`.
     fn end(&self, offset: usize) -> usize {
-        if self.rows == 0 || self.cols == 0 { offset } else { offset + (self.rows - 1) * self.rs + (self.cols - 1) * self.cs + 1 }
+        if self.rows == 0 || self.cols == 0 {
+            offset
+        } else {
+            offset + (self.rows - 1) * self.rs + (self.cols - 1) * self.cs + 1
+        }
     }
 }
 
@@ -130,14 +134,28 @@ pub fn gemm_batched(gpu: &Gpu, a: Mat, b: Mat, beta: f32, c: &mut CudaSlice<f32>
     let last = batch.count - 1;
     assert!(a.end(last * batch.a) <= a.data.len(), "gemm: A's views overrun its {} values", a.data.len());
     assert!(b.end(last * batch.b) <= b.data.len(), "gemm: B's views overrun its {} values", b.data.len());
-    assert!(last * batch.c + m * n <= c.len(), "gemm: C must hold {} products of {m}x{n} values, {} apart", batch.count, batch.c);
+    assert!(
+        last * batch.c + m * n <= c.len(),
+        "gemm: C must hold {} products of {m}x{n} values, {} apart",
+        batch.count,
+        batch.c
+    );
     let tiles = m.div_ceil(TILE_M) * n.div_ceil(TILE_N) * batch.count;
     let splits = split_count(tiles, k);
     let dims = GemmParams {
-        m: to_u32(m), n: to_u32(n), k: to_u32(k),
-        a_rs: to_u32(a.rs), a_cs: to_u32(a.cs), b_rs: to_u32(b.rs), b_cs: to_u32(b.cs),
-        a_bs: to_u32(batch.a), b_bs: to_u32(batch.b), c_bs: to_u32(batch.c),
-        splits: 1, k_split: to_u32(k), beta,
+        m: to_u32(m),
+        n: to_u32(n),
+        k: to_u32(k),
+        a_rs: to_u32(a.rs),
+        a_cs: to_u32(a.cs),
+        b_rs: to_u32(b.rs),
+        b_cs: to_u32(b.cs),
+        a_bs: to_u32(batch.a),
+        b_bs: to_u32(batch.b),
+        c_bs: to_u32(batch.c),
+        splits: 1,
+        k_split: to_u32(k),
+        beta,
     };
     if splits == 1 {
         return launch_gemm(gpu, a, b, c, dims, batch.count);
@@ -153,15 +171,17 @@ pub fn gemm_batched(gpu: &Gpu, a: Mat, b: Mat, beta: f32, c: &mut CudaSlice<f32>
         *scratch = Some(gpu.uninit(need)?);
     }
     let parts = scratch.as_mut().expect("allocated above");
-    let partial = GemmParams { c_bs: to_u32(m * n), splits: to_u32(splits), k_split: to_u32(k_split), beta: 0.0, ..dims };
+    let partial =
+        GemmParams { c_bs: to_u32(m * n), splits: to_u32(splits), k_split: to_u32(k_split), beta: 0.0, ..dims };
     launch_gemm(gpu, a, b, parts, partial, batch.count * splits)?;
-    let p = SplitSum { mn: to_u32(m * n), count: to_u32(batch.count), splits: to_u32(splits), c_bs: to_u32(batch.c), beta };
+    let p =
+        SplitSum { mn: to_u32(m * n), count: to_u32(batch.count), splits: to_u32(splits), c_bs: to_u32(batch.c), beta };
     let mut launch = gpu.stream.launch_builder(&gpu.k.gemm_sum_splits);
     launch.arg(&*parts); // const float* parts
     launch.arg(c); //      float* c
     launch.arg(&p); //     SplitSum p
-    // SAFETY: the arguments match gemm_sum_splits's C signature; parts holds count x
-    // splits partials of m x n, and C's products lie in it (asserted above).
+                    // SAFETY: the arguments match gemm_sum_splits's C signature; parts holds count x
+                    // splits partials of m x n, and C's products lie in it (asserted above).
     unsafe { launch.launch(super::grid_1d(batch.count * m * n)) }?;
     Ok(())
 }
@@ -181,8 +201,8 @@ fn launch_gemm(gpu: &Gpu, a: Mat, b: Mat, c: &mut CudaSlice<f32>, p: GemmParams,
     launch.arg(b.data); // const float* b
     launch.arg(c); //      float* c
     launch.arg(&p); //     GemmParams p
-    // SAFETY: the arguments match gemm's C signature, and the caller's asserts keep every
-    // index the kernel forms inside its buffer.
+                    // SAFETY: the arguments match gemm's C signature, and the caller's asserts keep every
+                    // index the kernel forms inside its buffer.
     unsafe { launch.launch(cfg) }?;
     Ok(())
 }

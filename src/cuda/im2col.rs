@@ -33,9 +33,16 @@ impl ConvParams {
     /// The CPU geometry `g` for a batch of `n` images.
     pub fn new(g: &ConvGeom, n: usize) -> ConvParams {
         ConvParams {
-            n: to_u32(n), c: to_u32(g.c), h: to_u32(g.h), w: to_u32(g.w),
-            kh: to_u32(g.kh), kw: to_u32(g.kw), stride: to_u32(g.stride), padding: to_u32(g.padding),
-            oh: to_u32(g.oh), ow: to_u32(g.ow),
+            n: to_u32(n),
+            c: to_u32(g.c),
+            h: to_u32(g.h),
+            w: to_u32(g.w),
+            kh: to_u32(g.kh),
+            kw: to_u32(g.kw),
+            stride: to_u32(g.stride),
+            padding: to_u32(g.padding),
+            oh: to_u32(g.oh),
+            ow: to_u32(g.ow),
         }
     }
 }
@@ -53,8 +60,8 @@ pub fn im2col(gpu: &Gpu, x: &CudaSlice<f32>, g: &ConvGeom, n: usize, col: &mut C
     launch.arg(x); //   const float* x
     launch.arg(col); // float* col
     launch.arg(&p); //  ConvParams g
-    // SAFETY: arguments as in im2col's C signature; the lengths were checked against the
-    // geometry the kernel indexes with. One thread per col entry.
+                    // SAFETY: arguments as in im2col's C signature; the lengths were checked against the
+                    // geometry the kernel indexes with. One thread per col entry.
     unsafe { launch.launch(grid_1d(len)) }?;
     Ok(())
 }
@@ -62,7 +69,13 @@ pub fn im2col(gpu: &Gpu, x: &CudaSlice<f32>, g: &ConvGeom, n: usize, col: &mut C
 /// x (n, g.c, g.h, g.w) += the adjoint of im2col applied to col (n, K, P).
 pub fn col2im(gpu: &Gpu, col: &CudaSlice<f32>, g: &ConvGeom, n: usize, x: &mut CudaSlice<f32>) -> CudaResult<()> {
     assert_eq!(x.len(), n * g.c * g.h * g.w, "col2im: x must hold {n} images of {}x{}x{}", g.c, g.h, g.w);
-    assert_eq!(col.len(), n * g.col_rows() * g.col_cols(), "col2im: col must hold {n} blocks of {}x{}", g.col_rows(), g.col_cols());
+    assert_eq!(
+        col.len(),
+        n * g.col_rows() * g.col_cols(),
+        "col2im: col must hold {n} blocks of {}x{}",
+        g.col_rows(),
+        g.col_cols()
+    );
     if x.is_empty() {
         return Ok(());
     }
@@ -72,7 +85,7 @@ pub fn col2im(gpu: &Gpu, col: &CudaSlice<f32>, g: &ConvGeom, n: usize, x: &mut C
     launch.arg(col); // const float* col
     launch.arg(x); //   float* x
     launch.arg(&p); //  ConvParams g
-    // SAFETY: as for im2col; one thread per image pixel.
+                    // SAFETY: as for im2col; one thread per image pixel.
     unsafe { launch.launch(grid_1d(pixels)) }?;
     Ok(())
 }

@@ -8,7 +8,15 @@ use cudarc::driver::CudaSlice;
 
 /// y (n, d_out) = x (n, d_in) W^T + b. The bias is written first and the product added
 /// onto it (beta = 1), as on the CPU.
-pub fn linear_forward(gpu: &Gpu, x: &CudaSlice<f32>, w: &CudaSlice<f32>, b: Option<&CudaSlice<f32>>, y: &mut CudaSlice<f32>, d_in: usize, d_out: usize) -> CudaResult<()> {
+pub fn linear_forward(
+    gpu: &Gpu,
+    x: &CudaSlice<f32>,
+    w: &CudaSlice<f32>,
+    b: Option<&CudaSlice<f32>>,
+    y: &mut CudaSlice<f32>,
+    d_in: usize,
+    d_out: usize,
+) -> CudaResult<()> {
     let n = x.len() / d_in;
     assert_eq!(w.len(), d_out * d_in, "linear: weight must be {d_out}x{d_in}");
     fill_bias(gpu, y, b, d_out, 1)?;
@@ -16,13 +24,27 @@ pub fn linear_forward(gpu: &Gpu, x: &CudaSlice<f32>, w: &CudaSlice<f32>, b: Opti
 }
 
 /// dx (n, d_in) += dout (n, d_out) W (d_out, d_in).
-pub fn linear_backward_input(gpu: &Gpu, dout: &CudaSlice<f32>, w: &CudaSlice<f32>, dx: &mut CudaSlice<f32>, d_in: usize, d_out: usize) -> CudaResult<()> {
+pub fn linear_backward_input(
+    gpu: &Gpu,
+    dout: &CudaSlice<f32>,
+    w: &CudaSlice<f32>,
+    dx: &mut CudaSlice<f32>,
+    d_in: usize,
+    d_out: usize,
+) -> CudaResult<()> {
     let n = dout.len() / d_out;
     gemm(gpu, Mat::new(dout, n, d_out), Mat::new(w, d_out, d_in), 1.0, dx)
 }
 
 /// dW (d_out, d_in) += dout^T (d_out, n) x (n, d_in).
-pub fn linear_backward_weight(gpu: &Gpu, dout: &CudaSlice<f32>, x: &CudaSlice<f32>, dw: &mut CudaSlice<f32>, d_in: usize, d_out: usize) -> CudaResult<()> {
+pub fn linear_backward_weight(
+    gpu: &Gpu,
+    dout: &CudaSlice<f32>,
+    x: &CudaSlice<f32>,
+    dw: &mut CudaSlice<f32>,
+    d_in: usize,
+    d_out: usize,
+) -> CudaResult<()> {
     let n = dout.len() / d_out;
     gemm(gpu, Mat::new(dout, n, d_out).t(), Mat::new(x, n, d_in), 1.0, dw)
 }

@@ -26,8 +26,8 @@ pub fn mse_forward(gpu: &Gpu, x: &CudaSlice<f32>, t: &CudaSlice<f32>, out: &mut 
     launch.arg(t); //             const float* t
     launch.arg(&mut partials); // double* partials
     launch.arg(&n); //            unsigned int n
-    // SAFETY: arguments as in the C signature; x and t hold n floats, partials one double
-    // per block of this grid.
+                    // SAFETY: arguments as in the C signature; x and t hold n floats, partials one double
+                    // per block of this grid.
     unsafe { launch.launch(first_pass()) }?;
     mean_of_partials(gpu, &partials, x.len(), out)
 }
@@ -40,13 +40,20 @@ pub fn mean_abs_forward(gpu: &Gpu, x: &CudaSlice<f32>, out: &mut CudaSlice<f32>)
     launch.arg(x); //             const float* x
     launch.arg(&mut partials); // double* partials
     launch.arg(&n); //            unsigned int n
-    // SAFETY: as for mse_forward.
+                    // SAFETY: as for mse_forward.
     unsafe { launch.launch(first_pass()) }?;
     mean_of_partials(gpu, &partials, x.len(), out)
 }
 
 /// `d += scale * (x - t)`, `scale = factor * dout[0] / N`.
-pub fn mse_backward(gpu: &Gpu, x: &CudaSlice<f32>, t: &CudaSlice<f32>, dout: &CudaSlice<f32>, factor: f32, d: &mut CudaSlice<f32>) -> CudaResult<()> {
+pub fn mse_backward(
+    gpu: &Gpu,
+    x: &CudaSlice<f32>,
+    t: &CudaSlice<f32>,
+    dout: &CudaSlice<f32>,
+    factor: f32,
+    d: &mut CudaSlice<f32>,
+) -> CudaResult<()> {
     assert!(x.len() == t.len() && x.len() == d.len(), "mse backward: x, t and d differ in length");
     assert_eq!(dout.len(), 1, "mse backward: the loss's gradient is one value");
     let n = x.len();
@@ -61,13 +68,18 @@ pub fn mse_backward(gpu: &Gpu, x: &CudaSlice<f32>, t: &CudaSlice<f32>, dout: &Cu
     launch.arg(&factor); // float factor
     launch.arg(d); //       float* d
     launch.arg(&n32); //    unsigned int n
-    // SAFETY: arguments as in the C signature; x, t and d hold n floats, dout one.
+                      // SAFETY: arguments as in the C signature; x, t and d hold n floats, dout one.
     unsafe { launch.launch(grid_1d(n)) }?;
     Ok(())
 }
 
 /// `dx += scale * sign(x)`, with `sign(0) = 0` and `scale = dout[0] / N`.
-pub fn mean_abs_backward(gpu: &Gpu, x: &CudaSlice<f32>, dout: &CudaSlice<f32>, dx: &mut CudaSlice<f32>) -> CudaResult<()> {
+pub fn mean_abs_backward(
+    gpu: &Gpu,
+    x: &CudaSlice<f32>,
+    dout: &CudaSlice<f32>,
+    dx: &mut CudaSlice<f32>,
+) -> CudaResult<()> {
     assert_eq!(x.len(), dx.len(), "mean_abs backward: x and dx differ in length");
     assert_eq!(dout.len(), 1, "mean_abs backward: the loss's gradient is one value");
     let n = x.len();
@@ -80,7 +92,7 @@ pub fn mean_abs_backward(gpu: &Gpu, x: &CudaSlice<f32>, dout: &CudaSlice<f32>, d
     launch.arg(dout); // const float* dout
     launch.arg(dx); //   float* dx
     launch.arg(&n32); // unsigned int n
-    // SAFETY: arguments as in the C signature; x and dx hold n floats, dout one.
+                      // SAFETY: arguments as in the C signature; x and dx hold n floats, dout one.
     unsafe { launch.launch(grid_1d(n)) }?;
     Ok(())
 }

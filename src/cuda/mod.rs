@@ -123,7 +123,11 @@ pub(crate) const THREADS: u32 = 256;
 
 /// A 1-D grid with one thread per element for `n` elements (`n > 0`).
 pub(crate) fn grid_1d(n: usize) -> LaunchConfig {
-    LaunchConfig { grid_dim: (to_u32(n.div_ceil(THREADS as usize)), 1, 1), block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 }
+    LaunchConfig {
+        grid_dim: (to_u32(n.div_ceil(THREADS as usize)), 1, 1),
+        block_dim: (THREADS, 1, 1),
+        shared_mem_bytes: 0,
+    }
 }
 
 /// A size as the kernels' `unsigned int`; larger tensors are not supported (and are

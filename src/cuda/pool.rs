@@ -32,7 +32,14 @@ fn params(len: usize, h: usize, w: usize, ph: usize, pw: usize) -> PoolParams {
 }
 
 /// y (planes, h/2, w/2) = max over each 2x2 window of x (planes, h, w); idx its argmax.
-pub fn maxpool2d_forward(gpu: &Gpu, x: &CudaSlice<f32>, y: &mut CudaSlice<f32>, idx: &mut CudaSlice<u32>, h: usize, w: usize) -> CudaResult<()> {
+pub fn maxpool2d_forward(
+    gpu: &Gpu,
+    x: &CudaSlice<f32>,
+    y: &mut CudaSlice<f32>,
+    idx: &mut CudaSlice<u32>,
+    h: usize,
+    w: usize,
+) -> CudaResult<()> {
     let (oh, ow) = (h / POOL, w / POOL);
     assert!(oh > 0 && ow > 0, "maxpool2d needs planes of at least 2x2, got {h}x{w}");
     let p = params(x.len(), h, w, oh, ow);
@@ -46,14 +53,21 @@ pub fn maxpool2d_forward(gpu: &Gpu, x: &CudaSlice<f32>, y: &mut CudaSlice<f32>, 
     launch.arg(y); //   float* y
     launch.arg(idx); // unsigned int* idx
     launch.arg(&p); //  PoolParams p
-    // SAFETY: arguments as in the C signature; x holds `planes` full planes, y and idx as
-    // many pooled ones. One thread per pooled cell.
+                    // SAFETY: arguments as in the C signature; x holds `planes` full planes, y and idx as
+                    // many pooled ones. One thread per pooled cell.
     unsafe { launch.launch(grid_1d(cells)) }?;
     Ok(())
 }
 
 /// dx (planes, h, w) += dout (planes, oh, ow) routed to the argmax of each window.
-pub fn maxpool2d_backward(gpu: &Gpu, dout: &CudaSlice<f32>, idx: &CudaSlice<u32>, dx: &mut CudaSlice<f32>, h: usize, w: usize) -> CudaResult<()> {
+pub fn maxpool2d_backward(
+    gpu: &Gpu,
+    dout: &CudaSlice<f32>,
+    idx: &CudaSlice<u32>,
+    dx: &mut CudaSlice<f32>,
+    h: usize,
+    w: usize,
+) -> CudaResult<()> {
     let p = params(dx.len(), h, w, h / POOL, w / POOL);
     let cells = p.planes as usize * (h / POOL) * (w / POOL);
     assert!(dout.len() == cells && idx.len() == cells, "maxpool2d backward: dout and idx must hold {cells} values");
@@ -66,14 +80,23 @@ pub fn maxpool2d_backward(gpu: &Gpu, dout: &CudaSlice<f32>, idx: &CudaSlice<u32>
     launch.arg(idx); //  const unsigned int* idx
     launch.arg(dx); //   float* dx
     launch.arg(&p); //   PoolParams p
-    // SAFETY: as above. One thread per position of the full planes (a gather).
+                    // SAFETY: as above. One thread per position of the full planes (a gather).
     unsafe { launch.launch(grid_1d(pixels)) }?;
     Ok(())
 }
 
 /// y (planes, h, w) = x (planes, ph, pw) placed at its indices, zero elsewhere.
 #[allow(clippy::too_many_arguments)] // the CPU signature, plus the Gpu
-pub fn maxunpool2d_forward(gpu: &Gpu, x: &CudaSlice<f32>, idx: &CudaSlice<u32>, y: &mut CudaSlice<f32>, ph: usize, pw: usize, h: usize, w: usize) -> CudaResult<()> {
+pub fn maxunpool2d_forward(
+    gpu: &Gpu,
+    x: &CudaSlice<f32>,
+    idx: &CudaSlice<u32>,
+    y: &mut CudaSlice<f32>,
+    ph: usize,
+    pw: usize,
+    h: usize,
+    w: usize,
+) -> CudaResult<()> {
     let p = params(y.len(), h, w, ph, pw);
     let cells = p.planes as usize * ph * pw;
     assert!(x.len() == cells && idx.len() == cells, "maxunpool2d: x and idx must hold {cells} values");
@@ -86,15 +109,24 @@ pub fn maxunpool2d_forward(gpu: &Gpu, x: &CudaSlice<f32>, idx: &CudaSlice<u32>, 
     launch.arg(idx); // const unsigned int* idx
     launch.arg(y); //   float* y
     launch.arg(&p); //  PoolParams p
-    // SAFETY: as above. One thread per position of the full planes (a gather); it writes
-    // every one of them, the zeros included.
+                    // SAFETY: as above. One thread per position of the full planes (a gather); it writes
+                    // every one of them, the zeros included.
     unsafe { launch.launch(grid_1d(pixels)) }?;
     Ok(())
 }
 
 /// dx (planes, ph, pw) += dout (planes, h, w) read at the indices.
 #[allow(clippy::too_many_arguments)] // the CPU signature, plus the Gpu
-pub fn maxunpool2d_backward(gpu: &Gpu, dout: &CudaSlice<f32>, idx: &CudaSlice<u32>, dx: &mut CudaSlice<f32>, ph: usize, pw: usize, h: usize, w: usize) -> CudaResult<()> {
+pub fn maxunpool2d_backward(
+    gpu: &Gpu,
+    dout: &CudaSlice<f32>,
+    idx: &CudaSlice<u32>,
+    dx: &mut CudaSlice<f32>,
+    ph: usize,
+    pw: usize,
+    h: usize,
+    w: usize,
+) -> CudaResult<()> {
     let p = params(dout.len(), h, w, ph, pw);
     let cells = p.planes as usize * ph * pw;
     assert!(dx.len() == cells && idx.len() == cells, "maxunpool2d backward: dx and idx must hold {cells} values");
@@ -106,8 +138,8 @@ pub fn maxunpool2d_backward(gpu: &Gpu, dout: &CudaSlice<f32>, idx: &CudaSlice<u3
     launch.arg(idx); //  const unsigned int* idx
     launch.arg(dx); //   float* dx
     launch.arg(&p); //   PoolParams p
-    // SAFETY: as above; the kernel skips an index outside its h*w plane. One thread per
-    // pooled cell.
+                    // SAFETY: as above; the kernel skips an index outside its h*w plane. One thread per
+                    // pooled cell.
     unsafe { launch.launch(grid_1d(cells)) }?;
     Ok(())
 }

@@ -34,21 +34,30 @@ static DRIVER: OnceLock<Result<Library, String>> = OnceLock::new();
 /// Ok when the driver and NVRTC load and the driver sees at least one device; else one line
 /// saying what is missing. Safe to call any number of times, from any thread.
 pub fn probe() -> Result<(), String> {
-    let driver = DRIVER.get_or_init(|| open_first(DRIVER_NAMES).ok_or_else(|| "no NVIDIA driver (libcuda.so.1 not found)".to_string()));
+    let driver = DRIVER.get_or_init(|| {
+        open_first(DRIVER_NAMES).ok_or_else(|| "no NVIDIA driver (libcuda.so.1 not found)".to_string())
+    });
     let driver = driver.as_ref().map_err(Clone::clone)?;
     let mut version = 0; // 1000 * major + 10 * minor: 13000 is CUDA 13.0
-    // SAFETY: the three functions are declared with the C signatures of the CUDA driver
-    // API (`CUresult` is a C enum, an i32; `CUdevice` counts are ints), and are called with
-    // valid pointers to locals.
+                         // SAFETY: the three functions are declared with the C signatures of the CUDA driver
+                         // API (`CUresult` is a C enum, an i32; `CUdevice` counts are ints), and are called with
+                         // valid pointers to locals.
     unsafe {
         let cu_init: Symbol<unsafe extern "C" fn(u32) -> i32> = symbol(driver, b"cuInit\0")?;
         let rc = cu_init(0);
         if rc != CUDA_SUCCESS {
-            return Err(format!("the NVIDIA driver is installed but does not start (cuInit error {rc}{})", cu_error_hint(rc)));
+            return Err(format!(
+                "the NVIDIA driver is installed but does not start (cuInit error {rc}{})",
+                cu_error_hint(rc)
+            ));
         }
         let version_fn: Symbol<unsafe extern "C" fn(*mut i32) -> i32> = symbol(driver, b"cuDriverGetVersion\0")?;
         if version_fn(&mut version) != CUDA_SUCCESS || version / 1000 < CUDA_MAJOR {
-            return Err(format!("the NVIDIA driver supports CUDA {}.{}, this build needs CUDA {CUDA_MAJOR} (driver 580 or newer)", version / 1000, version % 1000 / 10));
+            return Err(format!(
+                "the NVIDIA driver supports CUDA {}.{}, this build needs CUDA {CUDA_MAJOR} (driver 580 or newer)",
+                version / 1000,
+                version % 1000 / 10
+            ));
         }
         let count_fn: Symbol<unsafe extern "C" fn(*mut i32) -> i32> = symbol(driver, b"cuDeviceGetCount\0")?;
         let mut count = 0;
@@ -82,7 +91,9 @@ pub fn probe_nvrtc() -> Result<(i32, i32), String> {
         version(&mut major, &mut minor)
     };
     if rc != 0 || major != CUDA_MAJOR {
-        return Err(format!("NVRTC {major}.{minor} found, this build needs NVRTC {CUDA_MAJOR}.x (libnvrtc.so.{CUDA_MAJOR})"));
+        return Err(format!(
+            "NVRTC {major}.{minor} found, this build needs NVRTC {CUDA_MAJOR}.x (libnvrtc.so.{CUDA_MAJOR})"
+        ));
     }
     Ok((major, minor))
 }
@@ -98,13 +109,14 @@ fn open_first(names: &[&str]) -> Option<Library> {
 /// # Safety
 /// `T` must be the symbol's true C signature.
 unsafe fn symbol<'l, T>(lib: &'l Library, name: &[u8]) -> Result<Symbol<'l, T>, String> {
-    lib.get(name).map_err(|e| format!("the CUDA library lacks {}: {e}", String::from_utf8_lossy(&name[..name.len() - 1])))
+    lib.get(name)
+        .map_err(|e| format!("the CUDA library lacks {}: {e}", String::from_utf8_lossy(&name[..name.len() - 1])))
 }
 
 /// A few words for the cuInit failures people meet.
 fn cu_error_hint(rc: i32) -> &'static str {
     match rc {
-        100 => ": no CUDA-capable device",            // CUDA_ERROR_NO_DEVICE
+        100 => ": no CUDA-capable device",              // CUDA_ERROR_NO_DEVICE
         35 => ": the driver is older than the runtime", // CUDA_ERROR_INSUFFICIENT_DRIVER
         999 => ": unknown error; is the device visible in this container?",
         _ => "",

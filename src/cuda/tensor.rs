@@ -32,7 +32,13 @@ pub struct CudaTensor {
 impl CudaTensor {
     /// A device copy of row-major `host` values.
     pub fn from_host(gpu: &Arc<Gpu>, shape: &[usize], host: &[f32]) -> CudaTensor {
-        assert_eq!(shape.iter().product::<usize>(), host.len(), "shape {shape:?} needs {} values, got {}", shape.iter().product::<usize>(), host.len());
+        assert_eq!(
+            shape.iter().product::<usize>(),
+            host.len(),
+            "shape {shape:?} needs {} values, got {}",
+            shape.iter().product::<usize>(),
+            host.len()
+        );
         let data = gpu.upload(host).expect(DRIVER_FAILED);
         CudaTensor { shape: shape.to_vec(), data: Arc::new(data), gpu: gpu.clone() }
     }

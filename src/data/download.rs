@@ -64,10 +64,8 @@ pub const ORIGINALS: [Source<'static>; 4] = [
 
 /// Public mirrors of the original files, tried in this order. (LeCun's own site now often
 /// refuses scripted downloads, so it is not listed.)
-pub const MIRRORS: [&str; 2] = [
-    "https://ossci-datasets.s3.amazonaws.com/mnist/",
-    "https://storage.googleapis.com/cvdf-datasets/mnist/",
-];
+pub const MIRRORS: [&str; 2] =
+    ["https://ossci-datasets.s3.amazonaws.com/mnist/", "https://storage.googleapis.com/cvdf-datasets/mnist/"];
 
 /// Time to establish a connection: a mirror that does not answer in this long is skipped.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -86,7 +84,10 @@ pub fn download_mnist(dir: &Path, mirrors: &[&str]) -> Result<()> {
 /// Tries every file even after one fails, then reports all that are still missing.
 pub fn download_sources(dir: &Path, mirrors: &[&str], sources: &[Source]) -> Result<()> {
     if let Err(e) = fs::create_dir_all(dir) {
-        bail!("{}: cannot create the data directory: {e}; create it, or point --data DIR or MNIST_DIR at another", dir.display());
+        bail!(
+            "{}: cannot create the data directory: {e}; create it, or point --data DIR or MNIST_DIR at another",
+            dir.display()
+        );
     }
     let agent = ureq::Agent::new_with_config(
         ureq::Agent::config_builder()
@@ -106,11 +107,8 @@ pub fn download_sources(dir: &Path, mirrors: &[&str], sources: &[Source]) -> Res
         }
         let mut done = false;
         for mirror in mirrors {
-            let url = if mirror.ends_with('/') {
-                format!("{mirror}{}", src.name)
-            } else {
-                format!("{mirror}/{}", src.name)
-            };
+            let url =
+                if mirror.ends_with('/') { format!("{mirror}{}", src.name) } else { format!("{mirror}/{}", src.name) };
             eprintln!("downloading {url}");
             match fetch(&agent, &url, dir, src) {
                 Ok(()) => {
@@ -154,18 +152,15 @@ fn fetch(agent: &ureq::Agent, url: &str, dir: &Path, src: &Source) -> Result<(),
     let body = response.into_body();
     if let Some(len) = body.content_length() {
         if len != src.bytes {
-            return Err(format!(
-                "server offers {len} bytes, the original has {}",
-                src.bytes
-            ));
+            return Err(format!("server offers {len} bytes, the original has {}", src.bytes));
         }
     }
     // ureq errors out if the connection closes before Content-Length bytes have come; without a
     // Content-Length, the size check below catches a short file.
     let mut reader = body.into_reader();
 
-    let mut temp = Temp::create(dir, src.name)
-        .map_err(|e| format!("cannot create a temporary file in {}: {e}", dir.display()))?;
+    let mut temp =
+        Temp::create(dir, src.name).map_err(|e| format!("cannot create a temporary file in {}: {e}", dir.display()))?;
     let bar = progress_bar(src);
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 64 << 10];
@@ -179,10 +174,7 @@ fn fetch(agent: &ureq::Agent, url: &str, dir: &Path, src: &Source) -> Result<(),
         };
         total += k as u64;
         if total > src.bytes {
-            break Err(format!(
-                "server sent more than the original's {} bytes",
-                src.bytes
-            ));
+            break Err(format!("server sent more than the original's {} bytes", src.bytes));
         }
         hasher.update(&buf[..k]);
         if let Err(e) = temp.file.write_all(&buf[..k]) {
@@ -196,29 +188,19 @@ fn fetch(agent: &ureq::Agent, url: &str, dir: &Path, src: &Source) -> Result<(),
     if total != src.bytes {
         return Err(format!("truncated: got {total} of {} bytes", src.bytes));
     }
-    let got: String = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let got: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
     if !got.eq_ignore_ascii_case(src.sha256) {
-        return Err(format!(
-            "SHA-256 mismatch: got {got}, the original is {}",
-            src.sha256
-        ));
+        return Err(format!("SHA-256 mismatch: got {got}, the original is {}", src.sha256));
     }
-    temp.persist(&dir.join(src.name))
-        .map_err(|e| format!("cannot move the download into place: {e}"))
+    temp.persist(&dir.join(src.name)).map_err(|e| format!("cannot move the download into place: {e}"))
 }
 
 /// A bar on stderr. indicatif hides it by itself when stderr is not a terminal (tests, CI).
 fn progress_bar(src: &Source) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(Some(src.bytes), ProgressDrawTarget::stderr());
     // The template is a constant, so this cannot fail; fall back rather than panic anyway.
-    let style = ProgressStyle::with_template(
-        "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-    )
-    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    let style = ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
     bar.set_style(style.progress_chars("=> "));
     bar.set_message(src.name.to_string());
     bar
@@ -238,15 +220,8 @@ impl Temp {
     fn create(dir: &Path, name: &str) -> io::Result<Temp> {
         let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
         let path = dir.join(format!(".{name}.download-{}-{n}", std::process::id()));
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)?;
-        Ok(Temp {
-            path,
-            file,
-            keep: false,
-        })
+        let file = OpenOptions::new().write(true).create_new(true).open(&path)?;
+        Ok(Temp { path, file, keep: false })
     }
 
     /// fsync, then rename over `dest`: the data must be on disk before the name points at it.

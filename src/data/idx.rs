@@ -74,16 +74,9 @@ impl Images {
 
     /// Images `range` as `f32` in [0, 1], shape `[range.len(), rows * cols]`.
     pub fn to_f32(&self, range: Range<usize>) -> Vec<f32> {
-        assert!(
-            range.start <= range.end && range.end <= self.n,
-            "to_f32: range {range:?} outside 0..{}",
-            self.n
-        );
+        assert!(range.start <= range.end && range.end <= self.n, "to_f32: range {range:?} outside 0..{}", self.n);
         let d = self.image_len();
-        self.pixels[range.start * d..range.end * d]
-            .iter()
-            .map(|&p| scale(p))
-            .collect()
+        self.pixels[range.start * d..range.end * d].iter().map(|&p| scale(p)).collect()
     }
 
     /// Gather the images at `indices` (a shuffled mini-batch) into `out`, shape
@@ -140,13 +133,7 @@ pub fn parse_images(bytes: &[u8], name: &str) -> Result<Images> {
 
 /// [`read_labels`] on a file's bytes already in memory, as [`parse_images`].
 pub fn parse_labels(bytes: &[u8], name: &str) -> Result<Labels> {
-    let (_, labels) = read_idx(
-        io::Cursor::new(bytes),
-        bytes.len() as u64,
-        Path::new(name),
-        1,
-        "labels",
-    )?;
+    let (_, labels) = read_idx(io::Cursor::new(bytes), bytes.len() as u64, Path::new(name), 1, "labels")?;
     Ok(Labels { labels })
 }
 
@@ -154,17 +141,9 @@ fn images_from<R: Read + Seek>(file: R, file_len: u64, path: &Path) -> Result<Im
     let (dims, pixels) = read_idx(file, file_len, path, 3, "images")?;
     let (n, rows, cols) = (dims[0], dims[1], dims[2]);
     if rows == 0 || cols == 0 {
-        return Err(file_error(
-            path,
-            &format!("images of {rows}x{cols} pixels are empty"),
-        ));
+        return Err(file_error(path, &format!("images of {rows}x{cols} pixels are empty")));
     }
-    Ok(Images {
-        n,
-        rows,
-        cols,
-        pixels,
-    })
+    Ok(Images { n, rows, cols, pixels })
 }
 
 /// Read a labels file (IDX, 1 dimension: count), raw or gzipped.
@@ -182,12 +161,12 @@ fn file_error(path: &Path, problem: &str) -> anyhow::Error {
 /// Open an IDX file; returns it and its length. `what` names the kind of file in messages.
 fn open_idx(path: &Path, what: &str) -> Result<(File, u64)> {
     let file = File::open(path).map_err(|e| {
-        anyhow!("{}: cannot open {what} file: {e}; check the path, or point --data at a folder that has it", path.display())
+        anyhow!(
+            "{}: cannot open {what} file: {e}; check the path, or point --data at a folder that has it",
+            path.display()
+        )
     })?;
-    let file_len = file
-        .metadata()
-        .map_err(|e| file_error(path, &format!("cannot read: {e}")))?
-        .len();
+    let file_len = file.metadata().map_err(|e| file_error(path, &format!("cannot read: {e}")))?.len();
     Ok((file, file_len))
 }
 
@@ -210,8 +189,7 @@ fn read_idx<R: Read + Seek>(
     let mut head = [0u8; 2];
     let got = read_full(&mut file, &mut head).map_err(|e| fail(format!("cannot read: {e}")))?;
     let gzip = got == 2 && head == [0x1f, 0x8b];
-    file.seek(SeekFrom::Start(0))
-        .map_err(|e| fail(format!("cannot read: {e}")))?;
+    file.seek(SeekFrom::Start(0)).map_err(|e| fail(format!("cannot read: {e}")))?;
     let mut reader = BufReader::new(file);
 
     if !gzip {
@@ -280,9 +258,7 @@ fn read_body<R: Read>(
     let mut magic = [0u8; 4];
     let got = read_full(r, &mut magic).map_err(io_err)?;
     if got < 4 {
-        return Err(format!(
-            "truncated header: the {file} has {got} bytes, an IDX header needs at least 4"
-        ));
+        return Err(format!("truncated header: the {file} has {got} bytes, an IDX header needs at least 4"));
     }
     if magic[0] != 0 || magic[1] != 0 {
         return Err(format!(
@@ -317,19 +293,11 @@ fn read_body<R: Read>(
             4 + got
         ));
     }
-    let dims: Vec<usize> = raw_dims
-        .chunks_exact(4)
-        .map(|c| BigEndian::read_u32(c) as usize)
-        .collect();
+    let dims: Vec<usize> = raw_dims.chunks_exact(4).map(|c| BigEndian::read_u32(c) as usize).collect();
     let n = dims
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .ok_or_else(|| {
-            format!(
-                "header dimensions {} overflow: the header is corrupt",
-                dims_text(&dims)
-            )
-        })?;
+        .ok_or_else(|| format!("header dimensions {} overflow: the header is corrupt", dims_text(&dims)))?;
     if n > MAX_PAYLOAD_BYTES {
         return Err(format!(
             "header says {} = {n} bytes, more than the {MAX_PAYLOAD_BYTES}-byte limit (MNIST is 47 MB): the header is corrupt",
@@ -340,10 +308,7 @@ fn read_body<R: Read>(
     if let Known(len) = length {
         let have = len.saturating_sub(header_len as u64);
         if have < n as u64 {
-            return Err(format!(
-                "truncated: header says {} = {n} bytes, file has {have}",
-                dims_text(&dims)
-            ));
+            return Err(format!("truncated: header says {} = {n} bytes, file has {have}", dims_text(&dims)));
         }
         if have > n as u64 {
             return Err(format!(
@@ -361,16 +326,10 @@ fn read_body<R: Read>(
         AtMost(most) => n.min(most),
     };
     let mut payload = Vec::new();
-    payload
-        .try_reserve_exact(reserve)
-        .map_err(|e| format!("cannot allocate {reserve} bytes: {e}"))?;
+    payload.try_reserve_exact(reserve).map_err(|e| format!("cannot allocate {reserve} bytes: {e}"))?;
     r.take(n as u64).read_to_end(&mut payload).map_err(io_err)?;
     if payload.len() < n {
-        return Err(format!(
-            "truncated: header says {} = {n} bytes, {file} has {}",
-            dims_text(&dims),
-            payload.len()
-        ));
+        return Err(format!("truncated: header says {} = {n} bytes, {file} has {}", dims_text(&dims), payload.len()));
     }
     Ok((dims, payload))
 }
@@ -392,10 +351,7 @@ fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
 
 /// `60000x28x28`, as people write the shape.
 fn dims_text(dims: &[usize]) -> String {
-    dims.iter()
-        .map(|d| d.to_string())
-        .collect::<Vec<_>>()
-        .join("x")
+    dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("x")
 }
 
 fn dtype_name(t: u8) -> &'static str {

@@ -52,7 +52,11 @@ pub const SHARED_DIR: &str = "../shared/mnist";
 pub fn resolve_data_dir(flag: Option<&Path>) -> PathBuf {
     match named_dir(flag) {
         Some(dir) => dir,
-        None if !missing_files(Path::new(DEFAULT_DIR)).is_empty() && missing_files(Path::new(SHARED_DIR)).is_empty() => PathBuf::from(SHARED_DIR),
+        None if !missing_files(Path::new(DEFAULT_DIR)).is_empty()
+            && missing_files(Path::new(SHARED_DIR)).is_empty() =>
+        {
+            PathBuf::from(SHARED_DIR)
+        }
         None => PathBuf::from(DEFAULT_DIR),
     }
 }
@@ -62,24 +66,17 @@ fn named_dir(flag: Option<&Path>) -> Option<PathBuf> {
     if let Some(dir) = flag {
         return Some(dir.to_path_buf());
     }
-    std::env::var_os("MNIST_DIR")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
+    std::env::var_os("MNIST_DIR").filter(|v| !v.is_empty()).map(PathBuf::from)
 }
 
 /// `dir/NAME.gz` if it is a file, else `dir/NAME` if it is, else `None`.
 pub fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
-    [dir.join(format!("{name}.gz")), dir.join(name)]
-        .into_iter()
-        .find(|p| p.is_file())
+    [dir.join(format!("{name}.gz")), dir.join(name)].into_iter().find(|p| p.is_file())
 }
 
 /// The standard names (without `.gz`) of the MNIST files not found in `dir` in either form.
 pub fn missing_files(dir: &Path) -> Vec<&'static str> {
-    FILES
-        .into_iter()
-        .filter(|name| find_file(dir, name).is_none())
-        .collect()
+    FILES.into_iter().filter(|name| find_file(dir, name).is_none()).collect()
 }
 
 /// The four parts of MNIST, checked to fit together.
@@ -116,23 +113,14 @@ impl Mnist {
         let test_labels = read_labels(&test_labels_path)?;
 
         for (images, labels, ipath, lpath, split) in [
-            (
-                &train,
-                &train_labels,
-                &train_images_path,
-                &train_labels_path,
-                "training",
-            ),
-            (
-                &test,
-                &test_labels,
-                &test_images_path,
-                &test_labels_path,
-                "test",
-            ),
+            (&train, &train_labels, &train_images_path, &train_labels_path, "training"),
+            (&test, &test_labels, &test_images_path, &test_labels_path, "test"),
         ] {
             if images.n == 0 {
-                bail!("{}: the {split} set has no images; re-download it or point --data at a good copy", ipath.display());
+                bail!(
+                    "{}: the {split} set has no images; re-download it or point --data at a good copy",
+                    ipath.display()
+                );
             }
             if images.n != labels.len() {
                 bail!(
@@ -144,7 +132,10 @@ impl Mnist {
                 );
             }
             if let Some((i, &l)) = labels.labels.iter().enumerate().find(|&(_, &l)| l > 9) {
-                bail!("{}: label {l} at index {i} is not a digit 0..=9; re-download it or point --data at a good copy", lpath.display());
+                bail!(
+                    "{}: label {l} at index {i} is not a digit 0..=9; re-download it or point --data at a good copy",
+                    lpath.display()
+                );
             }
         }
         if (train.rows, train.cols) != (test.rows, test.cols) {
@@ -158,12 +149,7 @@ impl Mnist {
                 train.cols
             );
         }
-        Ok(Mnist {
-            train,
-            train_labels,
-            test,
-            test_labels,
-        })
+        Ok(Mnist { train, train_labels, test, test_labels })
     }
 }
 

@@ -16,7 +16,11 @@ pub fn cae(ctx: &mut Context, arch: Arch) -> Result<()> {
     let name = arch.name();
     let model = ctx.train(arch, &name, 0.0, 0.0)?;
     draw::reconstructions(ctx, &model, &name)?;
-    let encoder_params = 2 * model.encoder.iter().filter(|l| matches!(l, Layer::Conv2d { .. } | Layer::ConvTranspose2d { .. } | Layer::Linear { .. })).count();
+    let encoder_params = 2 * model
+        .encoder
+        .iter()
+        .filter(|l| matches!(l, Layer::Conv2d { .. } | Layer::ConvTranspose2d { .. } | Layer::Linear { .. }))
+        .count();
     for (i, p) in model.params[encoder_params..].iter().step_by(2).enumerate() {
         let &[a, b, kh, kw] = p.value.shape() else { continue };
         assert_eq!(kh, kw, "square kernels");

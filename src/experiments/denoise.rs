@@ -23,7 +23,8 @@ fn noisy(clean: &Tensor, sigma: f32, seed: u64) -> Tensor {
 
 fn noisy_mse(model: &Model, clean: &Tensor, input: &Tensor) -> f64 {
     let (out, _) = model.reconstruct(input);
-    out.as_slice().iter().zip(clean.as_slice()).map(|(&o, &c)| ((o - c) as f64).powi(2)).sum::<f64>() / clean.len() as f64
+    out.as_slice().iter().zip(clean.as_slice()).map(|(&o, &c)| ((o - c) as f64).powi(2)).sum::<f64>()
+        / clean.len() as f64
 }
 
 pub fn denoise(ctx: &mut Context, cache: &mut Cache) -> Result<()> {
@@ -35,7 +36,10 @@ pub fn denoise(ctx: &mut Context, cache: &mut Cache) -> Result<()> {
         let name = format!("denoise-{sigma}");
         let model = ctx.train(Arch::Shallow { hidden: 256 }, &name, 0.0, sigma)?;
         let input = noisy(&clean, sigma, ctx.settings.seed);
-        noisy_scores.insert(name.clone(), json!({"denoiser": noisy_mse(&model, &clean, &input), "plain_h256": noisy_mse(&plain, &clean, &input)}));
+        noisy_scores.insert(
+            name.clone(),
+            json!({"denoiser": noisy_mse(&model, &clean, &input), "plain_h256": noisy_mse(&plain, &clean, &input)}),
+        );
 
         let noisy_ten = noisy(&ten, sigma, ctx.settings.seed);
         let (ours, _) = model.reconstruct(&noisy_ten);

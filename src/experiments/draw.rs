@@ -16,7 +16,14 @@ use std::path::Path;
 const DIGIT_SCALE: usize = 3;
 
 /// Tiles in rows of `cols`, each `side x side`, enlarged `scale` times.
-pub fn tiles(path: &Path, tiles: &[&[f32]], side: usize, cols: usize, normalize: Normalize, scale: usize) -> Result<()> {
+pub fn tiles(
+    path: &Path,
+    tiles: &[&[f32]],
+    side: usize,
+    cols: usize,
+    normalize: Normalize,
+    scale: usize,
+) -> Result<()> {
     let (w, h, pixels) = tile_grid(tiles, side, side, cols, 1, normalize);
     save_grey_png_scaled(path, w, h, &pixels, scale)
 }
@@ -49,13 +56,19 @@ pub fn reconstructions(ctx: &mut Context, model: &Model, name: &str) -> Result<(
     let one = test_batch(ctx, i, 1);
     let (rec, _) = model.reconstruct(&one);
     digits(&ctx.path(&format!("{name}_digit.png")), &[one.as_slice(), rec.as_slice()], 2)?;
-    ctx.figure(&format!("{name}_digit.png"), format!("{name}: test digit {} (left) and its reconstruction (right).", ctx.settings.digit));
+    ctx.figure(
+        &format!("{name}_digit.png"),
+        format!("{name}: test digit {} (left) and its reconstruction (right).", ctx.settings.digit),
+    );
     let ten = test_batch(ctx, 0, 10);
     let (rec, _) = model.reconstruct(&ten);
     let mut all = rows(&ten);
     all.extend(rows(&rec));
     digits(&ctx.path(&format!("{name}_grid.png")), &all, 10)?;
-    ctx.figure(&format!("{name}_grid.png"), format!("{name}: the first ten test digits (top) over their reconstructions (bottom)."));
+    ctx.figure(
+        &format!("{name}_grid.png"),
+        format!("{name}: the first ten test digits (top) over their reconstructions (bottom)."),
+    );
     Ok(())
 }
 
@@ -69,20 +82,30 @@ pub fn mlp_filters(ctx: &mut Context, model: &Model, name: &str) -> Result<()> {
     let cols = (units as f64).sqrt().ceil() as usize;
     let enc: Vec<&[f32]> = first.as_slice().chunks_exact(PIXELS).collect();
     filters(&ctx.path(&format!("{name}_encoder_filters.png")), &enc, cols)?;
-    ctx.figure(&format!("{name}_encoder_filters.png"), format!("{name}: the {units} encoder filters (rows of the first weight matrix), grey = 0."));
+    ctx.figure(
+        &format!("{name}_encoder_filters.png"),
+        format!("{name}: the {units} encoder filters (rows of the first weight matrix), grey = 0."),
+    );
     let k = last.shape()[1];
     let w = last.as_slice();
     let columns: Vec<Vec<f32>> = (0..k).map(|j| (0..PIXELS).map(|p| w[p * k + j]).collect()).collect();
     let dec: Vec<&[f32]> = columns.iter().map(Vec::as_slice).collect();
     filters(&ctx.path(&format!("{name}_decoder_filters.png")), &dec, (k as f64).sqrt().ceil() as usize)?;
-    ctx.figure(&format!("{name}_decoder_filters.png"), format!("{name}: the {k} decoder filters (columns of the last weight matrix), grey = 0."));
+    ctx.figure(
+        &format!("{name}_decoder_filters.png"),
+        format!("{name}: the {k} decoder filters (columns of the last weight matrix), grey = 0."),
+    );
     Ok(())
 }
 
 /// Steps per point of the per-step curve: about 500 points whatever the run's length.
 fn thin(losses: &[f32]) -> Vec<(f64, f64)> {
     let every = losses.len().div_ceil(500).max(1);
-    losses.chunks(every).enumerate().map(|(i, c)| (((i * every) + c.len()) as f64, c.iter().map(|&v| v as f64).sum::<f64>() / c.len() as f64)).collect()
+    losses
+        .chunks(every)
+        .enumerate()
+        .map(|(i, c)| (((i * every) + c.len()) as f64, c.iter().map(|&v| v as f64).sum::<f64>() / c.len() as f64))
+        .collect()
 }
 
 /// loss.svg (per epoch) and loss_steps.svg (per step) for every model trained.
@@ -90,11 +113,38 @@ pub fn loss_curves(ctx: &mut Context) -> Result<()> {
     if ctx.outcome.runs.is_empty() {
         return Ok(());
     }
-    let per_epoch: Vec<Series> = ctx.outcome.runs.iter().map(|r| Series { name: r.model.clone(), points: r.history.epoch_loss.iter().enumerate().map(|(e, &l)| ((e + 1) as f64, l)).collect() }).collect();
-    let per_step: Vec<Series> = ctx.outcome.runs.iter().map(|r| Series { name: r.model.clone(), points: thin(&r.history.step_loss) }).collect();
+    let per_epoch: Vec<Series> = ctx
+        .outcome
+        .runs
+        .iter()
+        .map(|r| Series {
+            name: r.model.clone(),
+            points: r.history.epoch_loss.iter().enumerate().map(|(e, &l)| ((e + 1) as f64, l)).collect(),
+        })
+        .collect();
+    let per_step: Vec<Series> =
+        ctx.outcome.runs.iter().map(|r| Series { name: r.model.clone(), points: thin(&r.history.step_loss) }).collect();
     let title = &ctx.outcome.experiment;
-    save_svg(&ctx.path("loss.svg"), &line_chart(&format!("{title}: training loss per epoch"), "epoch", "mean training loss (MSE, + L1 term if sparse)", &per_epoch, true))?;
-    save_svg(&ctx.path("loss_steps.svg"), &line_chart(&format!("{title}: training loss per step"), "step", "training loss (averaged over nearby steps)", &per_step, true))?;
+    save_svg(
+        &ctx.path("loss.svg"),
+        &line_chart(
+            &format!("{title}: training loss per epoch"),
+            "epoch",
+            "mean training loss (MSE, + L1 term if sparse)",
+            &per_epoch,
+            true,
+        ),
+    )?;
+    save_svg(
+        &ctx.path("loss_steps.svg"),
+        &line_chart(
+            &format!("{title}: training loss per step"),
+            "step",
+            "training loss (averaged over nearby steps)",
+            &per_step,
+            true,
+        ),
+    )?;
     ctx.figure("loss.svg", "Training loss per epoch (log scale).");
     ctx.figure("loss_steps.svg", "Training loss per step (log scale).");
     Ok(())
@@ -102,7 +152,11 @@ pub fn loss_curves(ctx: &mut Context) -> Result<()> {
 
 /// The weights in safetensors, named as PyTorch's state_dict would name them.
 pub fn save_model(path: &Path, model: &Model, name: &str) -> Result<()> {
-    let entries: Vec<TensorEntry> = model.params.iter().map(|p| TensorEntry { name: p.name.clone(), shape: p.value.shape().to_vec(), data: p.value.to_vec() }).collect();
+    let entries: Vec<TensorEntry> = model
+        .params
+        .iter()
+        .map(|p| TensorEntry { name: p.name.clone(), shape: p.value.shape().to_vec(), data: p.value.to_vec() })
+        .collect();
     let metadata = BTreeMap::from([
         ("format".to_string(), "pt".to_string()),
         ("model".to_string(), name.to_string()),

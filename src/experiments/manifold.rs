@@ -23,7 +23,9 @@ pub fn manifold(ctx: &mut Context) -> Result<()> {
     let mut rows: Vec<Vec<f32>> = Vec::new();
     for sigma in SIGMAS {
         let normal = Normal::new(0.0f32, sigma).expect("a valid std");
-        let codes: Vec<f32> = (0..SAMPLES).flat_map(|_| code.as_slice().iter().map(|&c| c + normal.sample(&mut rng)).collect::<Vec<_>>()).collect();
+        let codes: Vec<f32> = (0..SAMPLES)
+            .flat_map(|_| code.as_slice().iter().map(|&c| c + normal.sample(&mut rng)).collect::<Vec<_>>())
+            .collect();
         let decoded = model.decode(&Tensor::from_vec(&[SAMPLES, units], codes));
         rows.push(rec.as_slice().to_vec());
         rows.extend(draw::rows(&decoded).into_iter().map(<[f32]>::to_vec));

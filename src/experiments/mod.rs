@@ -16,17 +16,29 @@ mod pca_ae;
 pub mod report;
 mod sparse;
 
+use crate::checkpoint::{load_checkpoint, save_checkpoint};
 use crate::data::Mnist;
 use crate::models::{Arch, Model, PIXELS};
 use crate::tensor::{rng_from_seed, Device, Tensor};
-use crate::checkpoint::{load_checkpoint, save_checkpoint};
 use crate::train::{evaluate, train, Evaluation, History, TrainConfig, TrainState};
 use anyhow::{Context as _, Result};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
 /// The experiments, in the order of the seed report (and of `all`).
-pub const EXPERIMENTS: [&str; 11] = ["pca", "ae", "hidden", "non-digit", "sparse", "denoise", "manifold", "cae-unpool", "cae-deconv", "cae-deconv-unpool", "all"];
+pub const EXPERIMENTS: [&str; 11] = [
+    "pca",
+    "ae",
+    "hidden",
+    "non-digit",
+    "sparse",
+    "denoise",
+    "manifold",
+    "cae-unpool",
+    "cae-deconv",
+    "cae-deconv-unpool",
+    "all",
+];
 
 /// Every setting of a run, resolved from the command line.
 #[derive(Clone, Debug)]
@@ -71,7 +83,11 @@ impl Settings {
         let text = |k: &str| v[k].as_str().map(str::to_string).with_context(|| format!("config.json lacks {k}"));
         let count = |k: &str| v[k].as_u64().map(|n| n as usize).with_context(|| format!("config.json lacks {k}"));
         let floats = |k: &str| -> Result<Vec<f32>> {
-            v[k].as_array().with_context(|| format!("config.json lacks {k}"))?.iter().map(|x| x.as_f64().map(|x| x as f32).with_context(|| format!("config.json: {k} holds a non-number"))).collect()
+            v[k].as_array()
+                .with_context(|| format!("config.json lacks {k}"))?
+                .iter()
+                .map(|x| x.as_f64().map(|x| x as f32).with_context(|| format!("config.json: {k} holds a non-number")))
+                .collect()
         };
         let settings = Settings {
             epochs: count("epochs")?,
@@ -197,7 +213,10 @@ impl Context<'_> {
         // model never learns (about half of all initialisations of a CAE do this). Such a
         // draw is replaced by the next one from the same generator, so a seed still fixes
         // the run, and the replacement is reported.
-        let probe = Tensor::from_vec(&[PROBE.min(self.data.train.n), PIXELS], self.data.train.to_f32(0..PROBE.min(self.data.train.n)));
+        let probe = Tensor::from_vec(
+            &[PROBE.min(self.data.train.n), PIXELS],
+            self.data.train.to_f32(0..PROBE.min(self.data.train.n)),
+        );
         let mut redraws = 0;
         while model.reconstruct(&probe).0.as_slice().iter().all(|&v| v == 0.0) && redraws < MAX_REDRAWS {
             model = Model::new(arch, &mut rng);
@@ -232,23 +251,41 @@ const MAX_REDRAWS: usize = 20;
 
 /// Creates `out/<name>-NNN` with the first free NNN; never reuses an existing folder.
 pub fn create_run_dir(out: &Path, name: &str) -> Result<PathBuf> {
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create the output folder {}; choose another with --out", out.display()))?;
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("cannot create the output folder {}; choose another with --out", out.display()))?;
     for k in 1..10_000 {
         let dir = out.join(format!("{name}-{k:03}"));
         match std::fs::create_dir(&dir) {
             Ok(()) => return Ok(dir),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e).with_context(|| format!("cannot write into the output folder {}; choose another with --out", out.display())),
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!("cannot write into the output folder {}; choose another with --out", out.display())
+                })
+            }
         }
     }
     anyhow::bail!("{} holds 9999 runs of {name}; clean it up or choose another --out", out.display())
 }
 
 /// Runs one experiment (not `all`) into `dir`, writing its config and metrics.
-pub fn run_into(experiment: &str, settings: &Settings, data: &Mnist, dir: PathBuf, cache: &mut Cache, resume: bool) -> Result<Outcome> {
+pub fn run_into(
+    experiment: &str,
+    settings: &Settings,
+    data: &Mnist,
+    dir: PathBuf,
+    cache: &mut Cache,
+    resume: bool,
+) -> Result<Outcome> {
     let config = serde_json::to_vec_pretty(&settings.to_json(experiment))?;
-    crate::io::write_atomic(&dir.join("config.json"), &config).with_context(|| format!("cannot write {}", dir.display()))?;
-    let mut ctx = Context { settings, data, resume, outcome: Outcome { experiment: experiment.to_string(), dir: dir.clone(), ..Outcome::default() } };
+    crate::io::write_atomic(&dir.join("config.json"), &config)
+        .with_context(|| format!("cannot write {}", dir.display()))?;
+    let mut ctx = Context {
+        settings,
+        data,
+        resume,
+        outcome: Outcome { experiment: experiment.to_string(), dir: dir.clone(), ..Outcome::default() },
+    };
     match experiment {
         "pca" => pca_ae::pca(&mut ctx, cache)?,
         "ae" => pca_ae::ae(&mut ctx, cache)?,
@@ -264,7 +301,8 @@ pub fn run_into(experiment: &str, settings: &Settings, data: &Mnist, dir: PathBu
     }
     draw::loss_curves(&mut ctx)?;
     let metrics = serde_json::to_vec_pretty(&ctx.outcome.to_json())?;
-    crate::io::write_atomic(&dir.join("metrics.json"), &metrics).with_context(|| format!("cannot write {}", dir.display()))?;
+    crate::io::write_atomic(&dir.join("metrics.json"), &metrics)
+        .with_context(|| format!("cannot write {}", dir.display()))?;
     Ok(ctx.outcome)
 }
 

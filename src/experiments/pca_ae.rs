@@ -48,7 +48,13 @@ pub fn pca(ctx: &mut Context, cache: &mut Cache) -> Result<()> {
     let i = ctx.digit_index();
     let one = draw::test_batch(ctx, i, 1);
     draw::digits(&ctx.path("pca_digit.png"), &[one.as_slice(), &pca_reconstruct(ctx, &pca, i, 1)], 2)?;
-    ctx.figure("pca_digit.png", format!("Test digit {} (left) and its reconstruction from {} principal components (right).", ctx.settings.digit, ctx.settings.components));
+    ctx.figure(
+        "pca_digit.png",
+        format!(
+            "Test digit {} (left) and its reconstruction from {} principal components (right).",
+            ctx.settings.digit, ctx.settings.components
+        ),
+    );
     let ten = draw::test_batch(ctx, 0, 10);
     let rec = pca_reconstruct(ctx, &pca, 0, ten.shape()[0]);
     let mut all = draw::rows(&ten);
@@ -70,6 +76,12 @@ pub fn ae(ctx: &mut Context, cache: &mut Cache) -> Result<()> {
     let one = draw::test_batch(ctx, i, 1);
     let (rec, _) = model.reconstruct(&one);
     draw::digits(&ctx.path("ae_vs_pca.png"), &[one.as_slice(), &pca_reconstruct(ctx, &pca, i, 1), rec.as_slice()], 3)?;
-    ctx.figure("ae_vs_pca.png", format!("Test digit {} (left), PCA's reconstruction (middle), the deep AE's (right), both from a 30-d code.", ctx.settings.digit));
+    ctx.figure(
+        "ae_vs_pca.png",
+        format!(
+            "Test digit {} (left), PCA's reconstruction (middle), the deep AE's (right), both from a 30-d code.",
+            ctx.settings.digit
+        ),
+    );
     Ok(())
 }

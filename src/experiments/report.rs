@@ -80,9 +80,15 @@ fn orderings(outcomes: &[Outcome]) -> Vec<(String, bool)> {
     add("error falls as h grows (h64 > h128 > h256)", increasing(&["h256", "h128", "h64"], &mse));
     add("error rises with lambda (0.001 < 0.1 < 1)", increasing(&["sparse-0.001", "sparse-0.1", "sparse-1"], &mse));
     add("error rises with sigma (0.1 < 0.3 < 0.7)", increasing(&["denoise-0.1", "denoise-0.3", "denoise-0.7"], &mse));
-    add("sparse codes are sparser than the plain h900 AE's (mean activation)", act("sparse-0.001").zip(act("h900")).map(|(s, p)| s < p));
+    add(
+        "sparse codes are sparser than the plain h900 AE's (mean activation)",
+        act("sparse-0.001").zip(act("h900")).map(|(s, p)| s < p),
+    );
     add("the deep AE beats PCA", mse("ae").zip(outcomes.iter().find_map(|o| o.pca_test_mse)).map(|(a, p)| a < p));
-    add("CAE: deconv+unpool < unpool < deconv (the PyTorch peer's order)", increasing(&["cae-deconv-unpool", "cae-unpool", "cae-deconv"], &mse));
+    add(
+        "CAE: deconv+unpool < unpool < deconv (the PyTorch peer's order)",
+        increasing(&["cae-deconv-unpool", "cae-unpool", "cae-deconv"], &mse),
+    );
     checks
 }
 
@@ -109,12 +115,24 @@ pub fn write_report(dir: &Path, outcomes: &[Outcome], settings: &Settings, wall_
         }
         for r in &o.runs {
             let (rv, who) = reference(&r.model).map_or((String::new(), ""), |(v, w)| (format!("{v:.4}"), w));
-            let _ = write!(html, "<tr><td>{}</td><td>{:.5}</td><td>{rv}</td><td>{who}</td><td>{:.4}</td></tr>", escape(&r.model), r.eval.mse, r.eval.mean_activation);
+            let _ = write!(
+                html,
+                "<tr><td>{}</td><td>{:.5}</td><td>{rv}</td><td>{who}</td><td>{:.4}</td></tr>",
+                escape(&r.model),
+                r.eval.mse,
+                r.eval.mean_activation
+            );
         }
     }
     html.push_str("</table><h2>The seed's observations, checked</h2><ul>");
     for (what, ok) in orderings(outcomes) {
-        let _ = write!(html, "<li class=\"{}\">{} {}</li>", if ok { "ok" } else { "no" }, if ok { "holds:" } else { "does not hold:" }, escape(&what));
+        let _ = write!(
+            html,
+            "<li class=\"{}\">{} {}</li>",
+            if ok { "ok" } else { "no" },
+            if ok { "holds:" } else { "does not hold:" },
+            escape(&what)
+        );
     }
     html.push_str("</ul>");
     for o in outcomes {
@@ -123,18 +141,33 @@ pub fn write_report(dir: &Path, outcomes: &[Outcome], settings: &Settings, wall_
             let path = o.dir.join(&f.file);
             let bytes = std::fs::read(&path).with_context(|| format!("cannot read the figure {}", path.display()))?;
             let mime = if f.file.ends_with(".svg") { "image/svg+xml" } else { "image/png" };
-            let _ = write!(html, "<figure><img alt=\"{}\" src=\"data:{mime};base64,{}\"><figcaption>{}</figcaption></figure>", escape(&f.file), base64(&bytes), escape(&f.caption));
+            let _ = write!(
+                html,
+                "<figure><img alt=\"{}\" src=\"data:{mime};base64,{}\"><figcaption>{}</figcaption></figure>",
+                escape(&f.file),
+                base64(&bytes),
+                escape(&f.caption)
+            );
         }
     }
     html.push_str("</body></html>\n");
-    crate::io::write_atomic(&dir.join("index.html"), html.as_bytes()).with_context(|| format!("cannot write the report into {}", dir.display()))
+    crate::io::write_atomic(&dir.join("index.html"), html.as_bytes())
+        .with_context(|| format!("cannot write the report into {}", dir.display()))
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn base64_matches_rfc4648() {
-        for (input, want) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE="), ("foobar", "Zm9vYmFy")] {
+        for (input, want) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
             assert_eq!(super::base64(input.as_bytes()), want);
         }
     }

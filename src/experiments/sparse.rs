@@ -17,7 +17,13 @@ pub fn sparse(ctx: &mut Context) -> Result<()> {
         let one = draw::test_batch(ctx, ctx.digit_index(), 1);
         let (_, code) = model.reconstruct(&one);
         draw::tiles(&ctx.path(&format!("{name}_code.png")), &[code.as_slice()], 30, 1, Normalize::PerTile, 6)?;
-        ctx.figure(&format!("{name}_code.png"), format!("{name}: the 900-unit code of test digit {} as a 30x30 image (black = 0, white = its largest unit).", ctx.settings.digit));
+        ctx.figure(
+            &format!("{name}_code.png"),
+            format!(
+                "{name}: the 900-unit code of test digit {} as a 30x30 image (black = 0, white = its largest unit).",
+                ctx.settings.digit
+            ),
+        );
         draw::mlp_filters(ctx, &model, &name)?;
     }
     Ok(())

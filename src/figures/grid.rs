@@ -51,10 +51,7 @@ pub fn tile_grid(
     normalize: Normalize,
 ) -> (usize, usize, Vec<f32>) {
     assert!(!tiles.is_empty(), "tile_grid: no tiles");
-    assert!(
-        cols > 0 && tile_w > 0 && tile_h > 0,
-        "tile_grid: cols {cols}, tile {tile_w}x{tile_h}"
-    );
+    assert!(cols > 0 && tile_w > 0 && tile_h > 0, "tile_grid: cols {cols}, tile {tile_w}x{tile_h}");
     let rows = tiles.len().div_ceil(cols);
     let width = cols * tile_w + (cols + 1) * pad;
     let height = rows * tile_h + (rows + 1) * pad;
@@ -81,10 +78,7 @@ pub fn tile_grid(
 pub fn normalize_tile(tile: &[f32], normalize: Normalize) -> Vec<f32> {
     let finite = || tile.iter().copied().filter(|v| v.is_finite());
     match normalize {
-        Normalize::None => tile
-            .iter()
-            .map(|&v| if v.is_nan() { 0.0 } else { v.clamp(0.0, 1.0) })
-            .collect(),
+        Normalize::None => tile.iter().map(|&v| if v.is_nan() { 0.0 } else { v.clamp(0.0, 1.0) }).collect(),
         Normalize::PerTile => {
             let lo = finite().fold(f32::INFINITY, f32::min);
             let hi = finite().fold(f32::NEG_INFINITY, f32::max);
@@ -94,30 +88,14 @@ pub fn normalize_tile(tile: &[f32], normalize: Normalize) -> Vec<f32> {
             }
             // Divide in f64: hi - lo can overflow f32 for weights near f32::MAX.
             let (lo, span) = (lo as f64, hi as f64 - lo as f64);
-            tile.iter()
-                .map(|&v| {
-                    if v.is_finite() {
-                        ((v as f64 - lo) / span) as f32
-                    } else {
-                        0.5
-                    }
-                })
-                .collect()
+            tile.iter().map(|&v| if v.is_finite() { ((v as f64 - lo) / span) as f32 } else { 0.5 }).collect()
         }
         Normalize::Symmetric => {
             let m = finite().fold(0.0f32, |m, v| m.max(v.abs()));
             if m == 0.0 {
                 return vec![0.5; tile.len()];
             }
-            tile.iter()
-                .map(|&v| {
-                    if v.is_finite() {
-                        0.5 + 0.5 * (v / m)
-                    } else {
-                        0.5
-                    }
-                })
-                .collect()
+            tile.iter().map(|&v| if v.is_finite() { 0.5 + 0.5 * (v / m) } else { 0.5 }).collect()
         }
     }
 }
@@ -125,22 +103,10 @@ pub fn normalize_tile(tile: &[f32], normalize: Normalize) -> Vec<f32> {
 /// Enlarges an image `factor` times by pixel replication; returns (width, height, pixels).
 /// Nearest neighbour on purpose: a 3x3 kernel shown as 3x3 crisp squares is honest, where
 /// smoothing would invent structure between its nine weights.
-pub fn upscale_nearest(
-    w: usize,
-    h: usize,
-    pixels: &[f32],
-    factor: usize,
-) -> (usize, usize, Vec<f32>) {
-    assert_eq!(
-        pixels.len(),
-        w * h,
-        "upscale_nearest: {} pixels for {w}x{h}",
-        pixels.len()
-    );
+pub fn upscale_nearest(w: usize, h: usize, pixels: &[f32], factor: usize) -> (usize, usize, Vec<f32>) {
+    assert_eq!(pixels.len(), w * h, "upscale_nearest: {} pixels for {w}x{h}", pixels.len());
     assert!(factor >= 1, "upscale_nearest: factor must be at least 1");
     let (ow, oh) = (w * factor, h * factor);
-    let out = (0..oh * ow)
-        .map(|i| pixels[(i / ow / factor) * w + (i % ow) / factor])
-        .collect();
+    let out = (0..oh * ow).map(|i| pixels[(i / ow / factor) * w + (i % ow) / factor]).collect();
     (ow, oh, out)
 }

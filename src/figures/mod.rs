@@ -11,7 +11,6 @@ pub mod svg;
 
 pub use grid::{tile_grid, upscale_nearest, Normalize};
 pub use png_io::{
-    area_resize, builtin_non_digit, load_grey, load_grey_28, save_grey_png, save_grey_png_scaled,
-    GreyImage,
+    area_resize, builtin_non_digit, load_grey, load_grey_28, save_grey_png, save_grey_png_scaled, GreyImage,
 };
 pub use svg::{line_chart, save_svg, Series};

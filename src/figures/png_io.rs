@@ -46,9 +46,8 @@ pub struct GreyImage {
 /// Loads any PNG file as greyscale (see the module comment for the conversion rules).
 pub fn load_grey(path: &Path) -> Result<GreyImage> {
     let name = path.display().to_string();
-    let file = File::open(path).with_context(|| {
-        format!("{name}: cannot open the image; check the path exists and is readable")
-    })?;
+    let file = File::open(path)
+        .with_context(|| format!("{name}: cannot open the image; check the path exists and is readable"))?;
     decode_grey(BufReader::new(file), &name)
 }
 
@@ -64,12 +63,7 @@ pub fn load_grey_28(path: &Path) -> Result<[f32; 784]> {
 /// Decodes a PNG from any reader; `name` (a path or a description) is used in errors.
 /// Every failure is a one-line error; no input makes it panic.
 pub fn decode_grey<R: Read>(reader: R, name: &str) -> Result<GreyImage> {
-    let mut decoder = png::Decoder::new_with_limits(
-        reader,
-        png::Limits {
-            bytes: MAX_DECODED_BYTES,
-        },
-    );
+    let mut decoder = png::Decoder::new_with_limits(reader, png::Limits { bytes: MAX_DECODED_BYTES });
     decoder.set_transformations(png::Transformations::EXPAND);
     let mut reader = decoder.read_info().map_err(|e| decode_error(name, e))?;
     // The png crate (0.17.16, and 0.18.1 too: image-rs/image-png#694) panics, slicing out of
@@ -104,9 +98,7 @@ pub fn decode_grey<R: Read>(reader: R, name: &str) -> Result<GreyImage> {
         );
     }
     let mut buf = vec![0u8; bytes];
-    let frame = reader
-        .next_frame(&mut buf)
-        .map_err(|e| decode_error(name, e))?;
+    let frame = reader.next_frame(&mut buf).map_err(|e| decode_error(name, e))?;
     let (color, depth) = (frame.color_type, frame.bit_depth);
     // The frame's own size, not the header's: for an animated PNG whose first frame is a
     // sub-rectangle they differ, and only the frame's size matches the buffer we index.
@@ -116,9 +108,7 @@ pub fn decode_grey<R: Read>(reader: R, name: &str) -> Result<GreyImage> {
     // After EXPAND, samples are 8 or 16 bits; read sample i of the buffer as [0, 1].
     let sample: Box<dyn Fn(usize) -> f32> = match depth {
         png::BitDepth::Eight => Box::new(|i| buf[i] as f32 / 255.0),
-        png::BitDepth::Sixteen => {
-            Box::new(|i| u16::from_be_bytes([buf[2 * i], buf[2 * i + 1]]) as f32 / 65535.0)
-        }
+        png::BitDepth::Sixteen => Box::new(|i| u16::from_be_bytes([buf[2 * i], buf[2 * i + 1]]) as f32 / 65535.0),
         other => bail!("{name}: unexpected {other:?}-bit samples after expansion; re-save the PNG"),
     };
     let channels = match color {
@@ -171,44 +161,25 @@ fn decode_error(name: &str, e: png::DecodingError) -> anyhow::Error {
 /// weight of 1 (a constant image), and 3 -> 28 makes the output pixels that straddle two
 /// input pixels a weighted mix of the two.
 pub fn area_resize(img: &GreyImage, ow: usize, oh: usize) -> GreyImage {
-    assert!(
-        img.w > 0 && img.h > 0 && ow > 0 && oh > 0,
-        "area_resize: empty image {}x{} -> {ow}x{oh}",
-        img.w,
-        img.h
-    );
-    assert_eq!(
-        img.pixels.len(),
-        img.w * img.h,
-        "area_resize: pixel count != w * h"
-    );
+    assert!(img.w > 0 && img.h > 0 && ow > 0 && oh > 0, "area_resize: empty image {}x{} -> {ow}x{oh}", img.w, img.h);
+    assert_eq!(img.pixels.len(), img.w * img.h, "area_resize: pixel count != w * h");
     let wx = area_weights(img.w, ow);
     let wy = area_weights(img.h, oh);
     // Pass 1: each input row resized horizontally, h x ow, in f64 to keep sums exact-ish.
     let mut rows = vec![0.0f64; img.h * ow];
     for y in 0..img.h {
         for (x, taps) in wx.iter().enumerate() {
-            rows[y * ow + x] = taps
-                .iter()
-                .map(|&(i, wt)| wt * img.pixels[y * img.w + i] as f64)
-                .sum();
+            rows[y * ow + x] = taps.iter().map(|&(i, wt)| wt * img.pixels[y * img.w + i] as f64).sum();
         }
     }
     // Pass 2: columns resized vertically, oh x ow.
     let mut pixels = vec![0.0f32; oh * ow];
     for (y, taps) in wy.iter().enumerate() {
         for x in 0..ow {
-            pixels[y * ow + x] = taps
-                .iter()
-                .map(|&(j, wt)| wt * rows[j * ow + x])
-                .sum::<f64>() as f32;
+            pixels[y * ow + x] = taps.iter().map(|&(j, wt)| wt * rows[j * ow + x]).sum::<f64>() as f32;
         }
     }
-    GreyImage {
-        w: ow,
-        h: oh,
-        pixels,
-    }
+    GreyImage { w: ow, h: oh, pixels }
 }
 
 /// For each of `n_out` output pixels along one axis, the (input index, weight) pairs of the
@@ -238,19 +209,8 @@ pub fn save_grey_png(path: &Path, w: usize, h: usize, pixels: &[f32]) -> Result<
 
 /// As `save_grey_png`, enlarged `scale` times by pixel replication (nearest neighbour), so a
 /// 28x28 digit or a 3x3 kernel is big enough to see and its pixels stay crisp squares.
-pub fn save_grey_png_scaled(
-    path: &Path,
-    w: usize,
-    h: usize,
-    pixels: &[f32],
-    scale: usize,
-) -> Result<()> {
-    assert_eq!(
-        pixels.len(),
-        w * h,
-        "save_grey_png: {} pixels for a {w}x{h} image",
-        pixels.len()
-    );
+pub fn save_grey_png_scaled(path: &Path, w: usize, h: usize, pixels: &[f32], scale: usize) -> Result<()> {
+    assert_eq!(pixels.len(), w * h, "save_grey_png: {} pixels for a {w}x{h} image", pixels.len());
     assert!(scale >= 1, "save_grey_png: scale must be at least 1");
     let name = path.display();
     let (sw, sh) = (w * scale, h * scale);
@@ -270,16 +230,11 @@ pub fn save_grey_png_scaled(
         let mut enc = png::Encoder::new(&mut bytes, sw as u32, sh as u32);
         enc.set_color(png::ColorType::Grayscale);
         enc.set_depth(png::BitDepth::Eight);
-        let mut writer = enc
-            .write_header()
-            .with_context(|| format!("{name}: PNG encoding failed"))?;
-        writer
-            .write_image_data(&data)
-            .with_context(|| format!("{name}: PNG encoding failed"))?;
+        let mut writer = enc.write_header().with_context(|| format!("{name}: PNG encoding failed"))?;
+        writer.write_image_data(&data).with_context(|| format!("{name}: PNG encoding failed"))?;
     }
-    crate::io::write_atomic(path, &bytes).with_context(|| {
-        format!("{name}: cannot write the PNG; check the directory exists and is writable")
-    })
+    crate::io::write_atomic(path, &bytes)
+        .with_context(|| format!("{name}: cannot write the PNG; check the directory exists and is writable"))
 }
 
 /// A deterministic 28x28 picture that is not a digit: a smiley face (a ring, two eyes and a

@@ -36,20 +36,12 @@ const BOTTOM: f64 = 370.0;
 
 /// Tableau-10, the matplotlib default cycle: ten colours that stay distinct in print and for
 /// common colour-vision deficiencies. Past ten series, the cycle repeats with dashes.
-const COLOURS: [&str; 10] = [
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-    "#bcbd22", "#17becf",
-];
+const COLOURS: [&str; 10] =
+    ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
 const DASHES: [&str; 3] = ["none", "7 4", "2 3"];
 
 /// Draws the series as an SVG line chart; `log_y` plots y on a base-10 log scale.
-pub fn line_chart(
-    title: &str,
-    x_label: &str,
-    y_label: &str,
-    series: &[Series],
-    log_y: bool,
-) -> String {
+pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &[Series], log_y: bool) -> String {
     // The points that can be drawn, with y already in plot space (log10 when log_y).
     let drawn: Vec<Vec<(f64, f64)>> = series
         .iter()
@@ -62,16 +54,9 @@ pub fn line_chart(
         })
         .collect();
     let all = || drawn.iter().flatten();
-    let (xs, ys) = (
-        data_range(all().map(|p| p.0)),
-        data_range(all().map(|p| p.1)),
-    );
+    let (xs, ys) = (data_range(all().map(|p| p.0)), data_range(all().map(|p| p.1)));
     let (x_lo, x_hi, x_ticks) = linear_ticks(xs);
-    let (y_lo, y_hi, y_ticks) = if log_y {
-        log_ticks(ys)
-    } else {
-        linear_ticks(ys)
-    };
+    let (y_lo, y_hi, y_ticks) = if log_y { log_ticks(ys) } else { linear_ticks(ys) };
     let px = |x: f64| LEFT + frac(x, x_lo, x_hi) * (RIGHT - LEFT);
     let py = |y: f64| BOTTOM - frac(y, y_lo, y_hi) * (BOTTOM - TOP);
 
@@ -80,10 +65,7 @@ pub fn line_chart(
         s,
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="13">"#
     );
-    let _ = writeln!(
-        s,
-        r#"<rect x="0" y="0" width="{WIDTH}" height="{HEIGHT}" fill="white"/>"#
-    );
+    let _ = writeln!(s, r#"<rect x="0" y="0" width="{WIDTH}" height="{HEIGHT}" fill="white"/>"#);
     let _ = writeln!(
         s,
         r#"<text x="{:.1}" y="28" text-anchor="middle" font-size="16" font-weight="bold">{}</text>"#,
@@ -93,28 +75,13 @@ pub fn line_chart(
     // Grid lines and tick labels.
     for (v, label) in &x_ticks {
         let x = px(*v);
-        let _ = writeln!(
-            s,
-            r##"<line x1="{x:.2}" y1="{TOP}" x2="{x:.2}" y2="{BOTTOM}" stroke="#e0e0e0"/>"##
-        );
-        let _ = writeln!(
-            s,
-            r#"<text x="{x:.2}" y="{:.1}" text-anchor="middle">{label}</text>"#,
-            BOTTOM + 18.0
-        );
+        let _ = writeln!(s, r##"<line x1="{x:.2}" y1="{TOP}" x2="{x:.2}" y2="{BOTTOM}" stroke="#e0e0e0"/>"##);
+        let _ = writeln!(s, r#"<text x="{x:.2}" y="{:.1}" text-anchor="middle">{label}</text>"#, BOTTOM + 18.0);
     }
     for (v, label) in &y_ticks {
         let y = py(*v);
-        let _ = writeln!(
-            s,
-            r##"<line x1="{LEFT}" y1="{y:.2}" x2="{RIGHT}" y2="{y:.2}" stroke="#e0e0e0"/>"##
-        );
-        let _ = writeln!(
-            s,
-            r#"<text x="{:.1}" y="{:.2}" text-anchor="end">{label}</text>"#,
-            LEFT - 6.0,
-            y + 4.5
-        );
+        let _ = writeln!(s, r##"<line x1="{LEFT}" y1="{y:.2}" x2="{RIGHT}" y2="{y:.2}" stroke="#e0e0e0"/>"##);
+        let _ = writeln!(s, r#"<text x="{:.1}" y="{:.2}" text-anchor="end">{label}</text>"#, LEFT - 6.0, y + 4.5);
     }
     let _ = writeln!(
         s,
@@ -140,10 +107,7 @@ pub fn line_chart(
         let colour = COLOURS[i % COLOURS.len()];
         let dash = DASHES[(i / COLOURS.len()) % DASHES.len()];
         if pts.len() >= 2 {
-            let coords: Vec<String> = pts
-                .iter()
-                .map(|&(x, y)| format!("{:.2},{:.2}", px(x), py(y)))
-                .collect();
+            let coords: Vec<String> = pts.iter().map(|&(x, y)| format!("{:.2},{:.2}", px(x), py(y))).collect();
             let _ = writeln!(
                 s,
                 r#"<polyline fill="none" stroke="{colour}" stroke-width="2" stroke-dasharray="{dash}" points="{}"/>"#,
@@ -152,12 +116,7 @@ pub fn line_chart(
         }
         if pts.len() <= 40 {
             for &(x, y) in pts {
-                let _ = writeln!(
-                    s,
-                    r#"<circle cx="{:.2}" cy="{:.2}" r="3" fill="{colour}"/>"#,
-                    px(x),
-                    py(y)
-                );
+                let _ = writeln!(s, r#"<circle cx="{:.2}" cy="{:.2}" r="3" fill="{colour}"/>"#, px(x), py(y));
             }
         }
         let ly = TOP + 10.0 + 20.0 * i as f64;
@@ -167,13 +126,7 @@ pub fn line_chart(
             RIGHT + 15.0,
             RIGHT + 40.0
         );
-        let _ = writeln!(
-            s,
-            r#"<text x="{:.1}" y="{:.1}">{}</text>"#,
-            RIGHT + 46.0,
-            ly + 4.5,
-            escape(&ser.name)
-        );
+        let _ = writeln!(s, r#"<text x="{:.1}" y="{:.1}">{}</text>"#, RIGHT + 46.0, ly + 4.5, escape(&ser.name));
     }
     s.push_str("</svg>\n");
     s
@@ -182,10 +135,7 @@ pub fn line_chart(
 /// Writes an SVG string to `path` atomically.
 pub fn save_svg(path: &Path, svg: &str) -> Result<()> {
     crate::io::write_atomic(path, svg.as_bytes()).with_context(|| {
-        format!(
-            "{}: cannot write the SVG; check the directory exists and is writable",
-            path.display()
-        )
+        format!("{}: cannot write the SVG; check the directory exists and is writable", path.display())
     })
 }
 
@@ -229,31 +179,17 @@ pub fn linear_ticks(range: Option<(f64, f64)>) -> (f64, f64, Vec<(f64, String)>)
     }
     let step = nice_step((hi - lo) / 4.0);
     let (k0, k1) = ((lo / step).floor() as i64, (hi / step).ceil() as i64);
-    if !(step.is_finite()
-        && step > 0.0
-        && (k0 as f64 * step).is_finite()
-        && (k1 as f64 * step).is_finite())
+    if !(step.is_finite() && step > 0.0 && (k0 as f64 * step).is_finite() && (k1 as f64 * step).is_finite())
         || k1 - k0 > 20
     {
         // Only at the edges of f64 (spans that overflow, denormal constants): plain ends.
-        let (lo, hi) = if hi > lo && (hi * 0.5 - lo * 0.5) > 0.0 {
-            (lo, hi)
-        } else {
-            (-1.0, 1.0)
-        };
-        return (
-            lo,
-            hi,
-            vec![(lo, format!("{lo:.3e}")), (hi, format!("{hi:.3e}"))],
-        );
+        let (lo, hi) = if hi > lo && (hi * 0.5 - lo * 0.5) > 0.0 { (lo, hi) } else { (-1.0, 1.0) };
+        return (lo, hi, vec![(lo, format!("{lo:.3e}")), (hi, format!("{hi:.3e}"))]);
     }
     // Tick k is k * step, not a running sum, so labels carry no accumulated rounding error.
     let ticks: Vec<f64> = (k0..=k1).map(|k| k as f64 * step).collect();
     let max_abs = ticks.iter().fold(0.0f64, |m, t| m.max(t.abs()));
-    let labels = ticks
-        .iter()
-        .map(|&t| (t, linear_label(t, step, max_abs)))
-        .collect();
+    let labels = ticks.iter().map(|&t| (t, linear_label(t, step, max_abs))).collect();
     (k0 as f64 * step, k1 as f64 * step, labels)
 }
 

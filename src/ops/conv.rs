@@ -41,14 +41,20 @@ use crate::tensor::Tensor;
 
 /// The conv2d geometry of input `x` under weight `w` (c_out, c_in, kh, kw).
 fn conv2d_geom(x: &[usize], w: &[usize], stride: usize, padding: usize) -> ConvGeom {
-    assert!(x.len() == 4 && w.len() == 4 && x[1] == w[1], "conv2d: input {x:?} and weight {w:?} disagree (want (n, c_in, h, w) and (c_out, c_in, kh, kw))");
+    assert!(
+        x.len() == 4 && w.len() == 4 && x[1] == w[1],
+        "conv2d: input {x:?} and weight {w:?} disagree (want (n, c_in, h, w) and (c_out, c_in, kh, kw))"
+    );
     ConvGeom::new(x[1], x[2], x[3], w[2], w[3], stride, padding)
 }
 
 /// The geometry of the conv2d adjoint to conv_transpose2d of `x` under weight `w`
 /// (c_in, c_out, kh, kw): its image is convT's output, its output convT's input.
 fn conv_transpose2d_geom(x: &[usize], w: &[usize], stride: usize, padding: usize) -> ConvGeom {
-    assert!(x.len() == 4 && w.len() == 4 && x[1] == w[0], "conv_transpose2d: input {x:?} and weight {w:?} disagree (want (n, c_in, h, w) and (c_in, c_out, kh, kw))");
+    assert!(
+        x.len() == 4 && w.len() == 4 && x[1] == w[0],
+        "conv_transpose2d: input {x:?} and weight {w:?} disagree (want (n, c_in, h, w) and (c_in, c_out, kh, kw))"
+    );
     let size = |i: usize, k: usize| ((i - 1) * stride + k).checked_sub(2 * padding).filter(|&o| o > 0);
     let (Some(oh), Some(ow)) = (size(x[2], w[2]), size(x[3], w[3])) else {
         panic!("conv_transpose2d: padding {padding} leaves no output for input {x:?} and kernel {w:?}");
@@ -74,8 +80,19 @@ impl Tape {
         check_bias(bv, c_out);
         let mut y = Tensor::output_on(&[n, c_out, g.oh, g.ow], &xv.device());
         match xv {
-            Tensor::Cpu(_) => conv2d_forward(xv.as_slice(), wv.as_slice(), bv.map(Tensor::as_slice), y.as_slice_mut(), &g, c_out),
-            Tensor::Cuda(xc) => cuda::conv::conv2d_forward(xc.gpu(), xc.slice(), wv.cuda(), bv.map(Tensor::cuda), y.cuda_mut(), &g, c_out).expect(LAUNCH_FAILED),
+            Tensor::Cpu(_) => {
+                conv2d_forward(xv.as_slice(), wv.as_slice(), bv.map(Tensor::as_slice), y.as_slice_mut(), &g, c_out)
+            }
+            Tensor::Cuda(xc) => cuda::conv::conv2d_forward(
+                xc.gpu(),
+                xc.slice(),
+                wv.cuda(),
+                bv.map(Tensor::cuda),
+                y.cuda_mut(),
+                &g,
+                c_out,
+            )
+            .expect(LAUNCH_FAILED),
         }
         self.push(y, Op::Conv2d { x, w, b, stride, padding })
     }
@@ -89,14 +106,38 @@ impl Tape {
         check_bias(bv, g.c);
         let mut y = Tensor::output_on(&[n, g.c, g.h, g.w], &xv.device());
         match xv {
-            Tensor::Cpu(_) => conv_transpose2d_forward(xv.as_slice(), wv.as_slice(), bv.map(Tensor::as_slice), y.as_slice_mut(), &g, c_in),
-            Tensor::Cuda(xc) => cuda::conv::conv_transpose2d_forward(xc.gpu(), xc.slice(), wv.cuda(), bv.map(Tensor::cuda), y.cuda_mut(), &g, c_in).expect(LAUNCH_FAILED),
+            Tensor::Cpu(_) => conv_transpose2d_forward(
+                xv.as_slice(),
+                wv.as_slice(),
+                bv.map(Tensor::as_slice),
+                y.as_slice_mut(),
+                &g,
+                c_in,
+            ),
+            Tensor::Cuda(xc) => cuda::conv::conv_transpose2d_forward(
+                xc.gpu(),
+                xc.slice(),
+                wv.cuda(),
+                bv.map(Tensor::cuda),
+                y.cuda_mut(),
+                &g,
+                c_in,
+            )
+            .expect(LAUNCH_FAILED),
         }
         self.push(y, Op::ConvTranspose2d { x, w, b, stride, padding })
     }
 }
 
-pub(crate) fn conv2d_backward(g: &mut Grads, dout: &Tensor, x: Var, w: Var, b: Option<Var>, stride: usize, padding: usize) {
+pub(crate) fn conv2d_backward(
+    g: &mut Grads,
+    dout: &Tensor,
+    x: Var,
+    w: Var,
+    b: Option<Var>,
+    stride: usize,
+    padding: usize,
+) {
     let (xv, wv) = (g.value(x), g.value(w));
     let geom = conv2d_geom(xv.shape(), wv.shape(), stride, padding);
     let c_out = wv.shape()[0];
@@ -128,7 +169,15 @@ pub(crate) fn conv2d_backward(g: &mut Grads, dout: &Tensor, x: Var, w: Var, b: O
     }
 }
 
-pub(crate) fn conv_transpose2d_backward(g: &mut Grads, dout: &Tensor, x: Var, w: Var, b: Option<Var>, stride: usize, padding: usize) {
+pub(crate) fn conv_transpose2d_backward(
+    g: &mut Grads,
+    dout: &Tensor,
+    x: Var,
+    w: Var,
+    b: Option<Var>,
+    stride: usize,
+    padding: usize,
+) {
     let (xv, wv) = (g.value(x), g.value(w));
     let geom = conv_transpose2d_geom(xv.shape(), wv.shape(), stride, padding);
     let c_in = xv.shape()[1];
@@ -156,10 +205,12 @@ pub(crate) fn conv_transpose2d_backward(g: &mut Grads, dout: &Tensor, x: Var, w:
         Tensor::Cuda(dc) => {
             let (gpu, dout) = (dc.gpu(), dc.slice());
             if let Some(dx) = g.grad_mut_cuda(x) {
-                cuda::conv::conv_transpose2d_backward_input(gpu, dout, wv.cuda(), dx, &geom, c_in).expect(LAUNCH_FAILED);
+                cuda::conv::conv_transpose2d_backward_input(gpu, dout, wv.cuda(), dx, &geom, c_in)
+                    .expect(LAUNCH_FAILED);
             }
             if let Some(dw) = g.grad_mut_cuda(w) {
-                cuda::conv::conv_transpose2d_backward_weight(gpu, dout, xv.cuda(), dw, &geom, c_in).expect(LAUNCH_FAILED);
+                cuda::conv::conv_transpose2d_backward_weight(gpu, dout, xv.cuda(), dw, &geom, c_in)
+                    .expect(LAUNCH_FAILED);
             }
             if let Some(db) = b.and_then(|b| g.grad_mut_cuda(b)) {
                 cuda::conv::conv_backward_bias(gpu, dout, db, geom.h * geom.w).expect(LAUNCH_FAILED);

@@ -27,9 +27,9 @@
 //! are enough of them to pay for computing it transposed (`forward_transposed`).
 //! On the GPU the same products run through `cuda::linear`, the functions of the same names.
 
+use crate::autograd::{Grads, Op, Tape, Var};
 use crate::cpu::gemm::{par_gemm, Mat};
 use crate::cpu::thin::{self, Terms};
-use crate::autograd::{Grads, Op, Tape, Var};
 use crate::cuda::{self, LAUNCH_FAILED};
 use crate::tensor::Tensor;
 use rayon::prelude::*;
@@ -41,7 +41,8 @@ pub fn linear_forward(x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32], d_
     let products = Products::for_this_cpu();
     // Transposed where enough input units are zero in every image to pay for it.
     if products == Products::Thin {
-        if let Some(units) = Live::of(x, d_in).0.filter(|units| (d_in - units.len()) * d_out * n >= LEAVE_OUT_AT_LEAST) {
+        if let Some(units) = Live::of(x, d_in).0.filter(|units| (d_in - units.len()) * d_out * n >= LEAVE_OUT_AT_LEAST)
+        {
             return forward_transposed(x, w, b, y, d_in, d_out, &units);
         }
     }
@@ -66,7 +67,15 @@ const LEAVE_OUT_AT_LEAST: usize = 1 << 21;
 /// out, as the backward products leave out the output units without gradient. Its sums run
 /// in another order than `par_x_wt`'s, so y's last bits depend on which form a batch takes;
 /// both are fixed by the batch alone, whatever the thread count.
-fn forward_transposed(x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32], d_in: usize, d_out: usize, units: &[usize]) {
+fn forward_transposed(
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    y: &mut [f32],
+    d_in: usize,
+    d_out: usize,
+    units: &[usize],
+) {
     let n = x.len() / d_in;
     let mut xt = vec![0.0; d_in * n];
     thin::par_transpose(x, n, d_in, &mut xt);
@@ -118,7 +127,11 @@ impl Live {
             live.iter_mut().zip(row).for_each(|(l, &v)| *l |= v != 0.0);
         }
         // A NaN is not zero: its unit stays live, and the NaN reaches the products as it should.
-        if live.iter().all(|&l| l) { Live(None) } else { Live(Some((0..units).filter(|&j| live[j]).collect())) }
+        if live.iter().all(|&l| l) {
+            Live(None)
+        } else {
+            Live(Some((0..units).filter(|&j| live[j]).collect()))
+        }
     }
 
     /// All terms when every unit is live, else those of the live units, as `part` lists them.
@@ -138,7 +151,11 @@ enum Products {
 
 impl Products {
     fn for_this_cpu() -> Products {
-        if thin::applies() { Products::Thin } else { Products::Packed }
+        if thin::applies() {
+            Products::Thin
+        } else {
+            Products::Packed
+        }
     }
 
     /// y (n, d_out) += x (n, d_in) W^T.
@@ -186,7 +203,10 @@ pub fn linear_backward_bias(dout: &[f32], db: &mut [f32]) {
 
 /// (d_in, d_out) after checking that x, W and b fit together.
 fn dims(x: &[usize], w: &[usize], b: Option<&[usize]>) -> (usize, usize) {
-    assert!(x.len() == 2 && w.len() == 2 && x[1] == w[1], "linear: input {x:?} does not fit weight {w:?} (want (n, d_in) and (d_out, d_in))");
+    assert!(
+        x.len() == 2 && w.len() == 2 && x[1] == w[1],
+        "linear: input {x:?} does not fit weight {w:?} (want (n, d_in) and (d_out, d_in))"
+    );
     if let Some(b) = b {
         assert_eq!(b, [w[0]], "linear: bias must have d_out = {} values", w[0]);
     }
@@ -201,8 +221,19 @@ impl Tape {
         // linear_forward writes every value first (the bias, or zeros), then adds the product.
         let mut y = Tensor::output_on(&[xv.shape()[0], d_out], &xv.device());
         match xv {
-            Tensor::Cpu(_) => linear_forward(xv.as_slice(), wv.as_slice(), bv.map(Tensor::as_slice), y.as_slice_mut(), d_in, d_out),
-            Tensor::Cuda(xc) => cuda::linear::linear_forward(xc.gpu(), xc.slice(), wv.cuda(), bv.map(Tensor::cuda), y.cuda_mut(), d_in, d_out).expect(LAUNCH_FAILED),
+            Tensor::Cpu(_) => {
+                linear_forward(xv.as_slice(), wv.as_slice(), bv.map(Tensor::as_slice), y.as_slice_mut(), d_in, d_out)
+            }
+            Tensor::Cuda(xc) => cuda::linear::linear_forward(
+                xc.gpu(),
+                xc.slice(),
+                wv.cuda(),
+                bv.map(Tensor::cuda),
+                y.cuda_mut(),
+                d_in,
+                d_out,
+            )
+            .expect(LAUNCH_FAILED),
         }
         self.push(y, Op::Linear { x, w, b })
     }
@@ -250,7 +281,10 @@ mod tests {
     /// into what is there (beta = 1), so they start from values, not zeros.
     #[test]
     fn both_kinds_of_product_match_f64_sums() {
-        let kinds: Vec<Products> = [Products::Thin, Products::Packed].into_iter().filter(|&k| k == Products::Packed || thin::applies()).collect();
+        let kinds: Vec<Products> = [Products::Thin, Products::Packed]
+            .into_iter()
+            .filter(|&k| k == Products::Packed || thin::applies())
+            .collect();
         for (n, d_in, d_out) in [(64, 784, 30), (5, 17, 3), (7, 40, 70)] {
             let (x, w, dout) = (values(n * d_in, 1), values(d_out * d_in, 2), values(n * d_out, 3));
             let (y0, dx0, dw0) = (values(n * d_out, 4), values(n * d_in, 5), values(d_out * d_in, 6));
@@ -286,7 +320,12 @@ mod tests {
             let mut y = vec![f32::NAN; n * d_out];
             forward_transposed(&x, &w, Some(&b), &mut y, d_in, d_out, &units);
             let start: Vec<f32> = b.iter().copied().cycle().take(n * d_out).collect();
-            assert_close(&format!("{n}x{d_in}->{d_out}"), &y, reference(Mat::new(&x, n, d_in), Mat::new(&w, d_out, d_in).t(), &start), d_in);
+            assert_close(
+                &format!("{n}x{d_in}->{d_out}"),
+                &y,
+                reference(Mat::new(&x, n, d_in), Mat::new(&w, d_out, d_in).t(), &start),
+                d_in,
+            );
             assert_eq!((d_in - units.len()) * d_out * n >= LEAVE_OUT_AT_LEAST, taken, "{n}x{d_in}->{d_out}");
             if taken {
                 let mut via = vec![0.0; n * d_out];
@@ -308,7 +347,8 @@ mod tests {
         }
         let live = Live::of(&dout, d_out);
         assert_eq!(live.0.as_deref(), Some(&(0..d_out).filter(|j| j % 3 != 0).collect::<Vec<_>>()[..]));
-        let (x, w, dx0, dw0) = (values(n * d_in, 1), values(d_out * d_in, 2), values(n * d_in, 5), values(d_out * d_in, 6));
+        let (x, w, dx0, dw0) =
+            (values(n * d_in, 1), values(d_out * d_in, 2), values(n * d_in, 5), values(d_out * d_in, 6));
         let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
         let every = Live(None);
         let (mut dx_all, mut dx_live, mut dw_all, mut dw_live) = (dx0.clone(), dx0.clone(), dw0.clone(), dw0.clone());

@@ -25,10 +25,8 @@ const CHUNK: usize = 1 << 14;
 
 /// sum_i f(i) over 0..n in f64, in fixed chunks reduced in order.
 fn sum_in_chunks(n: usize, f: impl Fn(usize) -> f64 + Sync) -> f64 {
-    let partials: Vec<f64> = (0..n.div_ceil(CHUNK))
-        .into_par_iter()
-        .map(|c| (c * CHUNK..((c + 1) * CHUNK).min(n)).map(&f).sum())
-        .collect();
+    let partials: Vec<f64> =
+        (0..n.div_ceil(CHUNK)).into_par_iter().map(|c| (c * CHUNK..((c + 1) * CHUNK).min(n)).map(&f).sum()).collect();
     partials.iter().sum()
 }
 

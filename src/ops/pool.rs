@@ -34,9 +34,9 @@
 //!          [5, 2, 0]]      (5 appears twice; the first, at position 1, wins)    [0, 0]]
 //! ```
 
-use crate::geom::POOL;
 use crate::autograd::{Grads, Op, Tape, Var};
 use crate::cuda::{self, DRIVER_FAILED, LAUNCH_FAILED};
+use crate::geom::POOL;
 use crate::tensor::Tensor;
 use cudarc::driver::CudaSlice;
 use rayon::prelude::*;
@@ -86,14 +86,18 @@ impl Indices {
     fn cpu(&self) -> &[u32] {
         match &self.data {
             IndexData::Cpu(v) => v,
-            IndexData::Cuda(_) => panic!("pool indices on the GPU used by a CPU op: an op's inputs must all live on one device"),
+            IndexData::Cuda(_) => {
+                panic!("pool indices on the GPU used by a CPU op: an op's inputs must all live on one device")
+            }
         }
     }
 
     fn cuda(&self) -> &CudaSlice<u32> {
         match &self.data {
             IndexData::Cuda(v) => v,
-            IndexData::Cpu(_) => panic!("pool indices on the CPU used by a GPU op: an op's inputs must all live on one device"),
+            IndexData::Cpu(_) => {
+                panic!("pool indices on the CPU used by a GPU op: an op's inputs must all live on one device")
+            }
         }
     }
 }
@@ -110,7 +114,9 @@ pub fn maxpool2d_forward(x: &[f32], y: &mut [f32], idx: &mut [u32], h: usize, w:
         for (oy, (y, idx)) in y.chunks_exact_mut(ow).zip(idx.chunks_exact_mut(ow)).enumerate() {
             let top = &x[POOL * oy * w..][..POOL * ow];
             let bottom = &x[(POOL * oy + 1) * w..][..POOL * ow];
-            for (ox, (((y, idx), t), b)) in y.iter_mut().zip(idx).zip(top.chunks_exact(POOL)).zip(bottom.chunks_exact(POOL)).enumerate() {
+            for (ox, (((y, idx), t), b)) in
+                y.iter_mut().zip(idx).zip(top.chunks_exact(POOL)).zip(bottom.chunks_exact(POOL)).enumerate()
+            {
                 let first = (POOL * oy * w + POOL * ox) as u32;
                 let (mut best, mut at) = (t[0], first);
                 for (v, p) in [(t[1], first + 1), (b[0], first + w as u32), (b[1], first + w as u32 + 1)] {
@@ -128,9 +134,11 @@ pub fn maxpool2d_forward(x: &[f32], y: &mut [f32], idx: &mut [u32], h: usize, w:
 /// dx (planes, h, w) += dout (planes, oh, ow) routed to the argmax of each window.
 pub fn maxpool2d_backward(dout: &[f32], idx: &[u32], dx: &mut [f32], h: usize, w: usize) {
     let (oh, ow) = (h / POOL, w / POOL);
-    dx.par_chunks_mut(h * w).zip(dout.par_chunks(oh * ow)).zip(idx.par_chunks(oh * ow)).for_each(|((dx, dout), idx)| {
-        idx.iter().zip(dout).for_each(|(&i, &d)| dx[i as usize] += d);
-    });
+    dx.par_chunks_mut(h * w).zip(dout.par_chunks(oh * ow)).zip(idx.par_chunks(oh * ow)).for_each(
+        |((dx, dout), idx)| {
+            idx.iter().zip(dout).for_each(|(&i, &d)| dx[i as usize] += d);
+        },
+    );
 }
 
 /// y (planes, h, w) = x (planes, ph, pw) placed at its indices, zero elsewhere.
@@ -143,9 +151,11 @@ pub fn maxunpool2d_forward(x: &[f32], idx: &[u32], y: &mut [f32], ph: usize, pw:
 
 /// dx (planes, ph, pw) += dout (planes, h, w) read at the indices.
 pub fn maxunpool2d_backward(dout: &[f32], idx: &[u32], dx: &mut [f32], ph: usize, pw: usize, h: usize, w: usize) {
-    dx.par_chunks_mut(ph * pw).zip(dout.par_chunks(h * w)).zip(idx.par_chunks(ph * pw)).for_each(|((dx, dout), idx)| {
-        dx.iter_mut().zip(idx).for_each(|(dx, &i)| *dx += dout[i as usize]);
-    });
+    dx.par_chunks_mut(ph * pw).zip(dout.par_chunks(h * w)).zip(idx.par_chunks(ph * pw)).for_each(
+        |((dx, dout), idx)| {
+            dx.iter_mut().zip(idx).for_each(|(dx, &i)| *dx += dout[i as usize]);
+        },
+    );
 }
 
 /// The gathers need every index inside its own window of an (h, w) plane; indices from
@@ -154,7 +164,10 @@ pub fn maxunpool2d_backward(dout: &[f32], idx: &[u32], dx: &mut [f32], ph: usize
 /// pool kernel, which the parity tests hold to the CPU's, and the kernels skip a stray one.
 fn check_indices(idx: &Indices, h: usize, w: usize) {
     let [_, _, ph, pw] = idx.shape;
-    assert!(POOL * ph <= h && h < POOL * ph + POOL && POOL * pw <= w && w < POOL * pw + POOL, "maxunpool2d: output {h}x{w} cannot come from pooling to {ph}x{pw}");
+    assert!(
+        POOL * ph <= h && h < POOL * ph + POOL && POOL * pw <= w && w < POOL * pw + POOL,
+        "maxunpool2d: output {h}x{w} cannot come from pooling to {ph}x{pw}"
+    );
     let IndexData::Cpu(data) = &idx.data else { return };
     // Cell (wy, wx) owns the POOL x POOL positions from (POOL wy, POOL wx): i - origin = dy * w + dx.
     // Checked row by row of cells, with no division, and in parallel: it runs on every unpool.
@@ -162,9 +175,16 @@ fn check_indices(idx: &Indices, h: usize, w: usize) {
         let offset = (i as usize).wrapping_sub(POOL * wy * w + POOL * wx);
         (0..POOL).any(|dy| (0..POOL).any(|dx| offset == dy * w + dx))
     };
-    let plane_ok = |plane: &[u32]| plane.chunks_exact(pw).enumerate().all(|(wy, row)| row.iter().enumerate().all(|(wx, &i)| in_window(wy, wx, i)));
+    let plane_ok = |plane: &[u32]| {
+        plane.chunks_exact(pw).enumerate().all(|(wy, row)| row.iter().enumerate().all(|(wx, &i)| in_window(wy, wx, i)))
+    };
     if !data.par_chunks(ph * pw).all(plane_ok) {
-        let (q, i) = data.iter().enumerate().map(|(q, &i)| (q % (ph * pw), i)).find(|&(q, i)| !in_window(q / pw, q % pw, i)).expect("a stray index");
+        let (q, i) = data
+            .iter()
+            .enumerate()
+            .map(|(q, &i)| (q % (ph * pw), i))
+            .find(|&(q, i)| !in_window(q / pw, q % pw, i))
+            .expect("a stray index");
         panic!("maxunpool2d: index {i} lies outside window {q} of a {h}x{w} plane");
     }
 }
@@ -202,8 +222,20 @@ impl Tape {
         check_indices(indices, h, w);
         let mut y = Tensor::zeros_on(&indices.shape, &xv.device());
         match xv {
-            Tensor::Cpu(_) => maxunpool2d_backward(xv.as_slice(), indices.cpu(), y.as_slice_mut(), h / POOL, w / POOL, h, w),
-            Tensor::Cuda(xc) => cuda::pool::maxunpool2d_backward(xc.gpu(), xc.slice(), indices.cuda(), y.cuda_mut(), h / POOL, w / POOL, h, w).expect(LAUNCH_FAILED),
+            Tensor::Cpu(_) => {
+                maxunpool2d_backward(xv.as_slice(), indices.cpu(), y.as_slice_mut(), h / POOL, w / POOL, h, w)
+            }
+            Tensor::Cuda(xc) => cuda::pool::maxunpool2d_backward(
+                xc.gpu(),
+                xc.slice(),
+                indices.cuda(),
+                y.cuda_mut(),
+                h / POOL,
+                w / POOL,
+                h,
+                w,
+            )
+            .expect(LAUNCH_FAILED),
         }
         self.push(y, Op::MaxPool2d { x, indices: indices.clone() })
     }
@@ -218,7 +250,10 @@ impl Tape {
         let mut y = Tensor::output_on(&[n, c, h, w], &xv.device());
         match xv {
             Tensor::Cpu(_) => maxunpool2d_forward(xv.as_slice(), indices.cpu(), y.as_slice_mut(), ph, pw, h, w),
-            Tensor::Cuda(xc) => cuda::pool::maxunpool2d_forward(xc.gpu(), xc.slice(), indices.cuda(), y.cuda_mut(), ph, pw, h, w).expect(LAUNCH_FAILED),
+            Tensor::Cuda(xc) => {
+                cuda::pool::maxunpool2d_forward(xc.gpu(), xc.slice(), indices.cuda(), y.cuda_mut(), ph, pw, h, w)
+                    .expect(LAUNCH_FAILED)
+            }
         }
         self.push(y, Op::MaxUnpool2d { x, indices: indices.clone(), h, w })
     }
@@ -250,7 +285,8 @@ pub(crate) fn maxunpool2d_backward_tape(g: &mut Grads, dout: &Tensor, x: Var, in
         }
         Tensor::Cuda(dc) => {
             if let Some(dx) = g.grad_mut_cuda(x) {
-                cuda::pool::maxunpool2d_backward(dc.gpu(), dc.slice(), indices.cuda(), dx, ph, pw, h, w).expect(LAUNCH_FAILED);
+                cuda::pool::maxunpool2d_backward(dc.gpu(), dc.slice(), indices.cuda(), dx, ph, pw, h, w)
+                    .expect(LAUNCH_FAILED);
             }
         }
     }

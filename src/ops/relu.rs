@@ -38,7 +38,9 @@ impl Tape {
         let mut y = Tensor::output_on(xv.shape(), &xv.device());
         match xv {
             Tensor::Cpu(_) => relu_forward(xv.as_slice(), y.as_slice_mut()),
-            Tensor::Cuda(xc) => cuda::elementwise::relu_forward(xc.gpu(), xc.slice(), y.cuda_mut()).expect(LAUNCH_FAILED),
+            Tensor::Cuda(xc) => {
+                cuda::elementwise::relu_forward(xc.gpu(), xc.slice(), y.cuda_mut()).expect(LAUNCH_FAILED)
+            }
         }
         self.push(y, Op::Relu { x })
     }

@@ -24,7 +24,9 @@ impl Tape {
         let (av, bv) = (self.value(a), self.value(b));
         assert_eq!(av.shape(), bv.shape(), "add: shapes differ");
         let y = match av {
-            Tensor::Cpu(_) => Tensor::from_vec(av.shape(), av.as_slice().iter().zip(bv.as_slice()).map(|(a, b)| a + b).collect()),
+            Tensor::Cpu(_) => {
+                Tensor::from_vec(av.shape(), av.as_slice().iter().zip(bv.as_slice()).map(|(a, b)| a + b).collect())
+            }
             Tensor::Cuda(ac) => {
                 let mut y = Tensor::output_on(av.shape(), &av.device());
                 cuda::elementwise::add(ac.gpu(), ac.slice(), bv.cuda(), y.cuda_mut()).expect(LAUNCH_FAILED);

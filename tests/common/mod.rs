@@ -29,7 +29,10 @@ pub fn normal(shape: &[usize], rng: &mut Rng64) -> Tensor {
 /// Values with |v| in [0.1, 1]: at least 10 steps of h = 1e-2 from the kink at 0.
 pub fn away_from_zero(shape: &[usize], rng: &mut Rng64) -> Tensor {
     let n = shape.iter().product();
-    Tensor::from_vec(shape, (0..n).map(|_| rng.random_range(0.1f32..1.0) * if rng.random_bool(0.5) { 1.0 } else { -1.0 }).collect())
+    Tensor::from_vec(
+        shape,
+        (0..n).map(|_| rng.random_range(0.1f32..1.0) * if rng.random_bool(0.5) { 1.0 } else { -1.0 }).collect(),
+    )
 }
 
 /// Distinct values 0.1 apart in random order: no two in a pool window come within 2h.
@@ -51,9 +54,16 @@ pub fn dot(a: &[f32], b: &[f32]) -> f64 {
 /// marked in `wrt`, for the op recorded by `f`.
 // `i` indexes the input, its perturbed copy and the analytic gradient alike.
 #[allow(clippy::needless_range_loop)]
-pub fn max_grad_error(inputs: &[Tensor], wrt: &[bool], f: &dyn Fn(&mut Tape, &[Var]) -> Var, h: f32, rng: &mut Rng64) -> f64 {
+pub fn max_grad_error(
+    inputs: &[Tensor],
+    wrt: &[bool],
+    f: &dyn Fn(&mut Tape, &[Var]) -> Var,
+    h: f32,
+    rng: &mut Rng64,
+) -> f64 {
     let mut tape = Tape::new();
-    let vars: Vec<Var> = inputs.iter().zip(wrt).map(|(t, &g)| if g { tape.param(t.clone()) } else { tape.input(t.clone()) }).collect();
+    let vars: Vec<Var> =
+        inputs.iter().zip(wrt).map(|(t, &g)| if g { tape.param(t.clone()) } else { tape.input(t.clone()) }).collect();
     let y = f(&mut tape, &vars);
     let r = normal(tape.shape(y), rng);
     let r_arr = ArrayD::from_shape_vec(IxDyn(r.shape()), r.to_vec()).unwrap();
@@ -88,13 +98,23 @@ pub fn max_grad_error(inputs: &[Tensor], wrt: &[bool], f: &dyn Fn(&mut Tape, &[V
 }
 
 /// Asserts the finite-difference check of `f` passes to `tol`.
-pub fn assert_grads(name: &str, inputs: &[Tensor], wrt: &[bool], f: &dyn Fn(&mut Tape, &[Var]) -> Var, rng: &mut Rng64) {
+pub fn assert_grads(
+    name: &str,
+    inputs: &[Tensor],
+    wrt: &[bool],
+    f: &dyn Fn(&mut Tape, &[Var]) -> Var,
+    rng: &mut Rng64,
+) {
     const H: f32 = 1e-2;
     // f32 evaluations with h = 1e-2 give quotient errors near 1e-5 here; a wrong index or
     // a missing term gives errors of order 1.
     const TOL: f64 = 2e-3;
     let err = max_grad_error(inputs, wrt, f, H, rng);
-    assert!(err < TOL, "{name}: gradient differs from finite differences by {err:e} (shapes {:?})", inputs.iter().map(|t| t.shape().to_vec()).collect::<Vec<_>>());
+    assert!(
+        err < TOL,
+        "{name}: gradient differs from finite differences by {err:e} (shapes {:?})",
+        inputs.iter().map(|t| t.shape().to_vec()).collect::<Vec<_>>()
+    );
 }
 
 /// CRC-32 (ISO-HDLC, the one PNG chunks carry), bit by bit: for hand-made test files only.

@@ -47,26 +47,15 @@ pub fn expect_err<T: std::fmt::Debug>(r: anyhow::Result<T>, words: &[&str]) -> S
     eprintln!("error message: {msg}"); // shown with --nocapture, to read them
     assert!(!msg.contains('\n'), "error is not one line: {msg}");
     for w in words {
-        assert!(
-            msg.to_lowercase().contains(&w.to_lowercase()),
-            "error lacks {w:?}: {msg}"
-        );
+        assert!(msg.to_lowercase().contains(&w.to_lowercase()), "error lacks {w:?}: {msg}");
     }
     msg
 }
 
 /// A small but complete MNIST directory: 5 training and 3 test images of 4x3, gzipped.
 pub fn mini_mnist(dir: &Path) {
-    write(
-        dir,
-        "train-images-idx3-ubyte.gz",
-        &gzip(&images_file(5, 4, 3)),
-    );
-    write(
-        dir,
-        "train-labels-idx1-ubyte.gz",
-        &gzip(&labels_file(&[5, 0, 4, 1, 9])),
-    );
+    write(dir, "train-images-idx3-ubyte.gz", &gzip(&images_file(5, 4, 3)));
+    write(dir, "train-labels-idx1-ubyte.gz", &gzip(&labels_file(&[5, 0, 4, 1, 9])));
     write(dir, "t10k-images-idx3-ubyte", &images_file(3, 4, 3));
     write(dir, "t10k-labels-idx1-ubyte", &labels_file(&[7, 2, 1]));
 }
