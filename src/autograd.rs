@@ -23,6 +23,7 @@
 //! the same values but records nothing to differentiate.
 
 use crate::ops::pool::Indices;
+use crate::ops::Kernels;
 use crate::tensor::Tensor;
 use cudarc::driver::CudaSlice;
 
@@ -115,6 +116,7 @@ pub struct Tape {
     nodes: Vec<Node>,
     grads: Vec<Option<Tensor>>,
     recording: bool,
+    kernels: Kernels,
 }
 
 impl Default for Tape {
@@ -126,13 +128,22 @@ impl Default for Tape {
 impl Tape {
     /// A tape that records every op for backward.
     pub fn new() -> Tape {
-        Tape { nodes: Vec::new(), grads: Vec::new(), recording: true }
+        Tape { nodes: Vec::new(), grads: Vec::new(), recording: true, kernels: Kernels::Fast }
     }
 
     /// Evaluation mode: ops compute their outputs but record nothing to differentiate
     /// (no saved indices, no links to inputs), and `backward` is refused.
     pub fn no_grad() -> Tape {
         Tape { recording: false, ..Tape::new() }
+    }
+
+    /// The same tape computing its CPU ops with `kernels` (the fast ones by default).
+    pub fn with_kernels(self, kernels: Kernels) -> Tape {
+        Tape { kernels, ..self }
+    }
+
+    pub fn kernels(&self) -> Kernels {
+        self.kernels
     }
 
     pub fn is_recording(&self) -> bool {
@@ -263,7 +274,7 @@ impl Tape {
         if !node.requires_grad {
             return;
         }
-        let mut g = Grads { nodes: &self.nodes, grads: before };
+        let mut g = Grads { nodes: &self.nodes, grads: before, kernels: self.kernels };
         use crate::ops::{conv, linear, loss, pool, relu, shape};
         match &node.op {
             Op::Leaf => {}
@@ -310,6 +321,8 @@ impl Tape {
 pub(crate) struct Grads<'t> {
     nodes: &'t [Node],
     grads: &'t mut [Option<Tensor>],
+    /// The tape's choice of CPU kernels, for the rules to follow.
+    pub(crate) kernels: Kernels,
 }
 
 impl<'t> Grads<'t> {

@@ -15,6 +15,7 @@
 
 use crate::autograd::{Tape, Var};
 use crate::ops::pool::Indices;
+use crate::ops::Kernels;
 use crate::optim::{Adam, AdamConfig};
 use crate::tensor::{Device, Rng64, Tensor};
 
@@ -186,6 +187,8 @@ pub struct Model {
     pub encoder: Vec<Layer>,
     pub decoder: Vec<Layer>,
     pub params: Vec<Param>,
+    /// The CPU floor its tapes compute on (`ops::Kernels`): the fast kernels unless set.
+    pub kernels: Kernels,
 }
 
 impl Model {
@@ -205,7 +208,18 @@ impl Model {
                 params.push(Param { name: format!("{part}.{i}.bias"), value: Tensor::uniform(&[b_len], bound, rng) });
             }
         }
-        Model { arch, encoder, decoder, params }
+        Model { arch, encoder, decoder, params, kernels: Kernels::Fast }
+    }
+
+    /// This model computing on the CPU floor `kernels` (see `ops::Kernels`).
+    pub fn with_kernels(self, kernels: Kernels) -> Model {
+        Model { kernels, ..self }
+    }
+
+    /// A tape for this model's passes: recording, or not, on the model's kernels.
+    fn tape(&self, recording: bool) -> Tape {
+        let tape = if recording { Tape::new() } else { Tape::no_grad() };
+        tape.with_kernels(self.kernels)
     }
 
     pub fn name(&self) -> String {
@@ -293,7 +307,7 @@ impl Model {
 
     /// `gradients` with the loss left where it was computed, a tensor of shape `[1]`.
     fn loss_and_gradients(&self, input: &Tensor, target: &Tensor, l1: f32) -> (Tensor, Vec<Tensor>) {
-        let mut tape = Tape::new();
+        let mut tape = self.tape(true);
         let (params, loss) = self.record_loss(&mut tape, input, target, l1);
         tape.backward(loss);
         (tape.value(loss).clone(), params.iter().map(|&p| tape.take_grad(p)).collect())
@@ -301,7 +315,7 @@ impl Model {
 
     /// The loss only, recording nothing.
     pub fn loss_value(&self, input: &Tensor, target: &Tensor, l1: f32) -> f32 {
-        let mut tape = Tape::no_grad();
+        let mut tape = self.tape(false);
         let (_, loss) = self.record_loss(&mut tape, input, target, l1);
         tape.value(loss).to_vec()[0]
     }
@@ -323,7 +337,7 @@ impl Model {
     /// reading a value back makes the host wait until the step has run; the training loop
     /// instead collects these on the device and reads them once per logging interval.
     pub fn step(&mut self, adam: &mut Adam, input: &Tensor, target: &Tensor, l1: f32) -> Tensor {
-        let mut tape = Tape::new();
+        let mut tape = self.tape(true);
         let (params, loss) = self.record_loss(&mut tape, input, target, l1);
         // Each parameter is updated as soon as its gradient is final, while backward goes on
         // to the layers below: the same arithmetic as a step after backward, with the
@@ -345,7 +359,7 @@ impl Model {
             self.name()
         );
         let encoder_params = 2 * self.encoder.iter().filter(|l| l.param_shapes().is_some()).count();
-        let mut tape = Tape::no_grad();
+        let mut tape = self.tape(false);
         let params: Vec<Var> = self.params[encoder_params..].iter().map(|p| tape.input(p.value.clone())).collect();
         let mut next = params.into_iter();
         let mut pools = PoolState { frozen: None, open: Vec::new(), all: Vec::new() };
@@ -358,7 +372,7 @@ impl Model {
 
     /// Reconstructions (n, 784) and codes of a batch, without recording anything.
     pub fn reconstruct(&self, x: &Tensor) -> (Tensor, Tensor) {
-        let mut tape = Tape::no_grad();
+        let mut tape = self.tape(false);
         let (_, fwd) = self.forward(&mut tape, x);
         (tape.value(fwd.output).clone(), tape.value(fwd.code).clone())
     }
