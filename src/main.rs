@@ -18,6 +18,7 @@ use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::error::ErrorKind;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use std::ffi::OsStr;
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -360,24 +361,23 @@ fn start_machine(machine: &Machine) -> Result<Device> {
         _ => match Device::cuda() {
             Ok(gpu) => gpu,
             Err(reason) => {
-                eprintln!("device: cpu (no usable GPU: {reason})");
+                autoencoders::note!("device: cpu (no usable GPU: {reason})");
                 return Ok(Device::Cpu);
             }
         },
     };
-    eprintln!("device: {device}");
+    autoencoders::note!("device: {device}");
     Ok(device)
 }
 
+/// The results on stdout. A closed stdout (`| head`, a reader gone) is an error, since
+/// that reader gets nothing; the run itself is complete and its folder says so.
 fn summarise(finished: &Finished, json: bool) -> Result<()> {
-    if json {
-        println!("{}", finished.json_line());
-    } else {
-        for line in finished.lines() {
-            println!("{line}");
-        }
-    }
-    Ok(())
+    let text = if json { finished.json_line() + "\n" } else { finished.lines().join("\n") + "\n" };
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()).with_context(|| {
+        format!("cannot write the results to stdout; the run is complete in {}", finished.dir.display())
+    })
 }
 
 /// Command-line misuse found after parsing: clap's message and exit code 2.
@@ -433,7 +433,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            autoencoders::note!("error: {e:#}");
             ExitCode::FAILURE
         }
     }

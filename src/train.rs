@@ -129,7 +129,11 @@ fn train_on_pool(
                         } else {
                             format!("the checkpoint of epoch {} is kept", epoch - 1)
                         };
-                        bail!("training diverged: the loss became {loss} at epoch {epoch}, step {}; {kept}; try a smaller --lr", read + 1);
+                        let hint = divergence_hint(cfg, epoch == 1 && read == 0);
+                        bail!(
+                            "training diverged: the loss became {loss} at epoch {epoch}, step {}; {kept}; {hint}",
+                            read + 1
+                        );
                     }
                     sum += loss as f64;
                     state.history.step_loss.push(loss);
@@ -143,13 +147,33 @@ fn train_on_pool(
         bar.finish_and_clear();
         let seconds = start.elapsed().as_secs_f64();
         let mean = sum / steps_per_epoch as f64;
-        eprintln!("{label} epoch {epoch}/{}: loss {mean:.5} ({seconds:.1} s)", cfg.epochs);
+        crate::note!("{label} epoch {epoch}/{}: loss {mean:.5} ({seconds:.1} s)", cfg.epochs);
         state.history.epoch_loss.push(mean);
         state.history.epoch_seconds.push(seconds);
         state.epoch = epoch;
         after_epoch(model, &state)?;
     }
     Ok(state)
+}
+
+/// What to change after a divergence. The loss of the very first step is computed before any
+/// update, so if that one is not finite the learning rate cannot be the cause: the inputs'
+/// noise or the penalty's weight put the loss past f32's range (`denoise --noise 1e30`).
+fn divergence_hint(cfg: &TrainConfig, first_step: bool) -> String {
+    if !first_step {
+        return "try a smaller --lr".to_string();
+    }
+    let mut causes = Vec::new();
+    if cfg.noise > 0.0 {
+        causes.push(format!("--noise {:?} (the pixels lie in [0, 1])", cfg.noise));
+    }
+    if cfg.l1 > 0.0 {
+        causes.push(format!("--lambda {:?}", cfg.l1));
+    }
+    match causes.is_empty() {
+        true => "the first step, before any update, was not finite: check the data".to_string(),
+        false => format!("the first step, before any update, was not finite: try a smaller {}", causes.join(" or ")),
+    }
 }
 
 /// Gaussian noise for a batch of `rows` images of `d` pixels, drawn in parallel: one seed
