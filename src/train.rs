@@ -165,14 +165,17 @@ fn divergence_hint(cfg: &TrainConfig, first_step: bool) -> String {
     }
     let mut causes = Vec::new();
     if cfg.noise > 0.0 {
-        causes.push(format!("--noise {:?} (the pixels lie in [0, 1])", cfg.noise));
+        causes.push(format!("--noise ({:?} here, for pixels in [0, 1])", cfg.noise));
     }
     if cfg.l1 > 0.0 {
-        causes.push(format!("--lambda {:?}", cfg.l1));
+        causes.push(format!("--lambda ({:?} here)", cfg.l1));
     }
     match causes.is_empty() {
         true => "the first step, before any update, was not finite: check the data".to_string(),
-        false => format!("the first step, before any update, was not finite: try a smaller {}", causes.join(" or ")),
+        false => format!(
+            "the first step, before any update, was not finite, so --lr is not the cause: try a smaller {}",
+            causes.join(" or a smaller ")
+        ),
     }
 }
 
