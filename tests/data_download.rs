@@ -319,3 +319,17 @@ fn offline_is_one_short_line_with_the_cause_once() {
     assert!(msg.len() <= 300, "{} characters: {msg}", msg.len());
     assert!(entries(d.path()).is_empty());
 }
+
+#[test]
+fn an_unresolvable_mirror_is_a_lookup_failure_said_once() {
+    // What being offline looks like to the downloader: no name resolves. `.invalid` never
+    // does (RFC 6761), online or not.
+    let d = tempfile::tempdir().unwrap();
+    let mirrors = ["http://mnist-a.invalid/", "http://mnist-b.invalid/"];
+    let msg = expect_err(
+        download_sources(d.path(), &mirrors, &autoencoders::data::ORIGINALS),
+        &["host name lookup failed", "all 4 files"],
+    );
+    assert_eq!(msg.matches("lookup").count(), 1, "{msg}");
+    assert!(msg.len() <= 300, "{} characters: {msg}", msg.len());
+}

@@ -202,7 +202,9 @@ impl Failure {
             ureq::Error::Io(io) => match io.kind() {
                 io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
                 io::ErrorKind::TimedOut => "timed out".to_string(),
-                _ => format!("network error ({})", io.kind()),
+                // What std says when getaddrinfo fails (it has no ErrorKind of its own).
+                _ if io.to_string().contains("lookup address") => "host name lookup failed (offline?)".to_string(),
+                _ => io.to_string().chars().take(60).collect(),
             },
             other => other.to_string().chars().take(60).collect(),
         };

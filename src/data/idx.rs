@@ -80,6 +80,13 @@ impl<'a> IdxFile<'a> {
     /// Open `path` and read its header, which must have `want_dims` dimensions; `what`
     /// ("images" or "labels") names the kind of file in messages.
     pub fn open(path: &Path, want_dims: usize, what: &str) -> Result<IdxFile<'static>> {
+        // Opening a FIFO would block until something writes to it: look before opening.
+        if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+            return Err(anyhow!(
+                "{}: not a regular file (a directory, FIFO or device), so not an IDX {what} file; point --data at a folder that has the file",
+                path.display()
+            ));
+        }
         let file = File::open(path).map_err(|e| {
             anyhow!(
                 "{}: cannot open {what} file: {e}; check the path, or point --data at a folder that has it",
