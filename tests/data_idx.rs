@@ -415,7 +415,9 @@ fn a_payload_is_read_no_further_than_the_header_says() {
 #[test]
 fn a_directory_fifo_or_broken_link_where_a_file_should_be_is_named_as_such() {
     use std::os::unix::fs::symlink;
-    let cases: [(&str, fn(&Path), &str); 4] = [
+    // Each case: its name, how to make it at a path, what the error must say.
+    type Case = (&'static str, fn(&Path), &'static str);
+    let cases: [Case; 4] = [
         ("directory", |p| std::fs::create_dir(p).unwrap(), "is a directory"),
         ("loop", |p| symlink(p, p).unwrap(), "cannot be looked at"),
         ("dangling", |p| symlink(p.with_extension("nowhere"), p).unwrap(), "symlink to nothing"),
