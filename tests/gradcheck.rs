@@ -147,5 +147,23 @@ fn checker_catches_a_wrong_gradient() {
         t.scale(y, factor)
     };
     let err = max_grad_error(&inputs, &[true, true], &f, 1e-2, &mut rng);
-    assert!(err > 1e-2, "a 10% error in every gradient went unnoticed ({err:e})");
+    assert!(err > 1.0, "a 10% error in every gradient went unnoticed ({err:e})");
+}
+
+/// The same for a small gradient: MSE over 125 values has gradients of order 2/125, which the
+/// old tolerance, 2e-3 / (1 + |a|), let be 10% wrong. The tolerance is relative, so a 10%
+/// error in them is caught.
+#[test]
+fn checker_catches_a_wrong_small_gradient() {
+    let mut rng = rng(4);
+    let inputs = vec![normal(&[5, 5, 5], &mut rng), normal(&[5, 5, 5], &mut rng)];
+    let calls = std::cell::Cell::new(0);
+    let f = |t: &mut Tape, v: &[Var]| {
+        calls.set(calls.get() + 1);
+        let factor = if calls.get() == 1 { 1.0 } else { 1.1 };
+        let y = t.mse(v[0], v[1]);
+        t.scale(y, factor)
+    };
+    let err = max_grad_error(&inputs, &[true, true], &f, 1e-2, &mut rng);
+    assert!(err > 1.0, "a 10% error in MSE's gradients went unnoticed ({err:e})");
 }
