@@ -6,7 +6,6 @@ mod mnist_files;
 use autoencoders::data::{find_file, missing_files, read_images, read_labels, resolve_data_dir, Mnist};
 use mnist_files::*;
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
@@ -140,9 +139,8 @@ fn dims_claiming_hundreds_of_megabytes_fail_fast() {
     let d = tmp();
     let f = idx(0x08, &[1_000_000, 28, 28], &[0; 100]);
     for (name, bytes) in [("big", f.clone()), ("big.gz", gzip(&f))] {
-        let start = Instant::now();
+        // That nothing of the claimed size is allocated is tests/data_alloc.rs's to show.
         expect_err(read_images(&write(d.path(), name, &bytes)), &["truncated", "784000000 bytes"]);
-        assert!(start.elapsed() < Duration::from_millis(500), "{name}: took {:?}", start.elapsed());
     }
 }
 

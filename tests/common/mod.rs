@@ -146,3 +146,108 @@ pub fn crc32(bytes: &[u8]) -> u32 {
     }
     !c
 }
+
+// ---------------------------------------------------------------------------------------
+// One skip policy. A test that needs something the machine may lack (the MNIST files, NVRTC,
+// a GPU, a processor feature, a Python package, the shared photographs) asks here. Absent, it
+// prints one line, "skipped: <test>: <why>", and returns; under REQUIRE_<THING>=1 (.ci/run
+// sets REQUIRE_MNIST and REQUIRE_NVRTC, scripts/gpu-check.sh REQUIRE_CUDA) it fails instead.
+// Each is looked for where the project's own code looks, never at a path of one machine.
+
+/// `found`, or None after the skip line (a panic under REQUIRE_`thing`=1).
+pub fn require<T>(thing: &str, found: Result<T, String>) -> Option<T> {
+    let why = match found {
+        Ok(value) => return Some(value),
+        Err(why) => why,
+    };
+    let test = std::thread::current().name().unwrap_or("test").to_string();
+    if std::env::var(format!("REQUIRE_{thing}")).as_deref() == Ok("1") {
+        panic!("{test}: REQUIRE_{thing}=1 but {why}");
+    }
+    eprintln!("skipped: {test}: {why} (REQUIRE_{thing}=1 makes this a failure)");
+    None
+}
+
+/// The MNIST folder the command line would use with no `--data` (`$MNIST_DIR`, else
+/// `data/mnist`, else `../shared/mnist`: `data::resolve_data_dir`), if all four files are
+/// there, raw or gzipped; else why not. Quiet: `mnist_dir` is the policy.
+pub fn find_mnist() -> Result<std::path::PathBuf, String> {
+    use autoencoders::data::{missing_files, resolve_data_dir};
+    let dir = resolve_data_dir(None);
+    let missing = missing_files(&dir);
+    if missing.is_empty() {
+        Ok(dir)
+    } else {
+        Err(format!("no MNIST files in {} (missing {}); set MNIST_DIR", dir.display(), missing.join(", ")))
+    }
+}
+
+/// `find_mnist` through the skip policy.
+pub fn mnist_dir() -> Option<std::path::PathBuf> {
+    require("MNIST", find_mnist())
+}
+
+/// NVRTC, which compiles the kernels without a GPU: its (major, minor) version.
+pub fn nvrtc() -> Option<(i32, i32)> {
+    require("NVRTC", autoencoders::cuda::probe_nvrtc())
+}
+
+/// A GPU handle (`Gpu::new`, `Device::cuda`, ...) or the reason there is none, through the
+/// policy for CUDA.
+pub fn cuda<T>(found: Result<T, String>) -> Option<T> {
+    require("CUDA", found)
+}
+
+/// Whether the processor has AVX-512F (with the policy's skip line when not).
+pub fn avx512() -> bool {
+    let found = if cfg!(target_arch = "x86_64") && std::arch::is_x86_feature_detected!("avx512f") {
+        Ok(())
+    } else {
+        Err("this processor has no AVX-512F".to_string())
+    };
+    require("AVX512", found).is_some()
+}
+
+/// Whether the processor has AVX2 and FMA.
+pub fn avx2() -> bool {
+    let found = if cfg!(target_arch = "x86_64")
+        && std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma")
+    {
+        Ok(())
+    } else {
+        Err("this processor has no AVX2 with FMA".to_string())
+    };
+    require("AVX2", found).is_some()
+}
+
+/// The Python interpreter (`$PYTHON`, else `python3`) if it imports every module named.
+pub fn python_with(modules: &[&str]) -> Option<String> {
+    let python = std::env::var("PYTHON").ok().filter(|p| !p.is_empty()).unwrap_or_else(|| "python3".into());
+    let script = format!("import {}", modules.join(", "));
+    let found = match std::process::Command::new(&python).args(["-c", &script]).output() {
+        Ok(out) if out.status.success() => Ok(python),
+        Ok(out) => Err(format!(
+            "{python} cannot {script} ({}); pip install them, or point PYTHON at a venv that has them",
+            String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("no message")
+        )),
+        Err(e) => Err(format!("no {python} ({e}); install Python 3 or set PYTHON")),
+    };
+    require("PYTHON", found)
+}
+
+/// The shared photographs: `$IMAGES_DIR`, else `../shared/images` from the crate's root (cargo
+/// runs tests there; `.ci/run` finds MNIST beside it too), if it holds every file named.
+pub fn images_dir(files: &[&str]) -> Option<std::path::PathBuf> {
+    let dir = std::env::var_os("IMAGES_DIR")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from("../shared/images"));
+    let missing: Vec<&str> = files.iter().copied().filter(|f| !dir.join(f).is_file()).collect();
+    let found = if missing.is_empty() {
+        Ok(dir)
+    } else {
+        Err(format!("{} lacks {}; set IMAGES_DIR to a folder with them", dir.display(), missing.join(", ")))
+    };
+    require("IMAGES", found)
+}
