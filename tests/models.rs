@@ -370,6 +370,37 @@ fn cae_deconv_unpool_gradients() {
     check_model(Arch::CaeDeconvUnpool, 0.0, 16);
 }
 
+/// `forward_with_pools` given the pools' own choices is `forward`, to the bit, for every
+/// architecture with pools: the frozen pass the gradient check differentiates is the
+/// model. Given another batch's choices, the output changes.
+#[test]
+fn frozen_pools_of_the_same_batch_change_nothing() {
+    for arch in [Arch::CaeUnpool, Arch::CaeDeconv, Arch::CaeDeconvUnpool] {
+        let mut rng = rng(21);
+        let model = Model::new(arch, &mut rng);
+        let (x, y) = (images(3, &mut rng), images(3, &mut rng));
+        let run = |x: &Tensor, frozen: Option<&[Indices]>| {
+            let mut tape = Tape::no_grad();
+            let (_, fwd) = model.forward_with_pools(&mut tape, x, frozen);
+            let bits = |v| tape.value(v).to_vec().into_iter().map(f32::to_bits).collect::<Vec<_>>();
+            (bits(fwd.output), bits(fwd.code), fwd.pools)
+        };
+        let (out, code, pools) = run(&x, None);
+        assert_eq!(pools.len(), 3, "{}", arch.name());
+        let (out_frozen, code_frozen, pools_frozen) = run(&x, Some(&pools));
+        assert!(out == out_frozen && code == code_frozen, "{}: frozen pools changed the output", arch.name());
+        let same = |a: &[Indices], b: &[Indices]| a.iter().zip(b).all(|(a, b)| a.to_vec() == b.to_vec());
+        assert!(same(&pools, &pools_frozen), "{}: the frozen pass reported other choices", arch.name());
+        let (_, code_y, pools_y) = run(&y, None);
+        let (_, code_y_frozen, _) = run(&y, Some(&pools));
+        assert!(
+            !same(&pools, &pools_y) && code_y != code_y_frozen,
+            "{}: another batch's choices made no difference",
+            arch.name()
+        );
+    }
+}
+
 /// The architectures are the study's: parameter counts as PyTorch reports them for the same
 /// layers, and the code shapes.
 #[test]
