@@ -11,7 +11,6 @@ use std::cell::Cell;
 use std::io::Read;
 use std::path::Path;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
 
 fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
@@ -145,9 +144,8 @@ fn dims_claiming_hundreds_of_megabytes_fail_fast() {
     let d = tmp();
     let f = idx(0x08, &[1_000_000, 28, 28], &[0; 100]);
     for (name, bytes) in [("big", f.clone()), ("big.gz", gzip(&f))] {
-        let start = Instant::now();
+        // That nothing of the claimed size is allocated is tests/data_alloc.rs's to show.
         expect_err(read_images(&write(d.path(), name, &bytes)), &["truncated", "784000000 bytes"]);
-        assert!(start.elapsed() < Duration::from_millis(500), "{name}: took {:?}", start.elapsed());
     }
 }
 

@@ -1,6 +1,8 @@
 //! safetensors: round trips, the exact byte layout, a table of bad files, fuzzing, and
 //! interoperability with the reference Python implementation where it is installed.
 
+mod common;
+
 use autoencoders::safetensors::{load, parse, save, TensorEntry};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
@@ -231,25 +233,16 @@ proptest! {
     }
 }
 
-/// Runs a Python script; None when python3 or the safetensors package is missing.
-fn python(script: &str) -> Option<String> {
-    let out = std::process::Command::new("python3").arg("-c").arg(script).output().ok()?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        if err.contains("ModuleNotFoundError") {
-            return None;
-        }
-        panic!("python failed: {err}");
-    }
-    Some(String::from_utf8(out.stdout).unwrap())
+/// Runs a Python script with `interpreter` (found by `common::python_with`): its stdout.
+fn python(interpreter: &str, script: &str) -> String {
+    let out = std::process::Command::new(interpreter).arg("-c").arg(script).output().unwrap();
+    assert!(out.status.success(), "python failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
 }
 
 #[test]
 fn interoperates_with_the_reference_python_library() {
-    if python("import safetensors.numpy, numpy").is_none() {
-        eprintln!("skipping: python3 with safetensors and numpy is not installed");
-        return;
-    }
+    let Some(py) = common::python_with(&["safetensors.numpy", "numpy"]) else { return };
     let dir = tmp_dir("python");
     let ours = dir.join("ours.safetensors");
     let (tensors, meta) = sample();
@@ -267,7 +260,7 @@ print(json.dumps({{"meta": meta, "t": {{k: [list(v.shape), str(v.dtype), [float(
 "#,
         path = ours.to_str().unwrap()
     );
-    let got: serde_json::Value = serde_json::from_str(&python(&script).unwrap()).unwrap();
+    let got: serde_json::Value = serde_json::from_str(&python(&py, &script)).unwrap();
     for (k, v) in &meta {
         assert_eq!(got["meta"][k], serde_json::json!(v));
     }
@@ -289,7 +282,7 @@ save_file({{"w": np.arange(6, dtype=np.float32).reshape(2, 3) / 4, "b": np.array
 "#,
         path = theirs.to_str().unwrap()
     );
-    python(&script).unwrap();
+    python(&py, &script);
     let (back, m) = load(&theirs).unwrap();
     assert_eq!(m, BTreeMap::from([("epoch".to_string(), "3".to_string())]));
     let by_name: BTreeMap<_, _> = back.iter().map(|t| (t.name.as_str(), t)).collect();
