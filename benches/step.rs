@@ -8,7 +8,7 @@
 //! epochs, see benches/steady). Prints one JSON line: each epoch's seconds, the median from
 //! epoch 2 on (`median_epoch_s`, and per step), the last epoch over the first and over the
 //! second, peak RSS, and for the MLPs two rates of the linear layers' products over the
-//! epochs from 2 on: `gflops`, the arithmetic they did (`ops::linear::multiply_adds`), and
+//! epochs from 2 on: `gflops`, the arithmetic they did (`cpu::linear::multiply_adds`), and
 //! `dense_gflops`, the flops of the whole products the steps stand for, as PyTorch computes
 //! them. `scripts/compare_torch.py` runs this beside PyTorch.
 

@@ -8,9 +8,9 @@
 //! 2 on, beside the last epoch's time over the first's and over the second's.
 #![allow(dead_code)] // each bench uses its own part
 
+use autoencoders::cpu::linear::multiply_adds;
 use autoencoders::data::ensure_mnist;
 use autoencoders::models::{Arch, Model};
-use autoencoders::ops::linear::multiply_adds;
 use autoencoders::tensor::rng_from_seed;
 use autoencoders::train::{train, TrainConfig, TrainState};
 
