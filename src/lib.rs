@@ -42,6 +42,7 @@ pub mod data;
 pub mod experiments;
 pub mod figures;
 pub mod geom;
+pub mod graph;
 pub mod io;
 pub mod jacobi;
 pub mod memory;
