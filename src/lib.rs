@@ -50,6 +50,7 @@ pub mod models;
 pub mod ops;
 pub mod optim;
 pub mod pca;
+pub mod profile;
 pub mod safetensors;
 pub mod tensor;
 pub mod train;
