@@ -183,6 +183,10 @@ pub(crate) fn cost(phase: Phase, op: &str, inputs: &[(&[usize], bool)], out: &[u
         _ => 0.0,
     };
     let read: f64 = inputs.iter().map(|(s, _)| len(s)).sum();
+    if op == "leaf" {
+        // Recording a parameter or a batch shares its buffer: nothing moves.
+        return (0.0, 0.0);
+    }
     match phase {
         Phase::Forward => (product, 4.0 * (read + out_len)),
         Phase::Backward => {
