@@ -1,5 +1,5 @@
-//! Stride-1 convolutions computed directly, without im2col: the fast path of `conv.rs` for
-//! the study's thin layers.
+//! Stride-1 convolutions computed directly, without im2col: `cpu::conv`'s route for the
+//! study's thin layers (`Route::Direct`), the same sums as `ops::conv`'s loops.
 //!
 //! With 1 to 16 channels and a 3x3 kernel, im2col + GEMM spends most of its time copying:
 //! the column matrix is nine times the image, and matrixmultiply packs it once more for a
@@ -140,9 +140,9 @@ pub enum Start<'a> {
 }
 
 /// y (n, c_out, oh, ow) = conv(x (n, g.c, g.h, g.w), w (c_out, g.c, k, k)), stride 1, from
-/// `start`. Returns false, touching nothing, where `applies` does not hold.
-pub fn conv(x: &[f32], w: &[f32], y: &mut [f32], g: &ConvGeom, c_out: usize, start: Start) -> bool {
-    let Some(lay) = Layout::new(g) else { return false };
+/// `start`. Only for geometries where `applies` holds.
+pub fn conv(x: &[f32], w: &[f32], y: &mut [f32], g: &ConvGeom, c_out: usize, start: Start) {
+    let lay = Layout::new(g).expect("the direct route's geometry (cpu::conv::Route)");
     let kk = g.kh * g.kw;
     assert_eq!(w.len(), c_out * g.c * kk);
     let out_len = c_out * g.oh * g.ow;
@@ -167,7 +167,6 @@ pub fn conv(x: &[f32], w: &[f32], y: &mut [f32], g: &ConvGeom, c_out: usize, sta
             }
         },
     );
-    true
 }
 
 /// Output channels are taken `CHANNELS` at a time, and one at a time for the rest.
@@ -258,56 +257,57 @@ fn correlate_block_with<M: MulAdd, const B: usize>(
     }
 }
 
-/// The weight gradient takes the direct path for 1 to 7 output channels, or any multiple of
-/// 8. With few channels, each weight is a dot product over the plane (`LANES` partial sums,
-/// added across at the end); with whole blocks of 8 or 16, the channels go into the vector
-/// lanes instead (`weight_grad_lanes`), and nothing is added across. Other counts (9 to 15,
-/// say) fall back to im2col + GEMM.
-fn grad_path(c_out: usize) -> Option<GradPath> {
-    match c_out {
-        _ if c_out.is_multiple_of(16) => Some(GradPath::Lanes16),
-        _ if c_out.is_multiple_of(8) => Some(GradPath::Lanes8),
-        1..=7 => Some(GradPath::Dots),
-        _ => None,
-    }
-}
-
-#[derive(Clone, Copy)]
-enum GradPath {
+/// The loop of a weight gradient on the direct route, chosen from the channel count of
+/// its output gradient. With few channels, each weight is a dot product over the plane
+/// (`LANES` partial sums, added across at the end); with whole blocks of 8 or 16, the
+/// channels go into the vector lanes instead (`weight_grad_lanes`), and nothing is added
+/// across. Other counts (9 to 15, say) have no loop here: `cpu::conv` takes im2col + GEMM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WeightLoop {
     Dots,
     Lanes8,
     Lanes16,
 }
 
+impl WeightLoop {
+    pub fn for_channels(c_out: usize) -> Option<WeightLoop> {
+        match c_out {
+            _ if c_out.is_multiple_of(16) => Some(WeightLoop::Lanes16),
+            _ if c_out.is_multiple_of(8) => Some(WeightLoop::Lanes8),
+            1..=7 => Some(WeightLoop::Dots),
+            _ => None,
+        }
+    }
+}
+
 /// dw (c_out, g.c, k, k) += the sum over the batch of `dout[n]` correlated with `xpad[n]`,
-/// for `dout` (n, c_out, oh, ow) and `x` (n, g.c, g.h, g.w). Returns false, touching nothing,
-/// where `applies` does not hold or `grad_path` has none for c_out. Partial sums over fixed
-/// groups of images, as `conv.rs` forms them, so the bits do not depend on the thread count.
-pub fn weight_grad(dout: &[f32], x: &[f32], dw: &mut [f32], g: &ConvGeom, c_out: usize) -> bool {
-    let (Some(lay), Some(path)) = (Layout::new(g), grad_path(c_out)) else { return false };
+/// for `dout` (n, c_out, oh, ow) and `x` (n, g.c, g.h, g.w), by `weight_loop`. Partial sums
+/// over fixed groups of images, as `conv.rs` forms them, so the bits do not depend on the
+/// thread count. Only for geometries where `applies` holds.
+pub fn weight_grad(dout: &[f32], x: &[f32], dw: &mut [f32], g: &ConvGeom, c_out: usize, weight_loop: WeightLoop) {
+    let lay = Layout::new(g).expect("the direct route's geometry (cpu::conv::Route)");
     let (image, out_len) = (g.c * g.h * g.w, c_out * g.oh * g.ow);
     super::conv::sum_over_batch(x.len() / image, dw, lay.padded + c_out * lay.run, |images, scratch, dw_part| {
         let (xpad, spread) = scratch.split_at_mut(lay.padded);
         for i in images {
             lay.pad(g, &x[i * image..(i + 1) * image], xpad);
             let dout = &dout[i * out_len..(i + 1) * out_len];
-            match path {
-                GradPath::Dots => {
+            match weight_loop {
+                WeightLoop::Dots => {
                     lay.spread(g, dout, spread);
                     weight_grad_image(xpad, spread, dw_part, &lay, g);
                 }
-                GradPath::Lanes8 => {
+                WeightLoop::Lanes8 => {
                     lay.spread_lanes::<8>(g, dout, spread);
                     weight_grad_lanes::<8>(xpad, spread.as_chunks().0, dw_part, &lay, g);
                 }
-                GradPath::Lanes16 => {
+                WeightLoop::Lanes16 => {
                     lay.spread_lanes::<16>(g, dout, spread);
                     weight_grad_lanes::<16>(xpad, spread.as_chunks().0, dw_part, &lay, g);
                 }
             }
         }
     });
-    true
 }
 
 /// dw[co][ci][tap] += sum_j spread[co][j] * xpad[ci][j + tap] for one image, `LANES`
@@ -532,12 +532,12 @@ mod tests {
         // The lane layout, where it applies, must give the same gradient.
         let mut dw_lanes = vec![0.0; w.len()];
         let mut dt = vec![0.0; c_out * lay.run];
-        match grad_path(c_out) {
-            Some(GradPath::Lanes16) => {
+        match WeightLoop::for_channels(c_out) {
+            Some(WeightLoop::Lanes16) => {
                 lay.spread_lanes::<16>(&g, &d, &mut dt);
                 weight_grad_lanes_with::<M, 16>(&xpad, dt.as_chunks().0, &mut dw_lanes, &lay, &g);
             }
-            Some(GradPath::Lanes8) => {
+            Some(WeightLoop::Lanes8) => {
                 lay.spread_lanes::<8>(&g, &d, &mut dt);
                 weight_grad_lanes_with::<M, 8>(&xpad, dt.as_chunks().0, &mut dw_lanes, &lay, &g);
             }

@@ -7,6 +7,10 @@ pub mod conv;
 pub mod direct;
 pub mod gemm;
 pub mod im2col;
+pub mod linear;
+pub mod loss;
+pub mod pool;
+pub mod relu;
 pub mod thin;
 
 /// Whether this processor has AVX2 and FMA. The crate is built for any x86-64, whose vector
