@@ -91,9 +91,21 @@ fn cae_unpool_quick_run_leaves_a_complete_folder() {
     let o =
         run(&["manifold", "--epochs", "1", "--train-limit", "128", "--json", "--out", out.path().to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let again =
-        run(&["manifold", "--epochs", "1", "--train-limit", "128", "--json", "--out", out.path().to_str().unwrap()]);
+    // On another thread count too: the sums are split the same way whatever the count.
+    let again = run(&[
+        "manifold",
+        "--epochs",
+        "1",
+        "--train-limit",
+        "128",
+        "--json",
+        "--threads",
+        "1",
+        "--out",
+        out.path().to_str().unwrap(),
+    ]);
     let a: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(again.status.success(), "{}", stderr(&again));
     let b: Value = serde_json::from_slice(&again.stdout).unwrap();
     assert_ne!(a["run_dir"], b["run_dir"]);
     assert_eq!(a["test_mse"], b["test_mse"], "same seed, same result");
