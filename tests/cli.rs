@@ -245,6 +245,13 @@ fn bad_input_gives_one_line_and_exit_1() {
             1,
             "not-a-folder",
         );
+        // PCA's covariance divides by n - 1 (it used to panic on one image).
+        assert_fails(
+            &["ae", "--train-limit", "1", "--out", out.path().join("pca").to_str().unwrap()],
+            1,
+            "PCA needs at least 2 training images",
+        );
+        assert!(!out.path().join("pca").exists(), "a refused run made its folder");
         // A learning rate that blows the weights up: stopped at the first non-finite loss.
         assert_fails(
             &["ae", "--lr", "1e30", "--epochs", "2", "--train-limit", "640", "--out", out.path().to_str().unwrap()],
