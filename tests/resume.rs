@@ -191,4 +191,13 @@ fn resume_trains_longer_from_anywhere_and_cleans_up() {
     assert_eq!(config["epochs"], 3);
     assert!(!stale.exists(), "the dead writer's temporary is still there");
     assert!(live.exists(), "a running process's temporary was removed");
+
+    // A config.json edited down to fewer epochs than its checkpoints hold is refused.
+    let mut config = config;
+    config["epochs"] = 2.into();
+    std::fs::write(dir.join("config.json"), serde_json::to_vec(&config).unwrap()).unwrap();
+    let o = command(&["--resume", dir.to_str().unwrap()]).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("the checkpoint is after epoch 3, but config.json asks for 2 epochs"), "{err}");
 }
