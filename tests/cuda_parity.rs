@@ -11,11 +11,15 @@
 //! a difference is an indexing bug, never rounding. The losses and Adam, which round, use
 //! ordinary random values and the tolerance.
 
+mod common;
+
 use autoencoders::cuda::{self, Gpu};
 use autoencoders::geom::ConvGeom;
+use autoencoders::optim::AdamStep;
 use autoencoders::tensor::{rng_from_seed, Rng64};
 use autoencoders::{cpu, ops};
 use cudarc::driver::CudaSlice;
+
 use rand::Rng;
 use std::sync::OnceLock;
 
@@ -24,14 +28,7 @@ static GPU: OnceLock<Result<Gpu, String>> = OnceLock::new();
 
 /// The GPU, or None after printing why the test is skipped (a panic under REQUIRE_CUDA=1).
 fn gpu() -> Option<&'static Gpu> {
-    match GPU.get_or_init(Gpu::new) {
-        Ok(gpu) => Some(gpu),
-        Err(reason) if std::env::var("REQUIRE_CUDA").as_deref() == Ok("1") => panic!("REQUIRE_CUDA=1 but {reason}"),
-        Err(reason) => {
-            eprintln!("skipped: {reason}");
-            None
-        }
-    }
+    common::cuda(GPU.get_or_init(Gpu::new).as_ref().map_err(Clone::clone))
 }
 
 fn up<T: cudarc::driver::DeviceRepr>(gpu: &Gpu, host: &[T]) -> CudaSlice<T> {
@@ -410,7 +407,8 @@ fn adam_update_matches_cpu_over_steps() {
         let step_size = (lr as f64 / (1.0 - (beta1 as f64).powi(t))) as f32;
         let sqrt_bc2 = (1.0 - (beta2 as f64).powi(t)).sqrt() as f32;
         let grad = uniform(len, &mut rng);
-        autoencoders::optim::adam_update(&mut p, &grad, &mut m, &mut v, beta1, beta2, step_size, sqrt_bc2, eps);
+        let step = AdamStep { beta1, beta2, step_size, sqrt_bc2, eps };
+        autoencoders::optim::adam_update(&mut p, &grad, &mut m, &mut v, step);
         cuda::adam::adam_update(
             g,
             &mut p_dev,

@@ -3,23 +3,21 @@
 //! back from the per-epoch checkpoint.
 
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-fn mnist_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("MNIST_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("../shared/mnist"));
-    dir.join("t10k-labels-idx1-ubyte.gz").exists().then_some(dir)
-}
+mod common;
 
-fn command(args: &[&str]) -> Command {
+/// The binary on `args`, reading MNIST from `mnist` (what common::mnist_dir found).
+fn command(mnist: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_autoencoders"));
-    cmd.args(args).env("MNIST_DIR", mnist_dir().unwrap()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.args(args).env("MNIST_DIR", mnist).stdout(Stdio::piped()).stderr(Stdio::piped());
     cmd
 }
 
-fn run_json(args: &[&str]) -> Value {
-    let o = command(args).output().unwrap();
+fn run_json(mnist: &Path, args: &[&str]) -> Value {
+    let o = command(mnist, args).output().unwrap();
     assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
     serde_json::from_slice(&o.stdout).unwrap()
 }
@@ -42,23 +40,19 @@ fn comparable(mut v: Value) -> Value {
 
 #[test]
 fn killed_and_resumed_equals_uninterrupted() {
-    if mnist_dir().is_none() {
-        eprintln!("skipped: set MNIST_DIR to the MNIST files");
-        return;
-    }
+    let Some(mnist) = common::mnist_dir() else { return };
     let out = tempfile::tempdir().unwrap();
     let out_str = out.path().to_str().unwrap();
     // Denoising draws noise from the generator every step, and trains two models (the plain
     // h = 256 AE first): the generator's state and multi-model runs are both exercised.
     let args = ["denoise", "--noise", "0.3", "--epochs", "5", "--train-limit", "1500", "--out", out_str, "--json"];
-    let whole = run_json(&args);
+    let whole = run_json(&mnist, &args);
 
-    let mut child = command(&args).spawn().unwrap();
+    let mut child = command(&mnist, &args).spawn().unwrap();
     let dir = out.path().join("denoise-002");
     let checkpoint = dir.join("h256.checkpoint.safetensors");
-    let start = Instant::now();
+    // No deadline: the loop ends when the checkpoint appears or the run ends without one.
     while epochs_done(&checkpoint) < 2 {
-        assert!(start.elapsed() < Duration::from_secs(120), "no checkpoint of epoch 2 appeared");
         assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be interrupted");
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -66,7 +60,7 @@ fn killed_and_resumed_equals_uninterrupted() {
     child.wait().unwrap();
     assert!(!dir.join("metrics.json").exists(), "the run was not interrupted");
 
-    let resumed = run_json(&["--resume", dir.to_str().unwrap(), "--json"]);
+    let resumed = run_json(&mnist, &["--resume", dir.to_str().unwrap(), "--json"]);
     assert_eq!(comparable(resumed.clone()), comparable(whole.clone()));
     let first = Path::new(whole["run_dir"].as_str().unwrap());
     for file in ["h256.safetensors", "denoise-0.3.safetensors", "denoise-0.3_noisy.png"] {

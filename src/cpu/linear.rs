@@ -11,7 +11,9 @@
 //! What each step buys is measured in docs/performance.md (`cargo bench --bench ops`).
 
 use super::gemm::{par_gemm, Mat};
-use super::thin::{self, Terms};
+use super::thin;
+use super::thin_rows::{self, Terms};
+use super::transpose::par_transpose;
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -42,7 +44,7 @@ pub fn linear_forward(x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32], d_
 const LEAVE_OUT_AT_LEAST: usize = 1 << 21;
 
 /// y = x W^T + b as y^T = W x^T over the input units listed: the scaled rows of x^T
-/// (`thin::par_a_b_terms`), one per input unit, so the units that are zero in every image of
+/// (`thin_rows::par_a_b_terms`), one per input unit, so the units that are zero in every image of
 /// the batch (a third of MNIST's pixels, a third of h900's second hidden layer) are left
 /// out, as the backward products leave out the output units without gradient. Its sums run
 /// in another order than `par_x_wt`'s, so y's last bits depend on which form a batch takes;
@@ -58,14 +60,14 @@ fn forward_transposed(
 ) {
     let n = x.len() / d_in;
     let mut xt = vec![0.0; d_in * n];
-    thin::par_transpose(x, n, d_in, &mut xt);
+    par_transpose(x, n, d_in, &mut xt);
     // Row j of y^T starts as b[j] and the product is added onto it, as in `linear_forward`.
     let mut yt = match b {
         Some(b) => b.iter().flat_map(|&b| std::iter::repeat_n(b, n)).collect(),
         None => vec![0.0; d_out * n],
     };
     Products::Thin.a_b(Mat::new(w, d_out, d_in), Mat::new(&xt, d_in, n), &mut yt, Terms::Steps(units));
-    thin::par_transpose(&yt, d_out, n, y);
+    par_transpose(&yt, d_out, n, y);
 }
 
 /// dx (n, d_in) += dout (n, d_out) W (d_out, d_in).
@@ -156,7 +158,7 @@ impl Products {
             _ => c.len() * a.cols,
         });
         match self {
-            Products::Thin => thin::par_a_b_terms(a, b, c, terms),
+            Products::Thin => thin_rows::par_a_b_terms(a, b, c, terms),
             Products::Packed => par_gemm(a, b, 1.0, c),
         }
     }

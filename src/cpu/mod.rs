@@ -3,6 +3,7 @@
 //! Each file opens by naming the reference it speeds up, how, and by how much; each is proved
 //! against that reference in the tests.
 
+pub mod adam;
 pub mod conv;
 pub mod direct;
 pub mod gemm;
@@ -12,6 +13,8 @@ pub mod loss;
 pub mod pool;
 pub mod relu;
 pub mod thin;
+pub mod thin_rows;
+pub mod transpose;
 
 /// Whether this processor has AVX2 and FMA. The crate is built for any x86-64, whose vector
 /// instructions (SSE2) are 4 floats wide; the few loops that are limited by arithmetic rather
