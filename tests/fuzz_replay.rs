@@ -159,28 +159,16 @@ fn write_seeds() {
     put("safetensors", "two-tensors-no-checksum", &without_checksum(&two));
 
     // Resume: config.json, a 0 byte, a checkpoint of the harness's 784-1-1-784 model.
-    use autoencoders::checkpoint::{save_checkpoint, TrainState};
-    use autoencoders::experiments::Settings;
+    use autoencoders::checkpoint::save_checkpoint;
+    use autoencoders::experiments::{Experiment, Settings};
     use autoencoders::models::{Arch, Model};
-    use autoencoders::tensor::{rng_from_seed, Device};
-    let settings = Settings {
-        epochs: 3,
-        batch_size: 64,
-        lr: 1e-3,
-        seed: 7,
-        threads: 1,
-        device: Device::Cpu,
-        data_dir: "/data/mnist".into(),
-        out: "runs".into(),
-        train_limit: Some(640),
-        digit: 3,
-        components: 30,
-        sizes: vec![64, 128],
-        lambdas: vec![0.001, 0.1],
-        noises: vec![0.3],
-        image: None,
-    };
-    let config = serde_json::to_vec_pretty(&settings.to_json("hidden")).unwrap();
+    use autoencoders::tensor::rng_from_seed;
+    use autoencoders::train::TrainState;
+    let mut settings = Settings::study(Experiment::Hidden);
+    (settings.epochs, settings.seed, settings.threads, settings.train_limit) = (3, 7, 1, Some(640));
+    (settings.data_dir, settings.out) = ("/data/mnist".into(), "/runs".into());
+    (settings.sizes, settings.lambdas, settings.noises) = (vec![64, 128], vec![0.001, 0.1], vec![0.3]);
+    let config = serde_json::to_vec_pretty(&settings.config()).unwrap();
     let mut rng = rng_from_seed(0);
     let model = Model::new(Arch::Shallow { hidden: 1 }, &mut rng);
     let cfg = settings.train_config(0.0, 0.0);
