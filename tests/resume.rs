@@ -139,16 +139,12 @@ fn resume_checks_every_value_of_config_json() {
 /// temporaries a killed writer left (those of processes still running are kept).
 #[test]
 fn resume_trains_longer_from_anywhere_and_cleans_up() {
-    if mnist_dir().is_none() {
-        eprintln!("skipped: set MNIST_DIR to the MNIST files");
-        return;
-    }
+    let Some(mnist) = common::mnist_dir() else { return };
     let place = tempfile::tempdir().unwrap();
-    let mnist = std::fs::canonicalize(mnist_dir().unwrap()).unwrap();
-    std::os::unix::fs::symlink(&mnist, place.path().join("mn")).unwrap();
+    std::os::unix::fs::symlink(std::fs::canonicalize(&mnist).unwrap(), place.path().join("mn")).unwrap();
     let quick = ["denoise", "--noise", "0.3", "--train-limit", "300", "--json"];
     let in_place = |args: &[&str]| {
-        let o = command(args).current_dir(place.path()).output().unwrap();
+        let o = command(&mnist, args).current_dir(place.path()).output().unwrap();
         assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
         serde_json::from_slice::<Value>(&o.stdout).unwrap()
     };
@@ -168,10 +164,13 @@ fn resume_trains_longer_from_anywhere_and_cleans_up() {
     std::fs::write(&live, b"a write under way").unwrap();
 
     // Fewer epochs than the run was started with cannot be had by resuming.
-    let o = command(&["--resume", dir.to_str().unwrap(), "--epochs", "1"]).output().unwrap();
+    let o = command(&mnist, &["--resume", dir.to_str().unwrap(), "--epochs", "1"]).output().unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
 
-    let o = command(&["--resume", dir.to_str().unwrap(), "--epochs", "3", "--json"]).current_dir("/").output().unwrap();
+    let o = command(&mnist, &["--resume", dir.to_str().unwrap(), "--epochs", "3", "--json"])
+        .current_dir("/")
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let resumed: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(comparable(resumed), comparable(whole.clone()));
@@ -190,7 +189,7 @@ fn resume_trains_longer_from_anywhere_and_cleans_up() {
     let mut config = config;
     config["epochs"] = 2.into();
     std::fs::write(dir.join("config.json"), serde_json::to_vec(&config).unwrap()).unwrap();
-    let o = command(&["--resume", dir.to_str().unwrap()]).output().unwrap();
+    let o = command(&mnist, &["--resume", dir.to_str().unwrap()]).output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("the checkpoint is after epoch 3, but config.json asks for 2 epochs"), "{err}");
