@@ -160,14 +160,21 @@ fn write_seeds() {
 
     // Resume: config.json, a 0 byte, a checkpoint of the harness's 784-1-1-784 model.
     use autoencoders::checkpoint::save_checkpoint;
-    use autoencoders::experiments::{Experiment, Settings};
+    use autoencoders::experiments::settings::{Experiment, Settings};
     use autoencoders::models::{Arch, Model};
     use autoencoders::tensor::rng_from_seed;
     use autoencoders::train::TrainState;
-    let mut settings = Settings::study(Experiment::Hidden);
-    (settings.epochs, settings.seed, settings.threads, settings.train_limit) = (3, 7, 1, Some(640));
-    (settings.data_dir, settings.out) = ("/data/mnist".into(), "/runs".into());
-    (settings.sizes, settings.lambdas, settings.noises) = (vec![64, 128], vec![0.001, 0.1], vec![0.3]);
+    let settings = Settings {
+        epochs: 3,
+        seed: 7,
+        threads: 1,
+        data_dir: "/data/mnist".into(),
+        train_limit: Some(640),
+        sizes: vec![64, 128],
+        lambdas: vec![0.001, 0.1],
+        noises: vec![0.3],
+        ..Settings::study(Experiment::Hidden)
+    };
     let config = serde_json::to_vec_pretty(&settings.config()).unwrap();
     let mut rng = rng_from_seed(0);
     let model = Model::new(Arch::Shallow { hidden: 1 }, &mut rng);

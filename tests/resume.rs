@@ -141,7 +141,8 @@ fn resume_checks_every_value_of_config_json() {
 fn resume_trains_longer_from_anywhere_and_cleans_up() {
     let Some(mnist) = common::mnist_dir() else { return };
     let place = tempfile::tempdir().unwrap();
-    std::os::unix::fs::symlink(std::fs::canonicalize(&mnist).unwrap(), place.path().join("mn")).unwrap();
+    let mnist = std::fs::canonicalize(mnist).unwrap();
+    std::os::unix::fs::symlink(&mnist, place.path().join("mn")).unwrap();
     let quick = ["denoise", "--noise", "0.3", "--train-limit", "300", "--json"];
     let in_place = |args: &[&str]| {
         let o = command(&mnist, args).current_dir(place.path()).output().unwrap();
@@ -184,13 +185,4 @@ fn resume_trains_longer_from_anywhere_and_cleans_up() {
     assert_eq!(config["epochs"], 3);
     assert!(!stale.exists(), "the dead writer's temporary is still there");
     assert!(live.exists(), "a running process's temporary was removed");
-
-    // A config.json edited down to fewer epochs than its checkpoints hold is refused.
-    let mut config = config;
-    config["epochs"] = 2.into();
-    std::fs::write(dir.join("config.json"), serde_json::to_vec(&config).unwrap()).unwrap();
-    let o = command(&mnist, &["--resume", dir.to_str().unwrap()]).output().unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{err}");
-    assert!(err.contains("the checkpoint is after epoch 3, but config.json asks for 2 epochs"), "{err}");
 }
