@@ -115,8 +115,8 @@ fn normalise(s: &str) -> String {
 
 #[test]
 fn every_launch_pushes_the_kernels_parameters_in_order() {
-    // Each launcher pushes its arguments one per line, `launch.arg(x); // const float* x`,
-    // the comment naming the C parameter. Read the launchers' source and check that, for
+    // Each launcher goes through `cuda::launch`, pushing its arguments one per line,
+    // `args.arg(x); // const float* x`, the comment naming the C parameter. Read the launchers' source and check that, for
     // every kernel, the comments list its C parameters in order: a launch that forgets,
     // adds or swaps an argument is caught here, without a GPU.
     let signatures: Vec<(String, Vec<String>)> = SOURCES.iter().flat_map(|s| kernel_signatures(s.source)).collect();
@@ -124,12 +124,12 @@ fn every_launch_pushes_the_kernels_parameters_in_order() {
     let mut launched = std::collections::BTreeMap::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
-        for block in text.split("launch_builder(&gpu.k.").skip(1) {
-            let name = block.split_once(')').unwrap().0.to_string();
-            let body = block.split("launch.launch(").next().unwrap();
+        for block in text.split("launch(gpu, &gpu.k.").skip(1) {
+            let name = block.split_once(',').unwrap().0.to_string();
+            let body = block.split("})").next().unwrap();
             let comments: Vec<String> = body
                 .lines()
-                .filter(|l| l.trim_start().starts_with("launch.arg("))
+                .filter(|l| l.trim_start().starts_with("args.arg("))
                 .map(|l| {
                     normalise(
                         l.split_once("//").unwrap_or_else(|| panic!("{name}: an argument without its comment: {l}")).1,

@@ -17,7 +17,8 @@
 //! A launcher takes device buffers (`CudaSlice`) where its CPU twin takes slices, checks
 //! the same shapes with the same asserts (a kernel indexing out of bounds fails silently or
 //! much later, so the host checks every length first), and queues the kernel on the stream.
-//! Each argument pushed to a launch carries a comment naming its C parameter. Launches are
+//! Each goes through the one helper `launch`, and each argument it pushes carries a comment
+//! naming its C parameter. Launches are
 //! asynchronous: errors in a kernel surface at the next synchronising call (a download).
 //!
 //! Everything here is f32 except the pool indices (u32) and the loss partial sums (f64).
@@ -39,7 +40,10 @@ pub use kernels::{compile_kernels, compile_source, Kernels, SOURCES};
 pub use probe::{probe, probe_nvrtc};
 pub use tensor::{CudaTensor, DRIVER_FAILED, LAUNCH_FAILED};
 
-use cudarc::driver::{CudaContext, CudaSlice, CudaStream, DeviceRepr, DriverError, LaunchConfig, ValidAsZeroBits};
+use cudarc::driver::{
+    CudaContext, CudaFunction, CudaSlice, CudaStream, DeviceRepr, DriverError, LaunchArgs, LaunchConfig,
+    ValidAsZeroBits,
+};
 use std::sync::Arc;
 
 /// What a launcher returns: the driver's error if the launch could not be queued.
@@ -115,6 +119,34 @@ impl std::fmt::Debug for Gpu {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Gpu({})", self.name)
     }
+}
+
+/// Queues `kernel` on the GPU's stream over the grid `cfg`, with the arguments that `args`
+/// pushes (`args.arg(x); // const float* x`: one a line, in the C signature's order, each beside
+/// the C parameter it fills). A grid with no blocks, the launch of an empty tensor, queues
+/// nothing: CUDA refuses a zero-sized grid, and there is nothing to compute. Every launcher
+/// goes through here, so each says only what differs: its kernel, its grid, its arguments.
+///
+/// # Safety
+///
+/// The arguments must be the kernel's C parameters in number, order and type, and every
+/// buffer must hold all that the kernel indexes in it: the device checks neither, so each
+/// launcher asserts the lengths first and says why its call is sound.
+pub(crate) unsafe fn launch<'a>(
+    gpu: &'a Gpu,
+    kernel: &'a CudaFunction,
+    cfg: LaunchConfig,
+    args: impl FnOnce(&mut LaunchArgs<'a>),
+) -> CudaResult<()> {
+    let (x, y, z) = cfg.grid_dim;
+    if x == 0 || y == 0 || z == 0 {
+        return Ok(());
+    }
+    let mut builder = gpu.stream.launch_builder(kernel);
+    args(&mut builder);
+    // SAFETY: the caller's promise, above.
+    unsafe { builder.launch(cfg) }?;
+    Ok(())
 }
 
 /// Threads per block of the one-thread-per-element kernels: a multiple of the 32-thread
