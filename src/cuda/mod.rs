@@ -11,6 +11,8 @@
 //!    and of the kernels in `kernels/`: `elementwise` (relu, add, scale), `gemm`, `conv`
 //!    (im2col, col2im, conv2d, conv_transpose2d), `linear`, `pool`, `loss`, `adam`, and
 //!    `data` (the training set on the device, batches gathered there).
+//!    `graph` records a run of launches as a CUDA graph and replays it (behind a switch;
+//!    not yet run on a GPU).
 //! 5. `tensor`   — `CudaTensor`, the storage of `Tensor::Cuda`, which the ops in `src/ops`
 //!    hand to these launchers.
 //!
@@ -28,6 +30,7 @@ pub mod conv;
 pub mod data;
 pub mod elementwise;
 pub mod gemm;
+pub mod graph;
 pub mod im2col;
 pub mod kernels;
 pub mod linear;
@@ -77,7 +80,13 @@ impl Gpu {
         // SAFETY: everything here runs on `stream` alone (see its field), so no buffer is
         // ever used by two streams.
         unsafe { ctx.disable_event_tracking() };
-        let stream = ctx.default_stream();
+        // The legacy default stream unless the capture path is switched on (`graph`): a
+        // stream can be captured into a CUDA graph only if it is one of our own.
+        let stream = if graph::requested() {
+            ctx.new_stream().map_err(|e| format!("cannot create a CUDA stream: {e}"))?
+        } else {
+            ctx.default_stream()
+        };
         let k = Kernels::load(&ctx, ptx).map_err(|e| format!("cannot load the kernels' PTX: {e}"))?;
         let name = ctx.name().unwrap_or_else(|_| "CUDA device 0".into());
         Ok(Gpu { ctx, stream, k, name, split_scratch: std::sync::Mutex::new(None) })
