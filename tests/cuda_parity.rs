@@ -11,6 +11,8 @@
 //! a difference is an indexing bug, never rounding. The losses and Adam, which round, use
 //! ordinary random values and the tolerance.
 
+mod common;
+
 use autoencoders::cuda::{self, Gpu};
 use autoencoders::geom::ConvGeom;
 use autoencoders::optim::AdamStep;
@@ -26,14 +28,7 @@ static GPU: OnceLock<Result<Gpu, String>> = OnceLock::new();
 
 /// The GPU, or None after printing why the test is skipped (a panic under REQUIRE_CUDA=1).
 fn gpu() -> Option<&'static Gpu> {
-    match GPU.get_or_init(Gpu::new) {
-        Ok(gpu) => Some(gpu),
-        Err(reason) if std::env::var("REQUIRE_CUDA").as_deref() == Ok("1") => panic!("REQUIRE_CUDA=1 but {reason}"),
-        Err(reason) => {
-            eprintln!("skipped: {reason}");
-            None
-        }
-    }
+    common::cuda(GPU.get_or_init(Gpu::new).as_ref().map_err(Clone::clone))
 }
 
 fn up<T: cudarc::driver::DeviceRepr>(gpu: &Gpu, host: &[T]) -> CudaSlice<T> {
