@@ -24,6 +24,7 @@
 
 use crate::ops::pool::Indices;
 use crate::ops::Kernels;
+use crate::profile::{self, Phase, Timer};
 use crate::tensor::Tensor;
 use cudarc::driver::CudaSlice;
 
@@ -160,6 +161,8 @@ pub struct Tape {
     grads: Vec<Option<Tensor>>,
     recording: bool,
     kernels: Kernels,
+    /// With `--profile`: the marks between ops (`profile`); `None` otherwise.
+    timer: Option<Timer>,
 }
 
 impl Default for Tape {
@@ -171,13 +174,13 @@ impl Default for Tape {
 impl Tape {
     /// A tape that records every op for backward.
     pub fn new() -> Tape {
-        Tape { nodes: Vec::new(), grads: Vec::new(), recording: true, kernels: Kernels::Fast }
+        Tape { nodes: Vec::new(), grads: Vec::new(), recording: true, kernels: Kernels::Fast, timer: Timer::new() }
     }
 
     /// Evaluation mode: ops compute their outputs but record nothing to differentiate
     /// (no saved indices, no links to inputs), and `backward` is refused.
     pub fn no_grad() -> Tape {
-        Tape { recording: false, ..Tape::new() }
+        Tape { recording: false, timer: None, ..Tape::new() }
     }
 
     /// The same tape computing its CPU ops with `kernels` (the fast ones by default).
@@ -221,6 +224,13 @@ impl Tape {
     }
 
     fn push_node(&mut self, value: Tensor, op: Op, requires_grad: bool) -> Var {
+        // The op has run (ops are eager): the time since the last mark is its own.
+        if let Some(timer) = self.timer.as_mut() {
+            let inputs: Vec<_> = op.inputs().iter().map(|v| &self.nodes[v.0]).collect();
+            let inputs: Vec<_> = inputs.iter().map(|n| (n.value.shape(), n.requires_grad)).collect();
+            let cost = profile::cost(Phase::Forward, op.name(), &inputs, value.shape());
+            timer.lap(Phase::Forward, op.name(), cost, &value.device());
+        }
         self.nodes.push(Node { value, op, requires_grad });
         Var(self.nodes.len() - 1)
     }
@@ -286,8 +296,14 @@ impl Tape {
         }
         self.zero_grad();
         self.grads[out.0] = Some(dout);
+        if let Some(timer) = self.timer.as_mut() {
+            timer.lap(Phase::Backward, "(walk set-up)", (0.0, 0.0), &self.nodes[out.0].value.device());
+        }
         for i in (0..=out.0).rev() {
             self.backward_node(i);
+            if self.timer.is_some() {
+                self.lap_backward(i);
+            }
             if let Some(done) = done.as_mut() {
                 for &v in &final_after[i] {
                     self.hand_out(v, &mut **done);
@@ -304,8 +320,26 @@ impl Tape {
     /// Gives leaf `v`'s final gradient to `done`, releasing the tape's copy of its value.
     fn hand_out(&mut self, v: Var, done: &mut dyn FnMut(Var, Tensor)) {
         let grad = self.take_grad(v);
+        let profiled = self.timer.is_some().then(|| (grad.shape().to_vec(), grad.device()));
         self.nodes[v.0].value = Tensor::zeros(&[0]);
         done(v, grad);
+        if let (Some(timer), Some((shape, device))) = (self.timer.as_mut(), profiled) {
+            timer.lap(Phase::Adam, "adam", profile::cost(Phase::Adam, "adam", &[], &shape), &device);
+        }
+    }
+
+    /// With `--profile`: the time since the last mark was node `i`'s backward rule's.
+    fn lap_backward(&mut self, i: usize) {
+        let node = &self.nodes[i];
+        if matches!(node.op, Op::Leaf | Op::Detached { .. }) {
+            return;
+        }
+        let inputs: Vec<_> = node.op.inputs().iter().map(|v| &self.nodes[v.0]).collect();
+        let inputs: Vec<_> = inputs.iter().map(|n| (n.value.shape(), n.requires_grad)).collect();
+        let cost = profile::cost(Phase::Backward, node.op.name(), &inputs, node.value.shape());
+        if let Some(timer) = self.timer.as_mut() {
+            timer.lap(Phase::Backward, node.op.name(), cost, &node.value.device());
+        }
     }
 
     /// Hands node `i`'s output gradient, if any flowed into it, to its op's backward rule.
