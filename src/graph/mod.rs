@@ -184,12 +184,12 @@ pub fn bytes_text(bytes: usize) -> String {
     format!("{value:.decimals$} {unit}")
 }
 
-/// Writes `<name>.dot` and `<name>.svg` of `graph` into `dir` (each to a temporary sibling,
+/// Writes `<stem>.dot` and `<stem>.svg` of `graph` into `dir` (each to a temporary sibling,
 /// renamed into place); returns their paths.
-pub fn write_files(graph: &Graph, dir: &std::path::Path) -> anyhow::Result<[std::path::PathBuf; 2]> {
+pub fn write_files(graph: &Graph, dir: &std::path::Path, stem: &str) -> anyhow::Result<[std::path::PathBuf; 2]> {
     use anyhow::Context as _;
     let drawing = svg::render(graph).map_err(|e| anyhow::anyhow!("cannot draw the graph of {}: {e}", graph.name))?;
-    let paths = [dir.join(format!("{}.dot", graph.name)), dir.join(format!("{}.svg", graph.name))];
+    let paths = [dir.join(format!("{stem}.dot")), dir.join(format!("{stem}.svg"))];
     for (path, text) in paths.iter().zip([dot::write(graph), drawing]) {
         crate::io::write_atomic(path, text.as_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
     }
