@@ -55,3 +55,34 @@ fn profile_rows_add_up_to_the_step() {
     profile::enable(false);
     assert_eq!(profiled_run(Arch::Shallow { hidden: 64 }), Profile::default(), "profiling off records nothing");
 }
+
+/// `cae-unpool --profile` on a few real images: the table on stderr, metrics.json's
+/// "profile" entry for the model, and the bar chart beside the graph.
+#[test]
+fn profile_flag_writes_table_metrics_and_chart() {
+    let Some(mnist) = std::env::var_os("MNIST_DIR").filter(|v| !v.is_empty()) else {
+        eprintln!("skipped: set MNIST_DIR to the MNIST IDX files to run the --profile command");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_autoencoders"))
+        .args(["cae-unpool", "--epochs", "1", "--train-limit", "256", "--device", "cpu", "--profile", "--out"])
+        .arg(dir.path())
+        .arg("--data")
+        .arg(&mnist)
+        .output()
+        .expect("the binary runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("profile of cae-unpool: 4 steps") && stderr.contains("max_unpool2d"), "{stderr}");
+    let run = dir.path().join("cae-unpool-001");
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("metrics.json")).expect("metrics.json")).expect("JSON");
+    let entry = &metrics["profile"]["cae-unpool"];
+    assert_eq!(entry["steps"], 4);
+    let rows = entry["rows"].as_array().expect("rows");
+    assert!(rows.iter().any(|r| r["phase"] == "adam") && rows.iter().any(|r| r["op"] == "conv2d"));
+    for file in ["cae-unpool.profile.svg", "cae-unpool.graph.svg", "cae-unpool.graph.dot"] {
+        assert!(run.join(file).exists(), "{file}");
+    }
+}
