@@ -173,6 +173,19 @@ fn check_conv2d(case: &ConvCase, seed: u64) {
         assert_within(&format!("{what} db"), &db, &db_ref, &db_abs, case.n * g.oh * g.ow + 1);
         runs.push((bits(&y), bits(&dx), bits(&dw), bits(&db)));
     }
+    // Where the direct route applies, im2col + GEMM (which can compute any geometry) is
+    // checked on it too, so that both routes meet the study's shapes.
+    if cpu::conv::Route::of(g) == cpu::conv::Route::Direct {
+        let im2col = cpu::conv::Route::Im2col;
+        let mut y = vec![f32::NAN; dout.len()];
+        cpu::conv::conv2d_forward_by(im2col, &x, &w, Some(&b), &mut y, g, c_out);
+        let (mut dx, mut dw) = (dx0.clone(), dw0.clone());
+        cpu::conv::conv2d_backward_input_by(im2col, &dout, &w, &mut dx, g, c_out);
+        cpu::conv::conv2d_backward_weight_by(im2col, &dout, &x, &mut dw, g, c_out);
+        assert_within(&format!("{what} y by im2col"), &y, &y_ref, &y_abs, taps + 1);
+        assert_within(&format!("{what} dx by im2col"), &dx, &dx_ref, &dx_abs, c_out * g.kh * g.kw + 1);
+        assert_within(&format!("{what} dW by im2col"), &dw, &dw_ref, &dw_abs, case.n * g.oh * g.ow + 1);
+    }
     assert!(runs[0] == runs[1], "{what}: the fast kernels' bits depend on the thread count");
 }
 
