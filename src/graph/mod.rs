@@ -7,17 +7,20 @@
 //! of the pool it undoes (the same `Arc`, see `ops::pool::Indices`); each such pairing is an
 //! edge of a second kind, from the pool to the unpool, which is no input of the tape.
 //!
-//! `dot` writes the graph as Graphviz DOT and reads DOT back; `svg` draws it without an
-//! external program, laid out by the `layout-rs` crate.
+//! `tape` is what the tape shows of itself (`Tape::nodes`); `dot` writes the graph as
+//! Graphviz DOT and reads DOT back; `svg` draws it without an external program, laid out by
+//! the `layout-rs` crate.
 
 pub mod dot;
 pub mod svg;
+pub mod tape;
 
-use crate::autograd::{NodeInfo, Tape, Var};
+use crate::autograd::{Tape, Var};
 use crate::models::{Model, PIXELS};
 use crate::ops::pool::IndexData;
 use crate::tensor::{rng_from_seed, Tensor};
 use std::sync::Arc;
+pub use tape::NodeInfo;
 
 /// What a node stands for, which decides how it is drawn.
 #[derive(Clone, Debug, PartialEq, Eq)]
