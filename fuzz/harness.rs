@@ -83,8 +83,9 @@ pub fn safetensors(data: &[u8]) {
 /// config's bytes, a 0 byte, then the checkpoint's bytes (no 0 byte: all config, no
 /// checkpoint), so that the fuzzer mutates both halves independently.
 ///
-/// The config goes through `Settings::from_config`, as `--resume` does; what it accepts must
-/// survive being written back (`Settings::config`) and read again, unchanged. The checkpoint goes
+/// The config goes through `Config`'s parser and `Settings::from_config`, as `--resume`
+/// does; what they accept must survive being written back (`Settings::config`, as JSON) and
+/// read again, unchanged, and what they refuse must be one printable line. The checkpoint goes
 /// through `load_checkpoint` (from a temporary file: it reads a path) for the smallest model
 /// there is, a 784-1-1-784 shallow autoencoder; what it accepts must be a state training can
 /// continue from: every value finite, the moments as long as the parameters, the loss
@@ -96,16 +97,17 @@ pub fn resume(data: &[u8]) {
         Some(i) => (&data[..i], Some(&data[i + 1..])),
         None => (data, None),
     };
-    if let Ok(config) = serde_json::from_slice::<Config>(config) {
-        match Settings::from_config(config, 1, Device::Cpu) {
-            Ok(settings) => {
-                let written = settings.config();
-                let back = Settings::from_config(written.clone(), 1, Device::Cpu)
-                    .unwrap_or_else(|e| panic!("its own config.json is refused: {e}"));
-                assert_eq!(back.config(), written, "config.json changes when written back");
-            }
-            Err(e) => printable(&anyhow::anyhow!(e)),
+    let read = |bytes: &[u8]| -> anyhow::Result<Settings> {
+        let config: Config = serde_json::from_slice(bytes)?;
+        Settings::from_config(config, 1, Device::Cpu).map_err(anyhow::Error::msg)
+    };
+    match read(config) {
+        Ok(settings) => {
+            let written = serde_json::to_vec(&settings.config()).expect("a config serialises");
+            let back = read(&written).unwrap_or_else(|e| panic!("its own config.json is refused: {e:#}"));
+            assert_eq!(back.config(), settings.config(), "config.json changes when written back");
         }
+        Err(e) => printable(&e),
     }
     if let Some(bytes) = checkpoint {
         checkpoint_of_smallest_model(bytes);

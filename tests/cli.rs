@@ -93,9 +93,21 @@ fn cae_unpool_quick_run_leaves_a_complete_folder() {
     let o =
         run(&["manifold", "--epochs", "1", "--train-limit", "128", "--json", "--out", out.path().to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let again =
-        run(&["manifold", "--epochs", "1", "--train-limit", "128", "--json", "--out", out.path().to_str().unwrap()]);
+    // On another thread count too: the sums are split the same way whatever the count.
+    let again = run(&[
+        "manifold",
+        "--epochs",
+        "1",
+        "--train-limit",
+        "128",
+        "--json",
+        "--threads",
+        "1",
+        "--out",
+        out.path().to_str().unwrap(),
+    ]);
     let a: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(again.status.success(), "{}", stderr(&again));
     let b: Value = serde_json::from_slice(&again.stdout).unwrap();
     assert_ne!(a["run_dir"], b["run_dir"]);
     assert_eq!(a["test_mse"], b["test_mse"], "same seed, same result");
@@ -238,6 +250,13 @@ fn bad_input_gives_one_line_and_exit_1() {
             1,
             "not-a-folder",
         );
+        // PCA's covariance divides by n - 1 (it used to panic on one image).
+        assert_fails(
+            &["ae", "--train-limit", "1", "--out", out.path().join("pca").to_str().unwrap()],
+            1,
+            "PCA needs at least 2 training images",
+        );
+        assert!(!out.path().join("pca").exists(), "a refused run made its folder");
         // A learning rate that blows the weights up: stopped at the first non-finite loss.
         assert_fails(
             &["ae", "--lr", "1e30", "--epochs", "2", "--train-limit", "640", "--out", out.path().to_str().unwrap()],

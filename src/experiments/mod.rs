@@ -181,6 +181,17 @@ impl Context<'_> {
         let checkpoint = self.path(&format!("{name}.checkpoint.safetensors"));
         if self.resume && checkpoint.exists() {
             state = load_checkpoint(&checkpoint, &mut model, state.adam)?;
+            // Training cannot be undone: a run of fewer epochs than this file holds would be
+            // reported as one while its weights are those of the longer run.
+            if state.epoch > cfg.epochs {
+                anyhow::bail!(
+                    "{}: the checkpoint is after epoch {}, but config.json asks for {} epochs; resume with --epochs {} or more",
+                    checkpoint.display(),
+                    state.epoch,
+                    cfg.epochs,
+                    state.epoch
+                );
+            }
             crate::note!("{name}: resuming after epoch {} of {}", state.epoch, cfg.epochs);
         }
         // The tape of one step, drawn from the host copy (a forward pass's work, no training).

@@ -51,6 +51,11 @@ pub fn run(settings: &Settings, folder: Folder) -> Result<Finished> {
             data.train.cols
         );
     }
+    // The covariance divides by n - 1.
+    let pca = matches!(settings.experiment, Experiment::Pca | Experiment::Ae | Experiment::All);
+    if pca && data.train.n < 2 {
+        bail!("PCA needs at least 2 training images, but this run has {}; raise --train-limit", data.train.n);
+    }
 
     let start = Instant::now();
     let (dir, resume) = match folder {

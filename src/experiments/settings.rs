@@ -161,7 +161,8 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// The study's defaults for `experiment`, on the CPU, reading the default data folder.
+    /// The study's defaults for `experiment`, on the CPU, reading the default data folder;
+    /// `threads` is left 0 for the caller to fill in.
     pub fn study(experiment: Experiment) -> Settings {
         Settings {
             experiment,
@@ -169,7 +170,9 @@ impl Settings {
             batch_size: BATCH_SIZE_DEFAULT,
             lr: LR_DEFAULT,
             seed: 0,
-            threads: rayon::current_num_threads(),
+            // The pool's, once whoever runs the study has started it (asking rayon now would
+            // start the default pool, and a later --threads could not be had).
+            threads: 0,
             device: Device::Cpu,
             kernels: Kernels::Fast,
             data_dir: crate::data::resolve_data_dir(None),
