@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Renders the HTML report of a quick `all` run in headless Chromium and checks that every
 # image loads, that the page asks for nothing off the machine, and that all ten experiments
-# are there with every number, every picture and every trained model's graph (scripts/check-report.mjs
-# does the checking);
-# then shows that the check fails on copies of the report with one defect each.
+# are there with every number, every picture and every trained model's graph
+# (scripts/check-report.mjs does the checking); then shows that the check fails on copies
+# of the report with one defect each.
 #
 #   bash scripts/check-report.sh [BINARY]      (default: target/release/autoencoders)
 #
