@@ -151,7 +151,7 @@ pub fn conv_transpose2d_forward(x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut
     );
 }
 
-/// What both gradients of conv_transpose2d read on the im2col route: im2col(dout[n]) for
+/// What both gradients of conv_transpose2d read on the im2col route: `im2col(dout[n])` for
 /// every image, (n, K, oh*ow), built once for the two; nothing on the direct route.
 pub struct DoutColumns(Option<Vec<f32>>);
 
