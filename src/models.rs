@@ -230,9 +230,10 @@ impl Model {
         self.params.iter().map(|p| p.value.len()).sum()
     }
 
-    /// An Adam optimiser for this model's parameters, its moments on their device.
+    /// An Adam optimiser for this model's parameters, its moments on their device, computing
+    /// on the model's CPU floor.
     pub fn adam(&self, config: AdamConfig) -> Adam {
-        let mut adam = Adam::new(config, self.params.iter().map(|p| p.value.len()));
+        let mut adam = Adam::new(config, self.params.iter().map(|p| p.value.len())).with_kernels(self.kernels);
         adam.to_device(&self.device());
         adam
     }

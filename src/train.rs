@@ -14,12 +14,11 @@
 //! progress bar, the divergence check (which still names the first bad step) and the
 //! history. On the CPU every loss is at hand at once and is checked after its step.
 
-pub use crate::checkpoint::TrainState;
 use crate::cuda::data::{batch_into, DeviceImages, StepLosses};
 use crate::cuda::{self, Gpu, LAUNCH_FAILED};
 use crate::data::Images;
 use crate::models::Model;
-use crate::optim::AdamConfig;
+use crate::optim::{Adam, AdamConfig};
 use crate::tensor::{rng_from_seed, Device, Rng64, Tensor};
 use anyhow::{bail, Context as _, Result};
 use cudarc::driver::CudaSlice;
@@ -48,12 +47,24 @@ pub struct TrainConfig {
 }
 
 /// What training leaves behind: the mean loss of each epoch, the loss of every step, and
-/// the seconds each epoch took.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// the seconds each epoch took. A checkpoint keeps it as JSON.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct History {
     pub epoch_loss: Vec<f64>,
     pub step_loss: Vec<f32>,
     pub epoch_seconds: Vec<f64>,
+}
+
+/// Where training stands after a completed epoch: all a checkpoint must keep to continue
+/// exactly (see `checkpoint.rs`).
+#[derive(Clone, Debug)]
+pub struct TrainState {
+    /// Epochs completed.
+    pub epoch: usize,
+    pub adam: Adam,
+    /// The generator after that epoch: it fixes every later shuffle and noise draw.
+    pub rng: Rng64,
+    pub history: History,
 }
 
 impl TrainState {
@@ -118,7 +129,11 @@ fn train_on_pool(
                         } else {
                             format!("the checkpoint of epoch {} is kept", epoch - 1)
                         };
-                        bail!("training diverged: the loss became {loss} at epoch {epoch}, step {}; {kept}; try a smaller --lr", read + 1);
+                        let hint = divergence_hint(cfg, epoch == 1 && read == 0);
+                        bail!(
+                            "training diverged: the loss became {loss} at epoch {epoch}, step {}; {kept}; {hint}",
+                            read + 1
+                        );
                     }
                     sum += loss as f64;
                     state.history.step_loss.push(loss);
@@ -132,13 +147,36 @@ fn train_on_pool(
         bar.finish_and_clear();
         let seconds = start.elapsed().as_secs_f64();
         let mean = sum / steps_per_epoch as f64;
-        eprintln!("{label} epoch {epoch}/{}: loss {mean:.5} ({seconds:.1} s)", cfg.epochs);
+        crate::note!("{label} epoch {epoch}/{}: loss {mean:.5} ({seconds:.1} s)", cfg.epochs);
         state.history.epoch_loss.push(mean);
         state.history.epoch_seconds.push(seconds);
         state.epoch = epoch;
         after_epoch(model, &state)?;
     }
     Ok(state)
+}
+
+/// What to change after a divergence. The loss of the very first step is computed before any
+/// update, so if that one is not finite the learning rate cannot be the cause: the inputs'
+/// noise or the penalty's weight put the loss past f32's range (`denoise --noise 1e30`).
+fn divergence_hint(cfg: &TrainConfig, first_step: bool) -> String {
+    if !first_step {
+        return "try a smaller --lr".to_string();
+    }
+    let mut causes = Vec::new();
+    if cfg.noise > 0.0 {
+        causes.push(format!("--noise ({:?} here, for pixels in [0, 1])", cfg.noise));
+    }
+    if cfg.l1 > 0.0 {
+        causes.push(format!("--lambda ({:?} here)", cfg.l1));
+    }
+    match causes.is_empty() {
+        true => "the first step, before any update, was not finite: check the data".to_string(),
+        false => format!(
+            "the first step, before any update, was not finite, so --lr is not the cause: try a smaller {}",
+            causes.join(" or a smaller ")
+        ),
+    }
 }
 
 /// Gaussian noise for a batch of `rows` images of `d` pixels, drawn in parallel: one seed

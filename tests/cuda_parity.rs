@@ -15,9 +15,11 @@ mod common;
 
 use autoencoders::cuda::{self, Gpu};
 use autoencoders::geom::ConvGeom;
+use autoencoders::optim::AdamStep;
 use autoencoders::tensor::{rng_from_seed, Rng64};
 use autoencoders::{cpu, ops};
 use cudarc::driver::CudaSlice;
+
 use rand::Rng;
 use std::sync::OnceLock;
 
@@ -405,7 +407,8 @@ fn adam_update_matches_cpu_over_steps() {
         let step_size = (lr as f64 / (1.0 - (beta1 as f64).powi(t))) as f32;
         let sqrt_bc2 = (1.0 - (beta2 as f64).powi(t)).sqrt() as f32;
         let grad = uniform(len, &mut rng);
-        autoencoders::optim::adam_update(&mut p, &grad, &mut m, &mut v, beta1, beta2, step_size, sqrt_bc2, eps);
+        let step = AdamStep { beta1, beta2, step_size, sqrt_bc2, eps };
+        autoencoders::optim::adam_update(&mut p, &grad, &mut m, &mut v, step);
         cuda::adam::adam_update(
             g,
             &mut p_dev,
