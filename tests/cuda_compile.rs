@@ -86,7 +86,7 @@ fn the_probe_answers_in_one_line() {
     match probe() {
         Err(reason) => {
             assert!(!reason.is_empty() && !reason.contains('\n'), "{reason:?}");
-            let err = Gpu::new().err().expect("Gpu::new succeeded where the probe found no GPU");
+            let Err(err) = Gpu::new() else { panic!("Gpu::new succeeded where the probe found no GPU") };
             assert!(!err.is_empty() && !err.contains('\n'), "{err:?}");
             eprintln!("probe: {reason}");
         }
