@@ -13,7 +13,10 @@ mod draw;
 mod hidden;
 mod manifold;
 mod pca_ae;
+pub mod probe;
+pub mod probe_runs;
 pub mod report;
+pub mod representations;
 mod sparse;
 
 use crate::checkpoint::{load_checkpoint, save_checkpoint};
