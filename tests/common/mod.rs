@@ -117,6 +117,16 @@ pub fn assert_grads(
     );
 }
 
+/// The real MNIST folder: `$MNIST_DIR` if set, else the shared copy; None where neither exists.
+pub fn mnist_dir() -> Option<std::path::PathBuf> {
+    let candidates = [
+        std::env::var_os("MNIST_DIR").filter(|v| !v.is_empty()).map(std::path::PathBuf::from),
+        Some(std::path::PathBuf::from("/work/shared/mnist")),
+        Some(std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/mnist")),
+    ];
+    candidates.into_iter().flatten().find(|p| p.is_dir())
+}
+
 /// CRC-32 (ISO-HDLC, the one PNG chunks carry), bit by bit: for hand-made test files only.
 pub fn crc32(bytes: &[u8]) -> u32 {
     let mut c = !0u32;
