@@ -140,10 +140,11 @@ fn charts_draw_every_point_and_bar() {
 }
 
 /// On the real files, the calibration the issue asks for, on the first 10,000 training and
-/// 2,000 test images to keep the suite quick: a linear classifier on pixels misclassifies
-/// 7.6-12% of MNIST's test set with all 60,000 training images, and k-NN 3-5%; with a sixth
-/// of the training set both do somewhat worse, so the bounds are those figures loosened by
-/// the gap a sixth of the data makes (k-NN at 10,000 images: about 5.5% error).
+/// 2,000 test images to keep the suite quick. With all 60,000 training images a linear
+/// classifier on pixels misclassifies 7.6-12% of MNIST's test set and k-NN 3-5% (LeCun's
+/// table; `probe` measures 92.42% and 96.93% on the full sets); with a sixth of the training
+/// data both do worse (measured: 88.45% and 92.45%), so the bands are those published figures
+/// widened downwards: a sanity band that a broken probe (chance is 10%) cannot reach.
 #[test]
 fn pixels_land_near_the_published_figures() {
     let Some(dir) = common::mnist_dir() else {
@@ -157,5 +158,5 @@ fn pixels_land_near_the_published_figures() {
     let knn = probe::knn_accuracy(&train, &train_labels, &test, &test_labels, 5);
     eprintln!("pixels, 10,000 training images: linear probe {lp:.4}, 5-NN {knn:.4}");
     assert!((0.85..0.95).contains(&lp), "linear probe on pixels {lp}");
-    assert!((0.92..0.98).contains(&knn), "5-NN on pixels {knn}");
+    assert!((0.90..0.98).contains(&knn), "5-NN on pixels {knn}");
 }
