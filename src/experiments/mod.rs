@@ -17,6 +17,7 @@ pub mod probe;
 pub mod probe_runs;
 pub mod report;
 pub mod representations;
+pub mod seeds;
 mod sparse;
 
 use crate::checkpoint::{load_checkpoint, save_checkpoint};
