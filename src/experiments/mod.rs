@@ -16,6 +16,7 @@ mod pca_ae;
 pub mod probe;
 pub mod probe_runs;
 pub mod report;
+pub mod report_tables;
 pub mod representations;
 pub mod seeds;
 mod sparse;

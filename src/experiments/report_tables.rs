@@ -1,0 +1,185 @@
+//! The report's tables over one or more seeds: test MSE per model (mean ± sd, the seed
+//! report's figure, PyTorch's mean ± sd when a peer file is given), the seed's observations
+//! judged with the spread (`seeds::judge_increasing`), and the probe table of the
+//! "Representations" section. Every number comes from the runs (and the peer file).
+
+use super::report::{escape, reference};
+use super::seeds::{judge_increasing, peer_mse, PeerRuns, Spread, Verdict};
+use super::Outcome;
+use serde_json::Value;
+use std::fmt::Write as _;
+
+/// The runs of a report: each seed's outcomes (every section, and the probe's), seed order.
+pub struct Seeds<'a> {
+    pub seeds: &'a [u64],
+    pub runs: &'a [Vec<Outcome>],
+    pub peer: Option<&'a PeerRuns>,
+}
+
+impl Seeds<'_> {
+    /// `f` of `model` at every seed that trained it, as a spread.
+    fn spread(&self, model: &str, f: impl Fn(&super::RunResult) -> f64) -> Option<Spread> {
+        let v: Vec<f64> =
+            self.runs.iter().filter_map(|o| o.iter().flat_map(|o| &o.runs).find(|r| r.model == model)).map(f).collect();
+        (!v.is_empty()).then(|| Spread::of(&v))
+    }
+
+    fn mse(&self, model: &str) -> Option<Spread> {
+        self.spread(model, |r| r.eval.mse)
+    }
+
+    fn activation(&self, model: &str) -> Option<Spread> {
+        self.spread(model, |r| r.eval.mean_activation)
+    }
+
+    /// PCA's test MSE (the same at every seed: PCA has no randomness).
+    fn pca(&self) -> Option<Spread> {
+        let v: Vec<f64> = self.runs.iter().filter_map(|o| o.iter().find_map(|o| o.pca_test_mse)).collect();
+        (!v.is_empty()).then(|| Spread::of(&v))
+    }
+
+    /// Whether a model's code is dead: mean |code| exactly 0 at every seed.
+    fn dead(&self, model: &str) -> bool {
+        self.activation(model).is_some_and(|a| a.mean == 0.0 && a.sd == 0.0)
+    }
+}
+
+/// The test-MSE table.
+pub fn mse_table(s: &Seeds) -> String {
+    let n = s.runs.len();
+    let mut html = format!(
+        "<table><tr><th>model</th><th>this run{}</th><th>reference</th><th>from</th>{}<th>mean |code|</th></tr>",
+        if n > 1 { format!(": mean ± sd over {n} seeds") } else { String::new() },
+        if s.peer.is_some() { "<th>PyTorch: mean ± sd (runs)</th>" } else { "" }
+    );
+    let mut row = |name: &str, mse: Spread, act: Option<Spread>| {
+        let (rv, who) = reference(name).map_or((String::new(), ""), |(v, w)| (format!("{v:.4}"), w));
+        let peer = s.peer.map(|p| {
+            peer_mse(p, name).map_or("<td></td>".to_string(), |m| format!("<td>{} ({})</td>", m.show(5), m.n))
+        });
+        let _ = write!(
+            html,
+            "<tr><td>{}</td><td>{}</td><td>{rv}</td><td>{who}</td>{}<td>{}</td></tr>",
+            escape(name),
+            mse.show(5),
+            peer.unwrap_or_default(),
+            act.map_or(String::new(), |a| a.show(4))
+        );
+    };
+    if let Some(pca) = s.pca() {
+        row("pca", pca, None);
+    }
+    let models: Vec<String> =
+        s.runs.first().into_iter().flatten().flat_map(|o| &o.runs).map(|r| r.model.clone()).collect();
+    for m in &models {
+        row(m, s.mse(m).expect("trained at the first seed"), s.activation(m));
+    }
+    html.push_str("</table>");
+    html
+}
+
+/// The seed report's observations, each judged with the spread over the seeds: what, the
+/// verdict, and the numbers it rests on.
+pub fn observations(s: &Seeds) -> Vec<(String, Verdict, String)> {
+    let mut out = Vec::new();
+    let mut killed = None;
+    let mut judge = |what: &str, chain: &[(&str, Option<Spread>)]| {
+        let Some(v): Option<Vec<Spread>> = chain.iter().map(|c| c.1).collect() else { return };
+        let numbers: Vec<String> =
+            chain.iter().zip(&v).map(|((name, _), sp)| format!("{name} {}", sp.show(5))).collect();
+        out.push((what.to_string(), judge_increasing(&v), numbers.join(" < ")));
+    };
+    judge("error falls as h grows", &[("h256", s.mse("h256")), ("h128", s.mse("h128")), ("h64", s.mse("h64"))]);
+    let sparse = ["sparse-0.001", "sparse-0.1", "sparse-1"];
+    if s.dead(sparse[1]) && s.dead(sparse[2]) {
+        // Both codes dead: their errors are one fixed image's error, so only the first step
+        // is an ordering; the rest is said as what it is.
+        judge(
+            "error rises with lambda, from 0.001 to 0.1",
+            &[(sparse[0], s.mse(sparse[0])), (sparse[1], s.mse(sparse[1]))],
+        );
+        let (a, b) = (s.mse(sparse[1]).expect("dead, so trained"), s.mse(sparse[2]).expect("dead, so trained"));
+        killed = Some((
+            "lambda = 0.1 and lambda = 1 both kill the code".to_string(),
+            Verdict::Holds,
+            format!(
+                "mean |code| 0 at every seed for both; every input decodes to the same image, so their errors ({} and {}) are that image's error, not an ordering",
+                a.show(5),
+                b.show(5)
+            ),
+        ));
+    } else {
+        judge("error rises with lambda", &sparse.map(|m| (m, s.mse(m))));
+    }
+    let denoise = ["denoise-0.1", "denoise-0.3", "denoise-0.7"];
+    judge("error rises with sigma", &denoise.map(|m| (m, s.mse(m))));
+    judge(
+        "sparse codes are sparser than the plain h900 AE's (mean |code|)",
+        &[("sparse-0.001", s.activation("sparse-0.001")), ("h900", s.activation("h900"))],
+    );
+    judge("the deep AE beats PCA", &[("ae", s.mse("ae")), ("pca", s.pca())]);
+    let cae = ["cae-deconv-unpool", "cae-unpool", "cae-deconv"];
+    judge("CAE: deconv+unpool < unpool < deconv (the PyTorch peer's order)", &cae.map(|m| (m, s.mse(m))));
+    out.extend(killed);
+    out
+}
+
+pub fn observations_html(s: &Seeds) -> String {
+    let mut html = String::from("<ul>");
+    for (what, verdict, numbers) in observations(s) {
+        let class = match verdict {
+            Verdict::Holds => "ok",
+            Verdict::WithinNoise => "noise",
+            Verdict::DoesNotHold => "no",
+        };
+        let _ =
+            write!(html, "<li class=\"{class}\">{}: {} ({})</li>", verdict.words(), escape(&what), escape(&numbers));
+    }
+    html.push_str("</ul>");
+    if s.runs.len() == 1 {
+        html.push_str("<p class=\"note\">One seed: no spread to judge with, so nothing can hold only within noise. Run with --seeds 3 or more.</p>");
+    }
+    html
+}
+
+/// The probe table of the "Representations" section, from the `probe` outcome of each seed.
+pub fn probe_table(s: &Seeds) -> Option<String> {
+    let tables: Vec<&Vec<Value>> = s
+        .runs
+        .iter()
+        .filter_map(|o| o.iter().find(|o| o.experiment == "probe").and_then(|o| o.extra.get("probe")?.as_array()))
+        .collect();
+    let first = tables.first()?;
+    let n = tables.len();
+    let mut html = format!(
+        "<table><tr><th>codes</th><th>units</th><th>linear probe</th><th>5-NN</th><th>test MSE</th><th>mean |code|</th></tr>{}",
+        if n > 1 { format!("<caption>mean ± sd over {n} seeds</caption>") } else { String::new() }
+    );
+    for row in first.iter() {
+        let name = row["name"].as_str().unwrap_or("");
+        let over = |key: &str, scale: f64| -> String {
+            let v: Vec<f64> = tables
+                .iter()
+                .filter_map(|t| t.iter().find(|r| r["name"] == name)?.get(key)?.as_f64())
+                .map(|v| v * scale)
+                .collect();
+            if v.is_empty() {
+                "-".into()
+            } else {
+                Spread::of(&v).show(if scale == 100.0 { 2 } else { 5 })
+            }
+        };
+        let _ = write!(
+            html,
+            "<tr><td>{}</td><td>{}</td><td>{}%</td><td>{}%</td><td>{}</td><td>{}</td></tr>",
+            escape(name),
+            row["code_size"],
+            over("linear_probe", 100.0),
+            over("knn", 100.0),
+            over("test_mse", 1.0),
+            over("mean_abs_code", 1.0)
+        );
+    }
+    html.push_str("</table>");
+    Some(html)
+}
