@@ -183,3 +183,56 @@ pub fn probe_table(s: &Seeds) -> Option<String> {
     html.push_str("</table>");
     Some(html)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::experiments::RunResult;
+    use crate::train::{Evaluation, History};
+
+    fn seed(runs: &[(&str, f64, f64)]) -> Vec<Outcome> {
+        let runs = runs
+            .iter()
+            .map(|&(m, mse, act)| RunResult {
+                model: m.into(),
+                eval: Evaluation { mse, mean_activation: act },
+                history: History::default(),
+            })
+            .collect();
+        vec![Outcome { experiment: "x".into(), runs, ..Outcome::default() }]
+    }
+
+    /// Three seeds: h sizes ordered with their intervals apart; lambda 0.1 and 1 dead at
+    /// every seed (equal errors in the "wrong" order), said as killing the code; sigma
+    /// ordered only in the means.
+    #[test]
+    fn observations_over_seeds() {
+        let runs: Vec<Vec<Outcome>> = [0.0, 0.001, -0.001]
+            .iter()
+            .map(|&e| {
+                seed(&[
+                    ("h64", 0.015 + e, 1.0),
+                    ("h128", 0.010 + e, 1.0),
+                    ("h256", 0.007 + e, 1.0),
+                    ("sparse-0.001", 0.03 + e, 0.01),
+                    ("sparse-0.1", 0.0702, 0.0),
+                    ("sparse-1", 0.0701, 0.0),
+                    ("denoise-0.1", 0.0100 + 10.0 * e, 1.0),
+                    ("denoise-0.3", 0.0110, 1.0),
+                    ("denoise-0.7", 0.0200, 1.0),
+                ])
+            })
+            .collect();
+        let s = Seeds { seeds: &[0, 1, 2], runs: &runs, peer: None };
+        let got: Vec<(String, Verdict)> = observations(&s).into_iter().map(|(w, v, _)| (w, v)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("error falls as h grows".to_string(), Verdict::Holds),
+                ("error rises with lambda, from 0.001 to 0.1".to_string(), Verdict::Holds),
+                ("error rises with sigma".to_string(), Verdict::WithinNoise),
+                ("lambda = 0.1 and lambda = 1 both kill the code".to_string(), Verdict::Holds),
+            ]
+        );
+    }
+}
