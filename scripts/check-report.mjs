@@ -1,6 +1,7 @@
 // Opens the study's index.html in headless Chromium (playwright-core, Debian's /usr/bin/chromium)
 // and checks it: no request leaves file:/data:, every <img> decodes, no console errors, no
-// <script>, the ten experiment sections and a filled MSE table; then saves a full-page screenshot.
+// <script>, the ten experiment sections, the Representations section with its maps, interpolations
+// and per-digit bars, and a filled MSE table; then saves a full-page screenshot.
 //
 //   node scripts/check-report.mjs REPORT.html SCREENSHOT.png
 //
@@ -14,7 +15,9 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
-const EXPERIMENTS = ["pca", "ae", "hidden", "non-digit", "sparse", "denoise", "manifold", "cae-unpool", "cae-deconv", "cae-deconv-unpool"];
+const EXPERIMENTS = ["pca", "ae", "hidden", "non-digit", "sparse", "denoise", "manifold", "cae-unpool", "cae-deconv", "cae-deconv-unpool", "probe"];
+// The Representations section (id "probe") must show each of its kinds of figure.
+const PROBE_FIGURES = ["_map.svg", "_interpolation.png", "_per_digit.svg"];
 const MIN_IMAGES = Number(process.env.REPORT_CHECK_MIN_IMAGES ?? 50);
 const TIMEOUT_MS = 90_000;
 
@@ -85,7 +88,7 @@ try {
   if (response && !response.ok()) failures.push(`loading the page answered ${response.status()}`);
 
   // Wait for every image to decode (data: URIs decode asynchronously), then measure.
-  const facts = await page.evaluate(async (experiments) => {
+  const facts = await page.evaluate(async ([experiments, probeKinds]) => {
     const imgs = [...document.images];
     await Promise.all(imgs.map((img) => img.decode().catch(() => {})));
     const vw = document.documentElement.clientWidth;
@@ -117,7 +120,7 @@ try {
     const badRows = rows
       .filter((tr) => {
         const cells = [...tr.querySelectorAll("td")].map((td) => td.textContent.trim());
-        return cells.length < 2 || !cells[0] || !Number.isFinite(Number(cells[1]));
+        return cells.length < 2 || !cells[0] || !Number.isFinite(parseFloat(cells[1]));
       })
       .map((tr) => tr.textContent.trim().slice(0, 60));
     const figures = [...document.querySelectorAll("figure")];
@@ -131,7 +134,10 @@ try {
       }
       return true;
     });
+    const alts = imgs.map((img) => img.alt);
+    const probeMissing = probeKinds.filter((k) => !alts.some((a) => a.endsWith(k)));
     return {
+      probeMissing,
       images: imgs.length, png, svg, broken, invisible, overflowing, nonLocal,
       scripts: document.querySelectorAll("script").length,
       iframes: document.querySelectorAll("iframe, object, embed, link[rel=stylesheet], link[rel=preload]").length,
@@ -142,7 +148,7 @@ try {
       title: document.title,
       height: document.documentElement.scrollHeight,
     };
-  }, EXPERIMENTS);
+  }, [EXPERIMENTS, PROBE_FIGURES]);
 
   if (facts.images < MIN_IMAGES) failures.push(`only ${facts.images} images (expected at least ${MIN_IMAGES})`);
   if (facts.broken.length) failures.push(`${facts.broken.length} images did not load: ${facts.broken.slice(0, 10).join(", ")}`);
@@ -155,6 +161,7 @@ try {
   if (facts.empty.length) failures.push(`experiment sections without a figure: ${facts.empty.join(", ")}`);
   if (facts.rows === 0) failures.push("the MSE table has no rows");
   if (facts.badRows.length) failures.push(`MSE table rows without a model and a number: ${facts.badRows.slice(0, 5).join(" | ")}`);
+  if (facts.probeMissing.length) failures.push(`Representations figures missing: ${facts.probeMissing.join(", ")}`);
   if (facts.uncaptioned) failures.push(`${facts.uncaptioned} figures have no caption`);
 
   await page.screenshot({ path: shot, fullPage: true, timeout: TIMEOUT_MS });
