@@ -6,14 +6,14 @@
 //! MODEL is a name of `torch_ref.py`: ae, h64, h128, h256, h900, sparse-L, denoise-S,
 //! manifold, cae-unpool, cae-deconv, cae-deconv-unpool. Prints one JSON line with the
 //! milliseconds per step and two rates of the linear layers' products: `gflops`, the
-//! arithmetic they did (`ops::linear::multiply_adds`), and `dense_gflops`, the flops of the
+//! arithmetic they did (`cpu::linear::multiply_adds`), and `dense_gflops`, the flops of the
 //! whole products the step stands for, as PyTorch computes them (the terms left out for
 //! units that are zero across the batch included). `scripts/compare_torch.py` runs this
 //! beside PyTorch.
 
+use autoencoders::cpu::linear::multiply_adds;
 use autoencoders::data::ensure_mnist;
 use autoencoders::models::{Arch, Model};
-use autoencoders::ops::linear::multiply_adds;
 use autoencoders::tensor::rng_from_seed;
 use autoencoders::train::{train, TrainConfig, TrainState};
 

@@ -1,18 +1,20 @@
-//! The fast CPU kernels of conv2d and conv_transpose2d (their mathematics is in
-//! `ops/conv.rs`): im2col + GEMM per image, or the direct stride-1 sums of `direct.rs`.
+//! conv2d and conv_transpose2d fast (`ops::conv` defines them): each convolution takes one
+//! of two routes, chosen once from its geometry by `Route::of`.
 //!
-//! Stride-1 layers with few channels, all of the study's but the strided transposed ones,
-//! take `direct.rs`: the same sums computed as shifted planes, no column matrix.
-//! Each function below tries that path first (the forward and input gradient whenever the
-//! stride is 1, the weight gradient for fewer than 8 output channels or a multiple of 8)
-//! and otherwise runs the products here.
+//! - `Route::Direct`: stride 1, a square kernel of at most 7x7 and p < k, which is every
+//!   layer of the study but the strided transposed ones. The sums are computed as shifted
+//!   planes (`direct.rs`), with no column matrix; the weight gradient by one of three
+//!   loops chosen from the channel count (`direct::WeightLoop`), or by im2col where none fits.
+//! - `Route::Im2col`: anything else. Per image, im2col and one GEMM (`gemm.rs`).
 //!
 //! Parallelism: the batch is split across rayon tasks, one image each, with its own column
 //! buffer; the weight gradient, a sum over the batch, is formed as partial sums over fixed
 //! groups of images added in order, so its bits do not depend on the thread count. On the
 //! GPU, `cuda::conv` folds the loop over images into batched launches (same names).
+//!
+//! What each route buys over the reference is measured in docs/performance.md.
 
-use super::direct::{self, Start};
+use super::direct::{self, Start, WeightLoop};
 use super::gemm::{gemm, Mat};
 use super::im2col::{col2im, im2col};
 use crate::geom::ConvGeom;
@@ -23,10 +25,36 @@ use std::ops::Range;
 /// Images per partial sum of a weight gradient: fixed, so results are thread-count free.
 const IMAGES_PER_PARTIAL: usize = 4;
 
+/// How the fast floor computes a convolution of geometry `g`: decided here and nowhere else.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    Direct,
+    Im2col,
+}
+
+impl Route {
+    pub fn of(g: &ConvGeom) -> Route {
+        if direct::applies(g) {
+            Route::Direct
+        } else {
+            Route::Im2col
+        }
+    }
+
+    /// The loop of a weight gradient whose "output" has `channels` channels (c_out for
+    /// conv2d, c_in for conv_transpose2d): direct where one of its loops fits that count.
+    fn weight_loop(g: &ConvGeom, channels: usize) -> Option<WeightLoop> {
+        match Route::of(g) {
+            Route::Direct => WeightLoop::for_channels(channels),
+            Route::Im2col => None,
+        }
+    }
+}
+
 /// y (n, c_out, oh, ow) = conv2d(x (n, g.c, g.h, g.w), w (c_out, g.c, g.kh, g.kw)) + b.
 pub fn conv2d_forward(x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32], g: &ConvGeom, c_out: usize) {
-    if direct::conv(x, w, y, g, c_out, Start::Bias(b)) {
-        return;
+    if Route::of(g) == Route::Direct {
+        return direct::conv(x, w, y, g, c_out, Start::Bias(b));
     }
     let (k, p) = (g.col_rows(), g.col_cols());
     assert_eq!(w.len(), c_out * k);
@@ -40,19 +68,12 @@ pub fn conv2d_forward(x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32], g:
     );
 }
 
-/// dx (n, g.c, g.h, g.w) += the conv2d input gradient of dout (n, c_out, oh, ow).
+/// dx (n, g.c, g.h, g.w) += the conv2d input gradient of dout (n, c_out, oh, ow): on the
+/// direct route, the full correlation of dout with the flipped, transposed kernel.
 pub fn conv2d_backward_input(dout: &[f32], w: &[f32], dx: &mut [f32], g: &ConvGeom, c_out: usize) {
-    if direct::applies(g)
-        && direct::conv(
-            dout,
-            &direct::flip_transpose(w, c_out, g.c, g.kh),
-            dx,
-            &direct::gradient_geom(g, c_out),
-            g.c,
-            Start::Accumulate,
-        )
-    {
-        return;
+    if Route::of(g) == Route::Direct {
+        let back = direct::gradient_geom(g, c_out);
+        return direct::conv(dout, &direct::flip_transpose(w, c_out, g.c, g.kh), dx, &back, g.c, Start::Accumulate);
     }
     let (k, p) = (g.col_rows(), g.col_cols());
     dx.par_chunks_mut(g.c * g.h * g.w).zip(dout.par_chunks(c_out * p)).for_each_init(
@@ -66,8 +87,8 @@ pub fn conv2d_backward_input(dout: &[f32], w: &[f32], dx: &mut [f32], g: &ConvGe
 
 /// `dw (c_out, g.c, g.kh, g.kw) += sum over the batch of dout[n] im2col(x[n])^T`.
 pub fn conv2d_backward_weight(dout: &[f32], x: &[f32], dw: &mut [f32], g: &ConvGeom, c_out: usize) {
-    if direct::weight_grad(dout, x, dw, g, c_out) {
-        return;
+    if let Some(weight_loop) = Route::weight_loop(g, c_out) {
+        return direct::weight_grad(dout, x, dw, g, c_out, weight_loop);
     }
     let (k, p) = (g.col_rows(), g.col_cols());
     let image = g.c * g.h * g.w;
@@ -83,17 +104,9 @@ pub fn conv2d_backward_weight(dout: &[f32], x: &[f32], dw: &mut [f32], g: &ConvG
 /// where `g` is the geometry of the adjoint conv2d: an image (c_out, oh, ow) whose output
 /// size (g.oh, g.ow) is (h, w).
 pub fn conv_transpose2d_forward(x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32], g: &ConvGeom, c_in: usize) {
-    if direct::applies(g)
-        && direct::conv(
-            x,
-            &direct::flip_transpose(w, c_in, g.c, g.kh),
-            y,
-            &direct::gradient_geom(g, c_in),
-            g.c,
-            Start::Bias(b),
-        )
-    {
-        return;
+    if Route::of(g) == Route::Direct {
+        let back = direct::gradient_geom(g, c_in);
+        return direct::conv(x, &direct::flip_transpose(w, c_in, g.c, g.kh), y, &back, g.c, Start::Bias(b));
     }
     let (k, p) = (g.col_rows(), g.col_cols());
     assert_eq!(w.len(), c_in * k);
@@ -107,23 +120,60 @@ pub fn conv_transpose2d_forward(x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut
     );
 }
 
+/// What both gradients of conv_transpose2d read on the im2col route: im2col(dout[n]) for
+/// every image, (n, K, oh*ow), built once for the two; nothing on the direct route.
+pub struct DoutColumns(Option<Vec<f32>>);
+
+impl DoutColumns {
+    pub fn of(dout: &[f32], g: &ConvGeom) -> DoutColumns {
+        DoutColumns((Route::of(g) == Route::Im2col).then(|| batch_columns(dout, g)))
+    }
+}
+
 /// `dx (n, c_in, h, w) += w (c_in, K) im2col(dout[n])`: a conv2d of dout.
 pub fn conv_transpose2d_backward_input(dout: &[f32], w: &[f32], dx: &mut [f32], g: &ConvGeom, c_in: usize) {
-    if !direct::conv(dout, w, dx, g, c_in, Start::Accumulate) {
-        input_grad_from_columns(&batch_columns(dout, g), w, dx, g, c_in);
+    conv_transpose2d_backward_input_with(&DoutColumns::of(dout, g), dout, w, dx, g, c_in)
+}
+
+/// `conv_transpose2d_backward_input`, given the columns of dout.
+pub fn conv_transpose2d_backward_input_with(
+    cols: &DoutColumns,
+    dout: &[f32],
+    w: &[f32],
+    dx: &mut [f32],
+    g: &ConvGeom,
+    c_in: usize,
+) {
+    match &cols.0 {
+        None => direct::conv(dout, w, dx, g, c_in, Start::Accumulate),
+        Some(cols) => input_grad_from_columns(cols, w, dx, g, c_in),
     }
 }
 
 /// `dw (c_in, c_out, kh, kw) += sum over the batch of x[n] im2col(dout[n])^T`.
 pub fn conv_transpose2d_backward_weight(dout: &[f32], x: &[f32], dw: &mut [f32], g: &ConvGeom, c_in: usize) {
-    if !direct::weight_grad(x, dout, dw, g, c_in) {
-        weight_grad_from_columns(&batch_columns(dout, g), x, dw, g, c_in);
+    conv_transpose2d_backward_weight_with(&DoutColumns::of(dout, g), dout, x, dw, g, c_in)
+}
+
+/// `conv_transpose2d_backward_weight`, given the columns of dout. On the direct route with
+/// a channel count none of its weight loops takes, the columns are built here after all.
+pub fn conv_transpose2d_backward_weight_with(
+    cols: &DoutColumns,
+    dout: &[f32],
+    x: &[f32],
+    dw: &mut [f32],
+    g: &ConvGeom,
+    c_in: usize,
+) {
+    match (&cols.0, Route::weight_loop(g, c_in)) {
+        (_, Some(weight_loop)) => direct::weight_grad(x, dout, dw, g, c_in, weight_loop),
+        (Some(cols), None) => weight_grad_from_columns(cols, x, dw, g, c_in),
+        (None, None) => weight_grad_from_columns(&batch_columns(dout, g), x, dw, g, c_in),
     }
 }
 
-/// `im2col(dout[n])` for every image, (n, K, oh*ow): the columns that both gradients of
-/// conv_transpose2d read, so that the backward rule builds them once for the two.
-pub(crate) fn batch_columns(dout: &[f32], g: &ConvGeom) -> Vec<f32> {
+/// `im2col(dout[n])` for every image, (n, K, oh*ow).
+fn batch_columns(dout: &[f32], g: &ConvGeom) -> Vec<f32> {
     let (k, p, image) = (g.col_rows(), g.col_cols(), g.c * g.h * g.w);
     let mut cols = zeros_vec(dout.len() / image * k * p);
     cols.par_chunks_mut(k * p).zip(dout.par_chunks(image)).for_each(|(col, dout)| im2col(dout, g, col));
@@ -131,7 +181,7 @@ pub(crate) fn batch_columns(dout: &[f32], g: &ConvGeom) -> Vec<f32> {
 }
 
 /// `dx[n] += w (c_in, K) cols[n] (K, oh*ow)`.
-pub(crate) fn input_grad_from_columns(cols: &[f32], w: &[f32], dx: &mut [f32], g: &ConvGeom, c_in: usize) {
+fn input_grad_from_columns(cols: &[f32], w: &[f32], dx: &mut [f32], g: &ConvGeom, c_in: usize) {
     let (k, p) = (g.col_rows(), g.col_cols());
     dx.par_chunks_mut(c_in * p).zip(cols.par_chunks(k * p)).for_each(|(dx, col)| {
         gemm(Mat::new(w, c_in, k), Mat::new(col, k, p), 1.0, dx);
@@ -139,7 +189,7 @@ pub(crate) fn input_grad_from_columns(cols: &[f32], w: &[f32], dx: &mut [f32], g
 }
 
 /// `dw += sum over n of x[n] (c_in, oh*ow) cols[n]^T`.
-pub(crate) fn weight_grad_from_columns(cols: &[f32], x: &[f32], dw: &mut [f32], g: &ConvGeom, c_in: usize) {
+fn weight_grad_from_columns(cols: &[f32], x: &[f32], dw: &mut [f32], g: &ConvGeom, c_in: usize) {
     let (k, p) = (g.col_rows(), g.col_cols());
     sum_over_batch(cols.len() / (k * p), dw, 0, |images, _, dw_part| {
         for i in images {

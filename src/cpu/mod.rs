@@ -7,7 +7,13 @@ pub mod conv;
 pub mod direct;
 pub mod gemm;
 pub mod im2col;
+pub mod linear;
+pub mod loss;
+pub mod pool;
+pub mod relu;
 pub mod thin;
+pub mod thin_rows;
+pub mod transpose;
 
 /// Whether this processor has AVX2 and FMA. The crate is built for any x86-64, whose vector
 /// instructions (SSE2) are 4 floats wide; the few loops that are limited by arithmetic rather

@@ -29,15 +29,141 @@
 //! Example: a 1x1 image `[2]`, a 1x1 kernel `[3]`, s = 1, p = 0: conv2d gives `[6]`; convT of
 //! `[6]` with the same kernel gives `[18]`, and `<[2]*3, [6]> = 36 = <[2], [6]*3>`.
 //!
-//! The CPU computes these with the kernels of `cpu::conv` (im2col + GEMM, or the direct
-//! stride-1 sums of `cpu::direct`); the GPU with `cuda::conv` (same names).
+//! The plain loops below are the definition, one output (or one weight) at a time; the
+//! fast floor, `cpu::conv`, computes the same sums by im2col + GEMM or by the direct
+//! stride-1 sums of `cpu::direct`; the GPU by `cuda::conv` (same names).
 
 use crate::autograd::{Grads, Op, Tape, Var};
-use crate::cpu::conv::*;
-use crate::cpu::direct;
+use crate::cpu;
 use crate::cuda::{self, LAUNCH_FAILED};
 use crate::geom::ConvGeom;
+use crate::ops::Kernels;
 use crate::tensor::Tensor;
+
+/// The input value that tap (ki, kj) of output (oy, ox) reads, or None where it falls on the
+/// zero padding: x[ci][oy*s - p + ki][ox*s - p + kj] of one image x (c, h, w).
+fn tap(x: &[f32], g: &ConvGeom, ci: usize, oy: usize, ox: usize, ki: usize, kj: usize) -> Option<usize> {
+    let iy = (oy * g.stride + ki).checked_sub(g.padding).filter(|&iy| iy < g.h)?;
+    let ix = (ox * g.stride + kj).checked_sub(g.padding).filter(|&ix| ix < g.w)?;
+    debug_assert!(ci < g.c && x.len() == g.c * g.h * g.w);
+    Some((ci * g.h + iy) * g.w + ix)
+}
+
+/// y (n, c_out, oh, ow) = conv2d(x (n, g.c, g.h, g.w), w (c_out, g.c, g.kh, g.kw)) + b.
+pub fn conv2d_forward(x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32], g: &ConvGeom, c_out: usize) {
+    let (image, out) = (g.c * g.h * g.w, c_out * g.oh * g.ow);
+    for n in 0..x.len() / image {
+        let (x, y) = (&x[n * image..][..image], &mut y[n * out..][..out]);
+        for co in 0..c_out {
+            for oy in 0..g.oh {
+                for ox in 0..g.ow {
+                    let mut sum = b.map_or(0.0, |b| b[co]);
+                    for ci in 0..g.c {
+                        for ki in 0..g.kh {
+                            for kj in 0..g.kw {
+                                if let Some(i) = tap(x, g, ci, oy, ox, ki, kj) {
+                                    sum += w[((co * g.c + ci) * g.kh + ki) * g.kw + kj] * x[i];
+                                }
+                            }
+                        }
+                    }
+                    y[(co * g.oh + oy) * g.ow + ox] = sum;
+                }
+            }
+        }
+    }
+}
+
+/// dx (n, g.c, g.h, g.w) += the conv2d input gradient of dout (n, c_out, oh, ow): every
+/// output's gradient flows back to the inputs its taps read, times the tap's weight.
+pub fn conv2d_backward_input(dout: &[f32], w: &[f32], dx: &mut [f32], g: &ConvGeom, c_out: usize) {
+    let (image, out) = (g.c * g.h * g.w, c_out * g.oh * g.ow);
+    for n in 0..dx.len() / image {
+        let (dout, dx) = (&dout[n * out..][..out], &mut dx[n * image..][..image]);
+        for co in 0..c_out {
+            for oy in 0..g.oh {
+                for ox in 0..g.ow {
+                    let d = dout[(co * g.oh + oy) * g.ow + ox];
+                    for ci in 0..g.c {
+                        for ki in 0..g.kh {
+                            for kj in 0..g.kw {
+                                if let Some(i) = tap(dx, g, ci, oy, ox, ki, kj) {
+                                    dx[i] += w[((co * g.c + ci) * g.kh + ki) * g.kw + kj] * d;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// dw (c_out, g.c, g.kh, g.kw) += the sum over the batch and the output positions of
+/// dout[n][co][oy][ox] times the input that tap read.
+pub fn conv2d_backward_weight(dout: &[f32], x: &[f32], dw: &mut [f32], g: &ConvGeom, c_out: usize) {
+    let (image, out) = (g.c * g.h * g.w, c_out * g.oh * g.ow);
+    for co in 0..c_out {
+        for ci in 0..g.c {
+            for ki in 0..g.kh {
+                for kj in 0..g.kw {
+                    let mut sum = 0.0;
+                    for n in 0..x.len() / image {
+                        let (x, dout) = (&x[n * image..][..image], &dout[n * out..][..out]);
+                        for oy in 0..g.oh {
+                            for ox in 0..g.ow {
+                                if let Some(i) = tap(x, g, ci, oy, ox, ki, kj) {
+                                    sum += dout[(co * g.oh + oy) * g.ow + ox] * x[i];
+                                }
+                            }
+                        }
+                    }
+                    dw[((co * g.c + ci) * g.kh + ki) * g.kw + kj] += sum;
+                }
+            }
+        }
+    }
+}
+
+/// db[c] += the sum of dout (n, c, plane) over the batch and channel c's plane (both
+/// convolutions).
+pub fn conv_backward_bias(dout: &[f32], db: &mut [f32], plane: usize) {
+    let c = db.len();
+    for n in 0..dout.len() / (c * plane) {
+        for ci in 0..c {
+            for p in 0..plane {
+                db[ci] += dout[(n * c + ci) * plane + p];
+            }
+        }
+    }
+}
+
+/// y (n, c_out, oh, ow) = conv_transpose2d(x (n, c_in, h, w), w (c_in, c_out, kh, kw)) + b,
+/// where `g` is the geometry of the adjoint conv2d: an image (c_out, oh, ow) whose output
+/// size (g.oh, g.ow) is (h, w). By definition the adjoint: conv2d's input gradient of x,
+/// onto the bias.
+pub fn conv_transpose2d_forward(x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32], g: &ConvGeom, c_in: usize) {
+    let plane = g.h * g.w;
+    for (i, y) in y.iter_mut().enumerate() {
+        *y = b.map_or(0.0, |b| b[i / plane % g.c]);
+    }
+    conv2d_backward_input(x, w, y, g, c_in);
+}
+
+/// dx (n, c_in, h, w) += the conv2d of dout by w: the adjoint of the adjoint.
+pub fn conv_transpose2d_backward_input(dout: &[f32], w: &[f32], dx: &mut [f32], g: &ConvGeom, c_in: usize) {
+    let mut y = vec![0.0; dx.len()];
+    conv2d_forward(dout, w, None, &mut y, g, c_in);
+    for (dx, y) in dx.iter_mut().zip(y) {
+        *dx += y;
+    }
+}
+
+/// dw (c_in, c_out, kh, kw) += conv2d's weight gradient with the roles of x and dout
+/// exchanged: x plays conv2d's output gradient, dout its input.
+pub fn conv_transpose2d_backward_weight(dout: &[f32], x: &[f32], dw: &mut [f32], g: &ConvGeom, c_in: usize) {
+    conv2d_backward_weight(x, dout, dw, g, c_in);
+}
 
 /// The conv2d geometry of input `x` under weight `w` (c_out, c_in, kh, kw).
 fn conv2d_geom(x: &[usize], w: &[usize], stride: usize, padding: usize) -> ConvGeom {
@@ -81,7 +207,11 @@ impl Tape {
         let mut y = Tensor::output_on(&[n, c_out, g.oh, g.ow], &xv.device());
         match xv {
             Tensor::Cpu(_) => {
-                conv2d_forward(xv.as_slice(), wv.as_slice(), bv.map(Tensor::as_slice), y.as_slice_mut(), &g, c_out)
+                let forward = match self.kernels() {
+                    Kernels::Reference => conv2d_forward,
+                    Kernels::Fast => cpu::conv::conv2d_forward,
+                };
+                forward(xv.as_slice(), wv.as_slice(), bv.map(Tensor::as_slice), y.as_slice_mut(), &g, c_out)
             }
             Tensor::Cuda(xc) => cuda::conv::conv2d_forward(
                 xc.gpu(),
@@ -106,14 +236,13 @@ impl Tape {
         check_bias(bv, g.c);
         let mut y = Tensor::output_on(&[n, g.c, g.h, g.w], &xv.device());
         match xv {
-            Tensor::Cpu(_) => conv_transpose2d_forward(
-                xv.as_slice(),
-                wv.as_slice(),
-                bv.map(Tensor::as_slice),
-                y.as_slice_mut(),
-                &g,
-                c_in,
-            ),
+            Tensor::Cpu(_) => {
+                let forward = match self.kernels() {
+                    Kernels::Reference => conv_transpose2d_forward,
+                    Kernels::Fast => cpu::conv::conv_transpose2d_forward,
+                };
+                forward(xv.as_slice(), wv.as_slice(), bv.map(Tensor::as_slice), y.as_slice_mut(), &g, c_in)
+            }
             Tensor::Cuda(xc) => cuda::conv::conv_transpose2d_forward(
                 xc.gpu(),
                 xc.slice(),
@@ -143,15 +272,24 @@ pub(crate) fn conv2d_backward(
     let c_out = wv.shape()[0];
     match dout {
         Tensor::Cpu(_) => {
-            let dout = dout.as_slice();
+            let (dout, kernels) = (dout.as_slice(), g.kernels);
             if let Some(dx) = g.grad_mut(x) {
-                conv2d_backward_input(dout, wv.as_slice(), dx, &geom, c_out);
+                match kernels {
+                    Kernels::Reference => conv2d_backward_input(dout, wv.as_slice(), dx, &geom, c_out),
+                    Kernels::Fast => cpu::conv::conv2d_backward_input(dout, wv.as_slice(), dx, &geom, c_out),
+                }
             }
             if let Some(dw) = g.grad_mut(w) {
-                conv2d_backward_weight(dout, xv.as_slice(), dw, &geom, c_out);
+                match kernels {
+                    Kernels::Reference => conv2d_backward_weight(dout, xv.as_slice(), dw, &geom, c_out),
+                    Kernels::Fast => cpu::conv::conv2d_backward_weight(dout, xv.as_slice(), dw, &geom, c_out),
+                }
             }
             if let Some(db) = b.and_then(|b| g.grad_mut(b)) {
-                conv_backward_bias(dout, db, geom.col_cols());
+                match kernels {
+                    Kernels::Reference => conv_backward_bias(dout, db, geom.col_cols()),
+                    Kernels::Fast => cpu::conv::conv_backward_bias(dout, db, geom.col_cols()),
+                }
             }
         }
         Tensor::Cuda(dc) => {
@@ -183,23 +321,31 @@ pub(crate) fn conv_transpose2d_backward(
     let c_in = xv.shape()[1];
     match dout {
         Tensor::Cpu(_) => {
-            let dout = dout.as_slice();
-            // Off the direct path both gradients read im2col(dout): built once for the two.
-            let cols = (!direct::applies(&geom)).then(|| batch_columns(dout, &geom));
+            let (dout, kernels) = (dout.as_slice(), g.kernels);
+            // On the im2col route the fast floor's two gradients both read im2col(dout):
+            // built once for the two (and not at all on the direct route).
+            let cols = (kernels == Kernels::Fast).then(|| cpu::conv::DoutColumns::of(dout, &geom));
             if let Some(dx) = g.grad_mut(x) {
                 match &cols {
-                    Some(cols) => input_grad_from_columns(cols, wv.as_slice(), dx, &geom, c_in),
                     None => conv_transpose2d_backward_input(dout, wv.as_slice(), dx, &geom, c_in),
+                    Some(cols) => {
+                        cpu::conv::conv_transpose2d_backward_input_with(cols, dout, wv.as_slice(), dx, &geom, c_in)
+                    }
                 }
             }
             if let Some(dw) = g.grad_mut(w) {
                 match &cols {
-                    Some(cols) => weight_grad_from_columns(cols, xv.as_slice(), dw, &geom, c_in),
                     None => conv_transpose2d_backward_weight(dout, xv.as_slice(), dw, &geom, c_in),
+                    Some(cols) => {
+                        cpu::conv::conv_transpose2d_backward_weight_with(cols, dout, xv.as_slice(), dw, &geom, c_in)
+                    }
                 }
             }
             if let Some(db) = b.and_then(|b| g.grad_mut(b)) {
-                conv_backward_bias(dout, db, geom.h * geom.w);
+                match kernels {
+                    Kernels::Reference => conv_backward_bias(dout, db, geom.h * geom.w),
+                    Kernels::Fast => cpu::conv::conv_backward_bias(dout, db, geom.h * geom.w),
+                }
             }
         }
         Tensor::Cuda(dc) => {

@@ -13,52 +13,50 @@
 //! Example: x = [1, 3], t = [0, 0]: mse = (1 + 9)/2 = 5, dx = [1, 3]; mean_abs = 2,
 //! dx = [0.5, 0.5].
 //!
-//! Sums run in f64 over fixed chunks added in order: accurate for the 50,000-pixel batches
-//! and the same bits whatever the number of threads.
+//! The sums run in f64, so that a 50,000-pixel batch loses nothing to rounding before the
+//! result is rounded to f32 once. (`cpu::loss` adds the same terms in parallel chunks.)
 
 use crate::autograd::{Grads, Op, Tape, Var};
+use crate::cpu;
 use crate::cuda::{self, LAUNCH_FAILED};
+use crate::ops::Kernels;
 use crate::tensor::Tensor;
-use rayon::prelude::*;
-
-const CHUNK: usize = 1 << 14;
-
-/// sum_i f(i) over 0..n in f64, in fixed chunks reduced in order.
-fn sum_in_chunks(n: usize, f: impl Fn(usize) -> f64 + Sync) -> f64 {
-    let partials: Vec<f64> =
-        (0..n.div_ceil(CHUNK)).into_par_iter().map(|c| (c * CHUNK..((c + 1) * CHUNK).min(n)).map(&f).sum()).collect();
-    partials.iter().sum()
-}
 
 pub fn mse_forward(x: &[f32], t: &[f32]) -> f32 {
     assert_eq!(x.len(), t.len());
-    (sum_in_chunks(x.len(), |i| ((x[i] - t[i]) as f64).powi(2)) / x.len() as f64) as f32
+    let mut sum = 0.0f64;
+    for i in 0..x.len() {
+        sum += ((x[i] - t[i]) as f64).powi(2);
+    }
+    (sum / x.len() as f64) as f32
 }
 
 /// d += scale * (x - t): the gradient of mse for x with scale = 2 dout / N, and for t with
 /// scale = -2 dout / N.
 pub fn mse_backward(x: &[f32], t: &[f32], scale: f32, d: &mut [f32]) {
-    d.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).zip(t.par_chunks(CHUNK)).for_each(|((d, x), t)| {
-        for ((d, &x), &t) in d.iter_mut().zip(x).zip(t) {
-            *d += scale * (x - t);
-        }
-    });
+    assert!(x.len() == t.len() && t.len() == d.len());
+    for i in 0..d.len() {
+        d[i] += scale * (x[i] - t[i]);
+    }
 }
 
 pub fn mean_abs_forward(x: &[f32]) -> f32 {
-    (sum_in_chunks(x.len(), |i| x[i].abs() as f64) / x.len() as f64) as f32
+    let mut sum = 0.0f64;
+    for &v in x {
+        sum += v.abs() as f64;
+    }
+    (sum / x.len() as f64) as f32
 }
 
-/// dx += scale * sign(x), with scale = dout / N.
+/// dx += scale * sign(x), with scale = dout / N and sign(0) = 0.
 pub fn mean_abs_backward(x: &[f32], scale: f32, dx: &mut [f32]) {
-    dx.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(|(dx, x)| {
-        for (dx, &x) in dx.iter_mut().zip(x) {
-            // f32::signum(0.0) is 1; the subgradient at the kink is 0.
-            if x != 0.0 {
-                *dx += scale * x.signum();
-            }
+    assert_eq!(x.len(), dx.len());
+    for i in 0..dx.len() {
+        // f32::signum(0.0) is 1; the subgradient at the kink is 0.
+        if x[i] != 0.0 {
+            dx[i] += scale * x[i].signum();
         }
-    });
+    }
 }
 
 impl Tape {
@@ -67,7 +65,10 @@ impl Tape {
         let (xv, tv) = (self.value(x), self.value(target));
         assert_eq!(xv.shape(), tv.shape(), "mse: prediction and target differ in shape");
         let loss = match xv {
-            Tensor::Cpu(_) => Tensor::scalar(mse_forward(xv.as_slice(), tv.as_slice())),
+            Tensor::Cpu(_) => Tensor::scalar(match self.kernels() {
+                Kernels::Reference => mse_forward(xv.as_slice(), tv.as_slice()),
+                Kernels::Fast => cpu::loss::mse_forward(xv.as_slice(), tv.as_slice()),
+            }),
             // The loss stays on the GPU: a training loop reads it only when it logs.
             Tensor::Cuda(xc) => {
                 let mut loss = Tensor::output_on(&[1], &xv.device());
@@ -82,7 +83,10 @@ impl Tape {
     pub fn mean_abs(&mut self, x: Var) -> Var {
         let xv = self.value(x);
         let loss = match xv {
-            Tensor::Cpu(_) => Tensor::scalar(mean_abs_forward(xv.as_slice())),
+            Tensor::Cpu(_) => Tensor::scalar(match self.kernels() {
+                Kernels::Reference => mean_abs_forward(xv.as_slice()),
+                Kernels::Fast => cpu::loss::mean_abs_forward(xv.as_slice()),
+            }),
             Tensor::Cuda(xc) => {
                 let mut loss = Tensor::output_on(&[1], &xv.device());
                 cuda::loss::mean_abs_forward(xc.gpu(), xc.slice(), loss.cuda_mut()).expect(LAUNCH_FAILED);
@@ -98,11 +102,15 @@ pub(crate) fn mse_backward_tape(g: &mut Grads, dout: &Tensor, x: Var, target: Va
         Tensor::Cpu(_) => {
             let (xv, tv) = (g.value(x).as_slice(), g.value(target).as_slice());
             let scale = 2.0 * dout.as_slice()[0] / xv.len() as f32;
+            let backward = match g.kernels {
+                Kernels::Reference => mse_backward,
+                Kernels::Fast => cpu::loss::mse_backward,
+            };
             if let Some(dx) = g.grad_mut(x) {
-                mse_backward(xv, tv, scale, dx);
+                backward(xv, tv, scale, dx);
             }
             if let Some(dt) = g.grad_mut(target) {
-                mse_backward(xv, tv, -scale, dt);
+                backward(xv, tv, -scale, dt);
             }
         }
         // The kernels form the same scale from dout on the device (factor 2, or -2).
@@ -122,8 +130,12 @@ pub(crate) fn mean_abs_backward_tape(g: &mut Grads, dout: &Tensor, x: Var) {
     match dout {
         Tensor::Cpu(_) => {
             let xv = g.value(x).as_slice();
+            let backward = match g.kernels {
+                Kernels::Reference => mean_abs_backward,
+                Kernels::Fast => cpu::loss::mean_abs_backward,
+            };
             if let Some(dx) = g.grad_mut(x) {
-                mean_abs_backward(xv, dout.as_slice()[0] / xv.len() as f32, dx);
+                backward(xv, dout.as_slice()[0] / xv.len() as f32, dx);
             }
         }
         Tensor::Cuda(dc) => {

@@ -25,8 +25,9 @@
 //!
 //! Because kernel == stride, windows do not overlap, so the indices of one plane are all
 //! distinct: no element is written through two of them, which is what makes the first two
-//! race-free (no atomics on a GPU either). The loops parallelise over (n, c) planes. On the
-//! GPU the same four maps are the launchers of `cuda::pool`, and the indices stay there.
+//! race-free (no atomics on a GPU either), and lets `cpu::pool` split the work over (n, c)
+//! planes. On the GPU the same four maps are the launchers of `cuda::pool`, and the indices
+//! stay there.
 //!
 //! Example (one 2x3 plane, so ow = 1 and the last column is dropped):
 //! ```text
@@ -35,11 +36,12 @@
 //! ```
 
 use crate::autograd::{Grads, Op, Tape, Var};
+use crate::cpu;
 use crate::cuda::{self, DRIVER_FAILED, LAUNCH_FAILED};
 use crate::geom::POOL;
+use crate::ops::Kernels;
 use crate::tensor::Tensor;
 use cudarc::driver::CudaSlice;
-use rayon::prelude::*;
 use std::sync::Arc;
 
 /// The argmax positions of a max-pool: one per pooled value, each a flat index into the
@@ -102,88 +104,87 @@ impl Indices {
     }
 }
 
-/// y (planes, h/2, w/2) = max over each 2x2 window of x (planes, h, w); idx its argmax.
-///
-/// Written for POOL = 2 as two input rows walked in pairs, the four candidates compared in
-/// window order with strict `>`: branch-free selects the compiler can vectorise.
+/// y (planes, h/2, w/2) = max over each 2x2 window of x (planes, h, w); idx its argmax, the
+/// first maximum in row-major window order (strict `>`).
 pub fn maxpool2d_forward(x: &[f32], y: &mut [f32], idx: &mut [u32], h: usize, w: usize) {
-    const _: () = assert!(POOL == 2, "maxpool2d_forward is written for 2x2 windows");
     let (oh, ow) = (h / POOL, w / POOL);
     assert!(oh > 0 && ow > 0, "maxpool2d needs planes of at least 2x2, got {h}x{w}");
-    y.par_chunks_mut(oh * ow).zip(idx.par_chunks_mut(oh * ow)).zip(x.par_chunks(h * w)).for_each(|((y, idx), x)| {
-        for (oy, (y, idx)) in y.chunks_exact_mut(ow).zip(idx.chunks_exact_mut(ow)).enumerate() {
-            let top = &x[POOL * oy * w..][..POOL * ow];
-            let bottom = &x[(POOL * oy + 1) * w..][..POOL * ow];
-            for (ox, (((y, idx), t), b)) in
-                y.iter_mut().zip(idx).zip(top.chunks_exact(POOL)).zip(bottom.chunks_exact(POOL)).enumerate()
-            {
-                let first = (POOL * oy * w + POOL * ox) as u32;
-                let (mut best, mut at) = (t[0], first);
-                for (v, p) in [(t[1], first + 1), (b[0], first + w as u32), (b[1], first + w as u32 + 1)] {
-                    if v > best {
-                        (best, at) = (v, p);
+    for p in 0..x.len() / (h * w) {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let mut at = POOL * oy * w + POOL * ox;
+                for dy in 0..POOL {
+                    for dx in 0..POOL {
+                        let i = (POOL * oy + dy) * w + POOL * ox + dx;
+                        if x[p * h * w + i] > x[p * h * w + at] {
+                            at = i;
+                        }
                     }
                 }
-                *y = best;
-                *idx = at;
+                y[(p * oh + oy) * ow + ox] = x[p * h * w + at];
+                idx[(p * oh + oy) * ow + ox] = at as u32;
             }
         }
-    });
+    }
 }
 
 /// dx (planes, h, w) += dout (planes, oh, ow) routed to the argmax of each window.
 pub fn maxpool2d_backward(dout: &[f32], idx: &[u32], dx: &mut [f32], h: usize, w: usize) {
-    let (oh, ow) = (h / POOL, w / POOL);
-    dx.par_chunks_mut(h * w).zip(dout.par_chunks(oh * ow)).zip(idx.par_chunks(oh * ow)).for_each(
-        |((dx, dout), idx)| {
-            idx.iter().zip(dout).for_each(|(&i, &d)| dx[i as usize] += d);
-        },
-    );
+    let cells = (h / POOL) * (w / POOL);
+    for p in 0..dx.len() / (h * w) {
+        for q in 0..cells {
+            dx[p * h * w + idx[p * cells + q] as usize] += dout[p * cells + q];
+        }
+    }
 }
 
 /// y (planes, h, w) = x (planes, ph, pw) placed at its indices, zero elsewhere.
 pub fn maxunpool2d_forward(x: &[f32], idx: &[u32], y: &mut [f32], ph: usize, pw: usize, h: usize, w: usize) {
-    y.par_chunks_mut(h * w).zip(x.par_chunks(ph * pw)).zip(idx.par_chunks(ph * pw)).for_each(|((y, x), idx)| {
-        y.fill(0.0);
-        idx.iter().zip(x).for_each(|(&i, &v)| y[i as usize] = v);
-    });
+    y.fill(0.0);
+    for p in 0..y.len() / (h * w) {
+        for q in 0..ph * pw {
+            y[p * h * w + idx[p * ph * pw + q] as usize] = x[p * ph * pw + q];
+        }
+    }
 }
 
 /// dx (planes, ph, pw) += dout (planes, h, w) read at the indices.
 pub fn maxunpool2d_backward(dout: &[f32], idx: &[u32], dx: &mut [f32], ph: usize, pw: usize, h: usize, w: usize) {
-    dx.par_chunks_mut(ph * pw).zip(dout.par_chunks(h * w)).zip(idx.par_chunks(ph * pw)).for_each(
-        |((dx, dout), idx)| {
-            dx.iter_mut().zip(idx).for_each(|(dx, &i)| *dx += dout[i as usize]);
-        },
-    );
+    for p in 0..dx.len() / (ph * pw) {
+        for q in 0..ph * pw {
+            dx[p * ph * pw + q] += dout[p * h * w + idx[p * ph * pw + q] as usize];
+        }
+    }
+}
+
+/// Whether index `i` of pooled cell (wy, wx) lies in that cell's window of a plane w wide:
+/// cell (wy, wx) owns the POOL x POOL positions from (POOL wy, POOL wx).
+pub(crate) fn in_window(wy: usize, wx: usize, i: u32, w: usize) -> bool {
+    let offset = (i as usize).wrapping_sub(POOL * wy * w + POOL * wx);
+    (0..POOL).any(|dy| (0..POOL).any(|dx| offset == dy * w + dx))
 }
 
 /// The gathers need every index inside its own window of an (h, w) plane; indices from
 /// `maxpool2d_forward` always are. Anything else is a programming error. Indices on the GPU
 /// are not read back for this (every unpool would wait for the GPU); they come from the
 /// pool kernel, which the parity tests hold to the CPU's, and the kernels skip a stray one.
-fn check_indices(idx: &Indices, h: usize, w: usize) {
+fn check_indices(idx: &Indices, h: usize, w: usize, kernels: Kernels) {
     let [_, _, ph, pw] = idx.shape;
     assert!(
         POOL * ph <= h && h < POOL * ph + POOL && POOL * pw <= w && w < POOL * pw + POOL,
         "maxunpool2d: output {h}x{w} cannot come from pooling to {ph}x{pw}"
     );
     let IndexData::Cpu(data) = &idx.data else { return };
-    // Cell (wy, wx) owns the POOL x POOL positions from (POOL wy, POOL wx): i - origin = dy * w + dx.
-    // Checked row by row of cells, with no division, and in parallel: it runs on every unpool.
-    let in_window = |wy: usize, wx: usize, i: u32| {
-        let offset = (i as usize).wrapping_sub(POOL * wy * w + POOL * wx);
-        (0..POOL).any(|dy| (0..POOL).any(|dx| offset == dy * w + dx))
+    let all_in_windows = match kernels {
+        Kernels::Reference => data.iter().enumerate().all(|(q, &i)| in_window(q % (ph * pw) / pw, q % pw, i, w)),
+        Kernels::Fast => cpu::pool::all_in_windows(data, ph, pw, w),
     };
-    let plane_ok = |plane: &[u32]| {
-        plane.chunks_exact(pw).enumerate().all(|(wy, row)| row.iter().enumerate().all(|(wx, &i)| in_window(wy, wx, i)))
-    };
-    if !data.par_chunks(ph * pw).all(plane_ok) {
+    if !all_in_windows {
         let (q, i) = data
             .iter()
             .enumerate()
             .map(|(q, &i)| (q % (ph * pw), i))
-            .find(|&(q, i)| !in_window(q / pw, q % pw, i))
+            .find(|&(q, i)| !in_window(q / pw, q % pw, i, w))
             .expect("a stray index");
         panic!("maxunpool2d: index {i} lies outside window {q} of a {h}x{w} plane");
     }
@@ -199,7 +200,10 @@ impl Tape {
         let data = match xv {
             Tensor::Cpu(_) => {
                 let mut idx = vec![0u32; y.len()];
-                maxpool2d_forward(xv.as_slice(), y.as_slice_mut(), &mut idx, h, w);
+                match self.kernels() {
+                    Kernels::Reference => maxpool2d_forward(xv.as_slice(), y.as_slice_mut(), &mut idx, h, w),
+                    Kernels::Fast => cpu::pool::maxpool2d_forward(xv.as_slice(), y.as_slice_mut(), &mut idx, h, w),
+                }
                 IndexData::Cpu(Arc::new(idx))
             }
             Tensor::Cuda(xc) => {
@@ -219,23 +223,22 @@ impl Tape {
         let xv = self.value(x);
         let &[n, c, h, w] = xv.shape() else { panic!("max_pool2d wants (n, c, h, w), got {:?}", xv.shape()) };
         assert_eq!(indices.shape, [n, c, h / POOL, w / POOL], "max_pool2d_at: indices do not fit the input");
-        check_indices(indices, h, w);
+        check_indices(indices, h, w, self.kernels());
         let mut y = Tensor::zeros_on(&indices.shape, &xv.device());
+        let (ph, pw) = (h / POOL, w / POOL);
         match xv {
-            Tensor::Cpu(_) => {
-                maxunpool2d_backward(xv.as_slice(), indices.cpu(), y.as_slice_mut(), h / POOL, w / POOL, h, w)
+            Tensor::Cpu(_) => match self.kernels() {
+                Kernels::Reference => {
+                    maxunpool2d_backward(xv.as_slice(), indices.cpu(), y.as_slice_mut(), ph, pw, h, w)
+                }
+                Kernels::Fast => {
+                    cpu::pool::maxunpool2d_backward(xv.as_slice(), indices.cpu(), y.as_slice_mut(), ph, pw, h, w)
+                }
+            },
+            Tensor::Cuda(xc) => {
+                cuda::pool::maxunpool2d_backward(xc.gpu(), xc.slice(), indices.cuda(), y.cuda_mut(), ph, pw, h, w)
+                    .expect(LAUNCH_FAILED)
             }
-            Tensor::Cuda(xc) => cuda::pool::maxunpool2d_backward(
-                xc.gpu(),
-                xc.slice(),
-                indices.cuda(),
-                y.cuda_mut(),
-                h / POOL,
-                w / POOL,
-                h,
-                w,
-            )
-            .expect(LAUNCH_FAILED),
         }
         self.push(y, Op::MaxPool2d { x, indices: indices.clone() })
     }
@@ -244,12 +247,17 @@ impl Tape {
     pub fn max_unpool2d(&mut self, x: Var, indices: &Indices, h: usize, w: usize) -> Var {
         let xv = self.value(x);
         assert_eq!(xv.shape(), indices.shape, "max_unpool2d: input and indices differ in shape");
-        check_indices(indices, h, w);
+        check_indices(indices, h, w, self.kernels());
         let [n, c, ph, pw] = indices.shape;
         // The unpool writes every value (a gather: the input, or a zero).
         let mut y = Tensor::output_on(&[n, c, h, w], &xv.device());
         match xv {
-            Tensor::Cpu(_) => maxunpool2d_forward(xv.as_slice(), indices.cpu(), y.as_slice_mut(), ph, pw, h, w),
+            Tensor::Cpu(_) => match self.kernels() {
+                Kernels::Reference => maxunpool2d_forward(xv.as_slice(), indices.cpu(), y.as_slice_mut(), ph, pw, h, w),
+                Kernels::Fast => {
+                    cpu::pool::maxunpool2d_forward(xv.as_slice(), indices.cpu(), y.as_slice_mut(), ph, pw, h, w)
+                }
+            },
             Tensor::Cuda(xc) => {
                 cuda::pool::maxunpool2d_forward(xc.gpu(), xc.slice(), indices.cuda(), y.cuda_mut(), ph, pw, h, w)
                     .expect(LAUNCH_FAILED)
@@ -263,8 +271,12 @@ pub(crate) fn maxpool2d_backward_tape(g: &mut Grads, dout: &Tensor, x: Var, indi
     let &[_, _, h, w] = g.value(x).shape() else { unreachable!("checked in max_pool2d") };
     match dout {
         Tensor::Cpu(_) => {
+            let backward = match g.kernels {
+                Kernels::Reference => maxpool2d_backward,
+                Kernels::Fast => cpu::pool::maxpool2d_backward,
+            };
             if let Some(dx) = g.grad_mut(x) {
-                maxpool2d_backward(dout.as_slice(), indices.cpu(), dx, h, w);
+                backward(dout.as_slice(), indices.cpu(), dx, h, w);
             }
         }
         Tensor::Cuda(dc) => {
@@ -279,8 +291,12 @@ pub(crate) fn maxunpool2d_backward_tape(g: &mut Grads, dout: &Tensor, x: Var, in
     let [_, _, ph, pw] = indices.shape;
     match dout {
         Tensor::Cpu(_) => {
+            let backward = match g.kernels {
+                Kernels::Reference => maxunpool2d_backward,
+                Kernels::Fast => cpu::pool::maxunpool2d_backward,
+            };
             if let Some(dx) = g.grad_mut(x) {
-                maxunpool2d_backward(dout.as_slice(), indices.cpu(), dx, ph, pw, h, w);
+                backward(dout.as_slice(), indices.cpu(), dx, ph, pw, h, w);
             }
         }
         Tensor::Cuda(dc) => {

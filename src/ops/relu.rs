@@ -9,27 +9,27 @@
 //! Example: x = [-1, 0, 2] gives y = [0, 0, 2]; dout = [5, 5, 5] gives dx = [0, 0, 5].
 
 use crate::autograd::{Grads, Op, Tape, Var};
+use crate::cpu;
 use crate::cuda::{self, LAUNCH_FAILED};
+use crate::ops::Kernels;
 use crate::tensor::Tensor;
-use rayon::prelude::*;
 
-/// Elementwise work is split into chunks this long: enough to amortise a rayon task.
-const CHUNK: usize = 1 << 14;
-
+/// y = max(x, 0). (`cpu::relu` computes the same in parallel chunks.)
 pub fn relu_forward(x: &[f32], y: &mut [f32]) {
-    y.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(|(y, x)| {
-        y.iter_mut().zip(x).for_each(|(y, &x)| *y = x.max(0.0));
-    });
+    assert_eq!(x.len(), y.len());
+    for i in 0..x.len() {
+        y[i] = x[i].max(0.0);
+    }
 }
 
 /// dx += dout where y > 0.
 pub fn relu_backward(y: &[f32], dout: &[f32], dx: &mut [f32]) {
-    dx.par_chunks_mut(CHUNK).zip(y.par_chunks(CHUNK)).zip(dout.par_chunks(CHUNK)).for_each(|((dx, y), dout)| {
-        // A select rather than a branch, so that the loop is vectorised.
-        for ((dx, &y), &d) in dx.iter_mut().zip(y).zip(dout) {
-            *dx += if y > 0.0 { d } else { 0.0 };
+    assert!(y.len() == dout.len() && dout.len() == dx.len());
+    for i in 0..dx.len() {
+        if y[i] > 0.0 {
+            dx[i] += dout[i];
         }
-    });
+    }
 }
 
 impl Tape {
@@ -37,7 +37,10 @@ impl Tape {
         let xv = self.value(x);
         let mut y = Tensor::output_on(xv.shape(), &xv.device());
         match xv {
-            Tensor::Cpu(_) => relu_forward(xv.as_slice(), y.as_slice_mut()),
+            Tensor::Cpu(_) => match self.kernels() {
+                Kernels::Reference => relu_forward(xv.as_slice(), y.as_slice_mut()),
+                Kernels::Fast => cpu::relu::relu_forward(xv.as_slice(), y.as_slice_mut()),
+            },
             Tensor::Cuda(xc) => {
                 cuda::elementwise::relu_forward(xc.gpu(), xc.slice(), y.cuda_mut()).expect(LAUNCH_FAILED)
             }
@@ -49,8 +52,12 @@ impl Tape {
 pub(crate) fn relu_backward_tape(g: &mut Grads, dout: &Tensor, y: &Tensor, x: Var) {
     match dout {
         Tensor::Cpu(_) => {
+            let kernels = g.kernels;
             if let Some(dx) = g.grad_mut(x) {
-                relu_backward(y.as_slice(), dout.as_slice(), dx);
+                match kernels {
+                    Kernels::Reference => relu_backward(y.as_slice(), dout.as_slice(), dx),
+                    Kernels::Fast => cpu::relu::relu_backward(y.as_slice(), dout.as_slice(), dx),
+                }
             }
         }
         Tensor::Cuda(dc) => {
