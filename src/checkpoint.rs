@@ -21,21 +21,11 @@ use crate::models::Model;
 use crate::optim::Adam;
 use crate::safetensors::{load, save, TensorEntry};
 use crate::tensor::{Rng64, Tensor};
-use crate::train::History;
+use crate::train::{History, TrainState};
 use anyhow::{bail, Context, Result};
 use rand::SeedableRng;
-use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::Path;
-
-/// Where training stands after a completed epoch.
-#[derive(Clone, Debug)]
-pub struct TrainState {
-    pub epoch: usize,
-    pub adam: Adam,
-    pub rng: Rng64,
-    pub history: History,
-}
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -55,7 +45,6 @@ pub fn save_checkpoint(path: &Path, model: &Model, state: &TrainState) -> Result
             tensors.push(TensorEntry { name: format!("{prefix}{}", p.name), shape: p.value.shape().to_vec(), data });
         }
     }
-    let h = &state.history;
     let metadata = BTreeMap::from([
         ("arch".to_string(), model.name()),
         ("epoch".to_string(), state.epoch.to_string()),
@@ -63,10 +52,7 @@ pub fn save_checkpoint(path: &Path, model: &Model, state: &TrainState) -> Result
         ("rng_seed".to_string(), hex(&state.rng.get_seed())),
         ("rng_stream".to_string(), state.rng.get_stream().to_string()),
         ("rng_word_pos".to_string(), state.rng.get_word_pos().to_string()),
-        (
-            "history".to_string(),
-            json!({"epoch_loss": h.epoch_loss, "step_loss": h.step_loss, "epoch_seconds": h.epoch_seconds}).to_string(),
-        ),
+        ("history".to_string(), serde_json::to_string(&state.history).expect("numbers serialise")),
     ]);
     save(path, &tensors, &metadata)
 }
@@ -116,16 +102,8 @@ pub fn load_checkpoint(path: &Path, model: &mut Model, mut adam: Adam) -> Result
     let mut rng = Rng64::from_seed(seed);
     rng.set_stream(number("rng_stream")? as u64);
     rng.set_word_pos(number("rng_word_pos")?);
-    let history: serde_json::Value =
+    let history: History =
         serde_json::from_str(field("history")?).with_context(|| format!("{name}: a damaged loss history"))?;
-    let list = |key: &str| -> Vec<f64> {
-        history[key].as_array().map(|a| a.iter().filter_map(|v| v.as_f64()).collect()).unwrap_or_default()
-    };
-    let history = History {
-        epoch_loss: list("epoch_loss"),
-        step_loss: list("step_loss").into_iter().map(|v| v as f32).collect(),
-        epoch_seconds: list("epoch_seconds"),
-    };
     let epoch = number("epoch")? as usize;
     if history.epoch_loss.len() != epoch {
         bail!(

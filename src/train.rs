@@ -14,12 +14,11 @@
 //! progress bar, the divergence check (which still names the first bad step) and the
 //! history. On the CPU every loss is at hand at once and is checked after its step.
 
-pub use crate::checkpoint::TrainState;
 use crate::cuda::data::{batch_into, DeviceImages, StepLosses};
 use crate::cuda::{self, Gpu, LAUNCH_FAILED};
 use crate::data::Images;
 use crate::models::Model;
-use crate::optim::AdamConfig;
+use crate::optim::{Adam, AdamConfig};
 use crate::tensor::{rng_from_seed, Device, Rng64, Tensor};
 use anyhow::{bail, Context as _, Result};
 use cudarc::driver::CudaSlice;
@@ -48,12 +47,24 @@ pub struct TrainConfig {
 }
 
 /// What training leaves behind: the mean loss of each epoch, the loss of every step, and
-/// the seconds each epoch took.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// the seconds each epoch took. A checkpoint keeps it as JSON.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct History {
     pub epoch_loss: Vec<f64>,
     pub step_loss: Vec<f32>,
     pub epoch_seconds: Vec<f64>,
+}
+
+/// Where training stands after a completed epoch: all a checkpoint must keep to continue
+/// exactly (see `checkpoint.rs`).
+#[derive(Clone, Debug)]
+pub struct TrainState {
+    /// Epochs completed.
+    pub epoch: usize,
+    pub adam: Adam,
+    /// The generator after that epoch: it fixes every later shuffle and noise draw.
+    pub rng: Rng64,
+    pub history: History,
 }
 
 impl TrainState {

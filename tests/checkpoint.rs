@@ -1,9 +1,10 @@
 //! Checkpoints: an exact round trip, and a one-line refusal of every damaged or foreign file.
 
-use autoencoders::checkpoint::{load_checkpoint, save_checkpoint, TrainState};
+use autoencoders::checkpoint::{load_checkpoint, save_checkpoint};
 use autoencoders::models::{Arch, Model};
 use autoencoders::tensor::{rng_from_seed, Tensor};
 use autoencoders::train::TrainConfig;
+use autoencoders::train::TrainState;
 use rand::Rng;
 
 fn trained_state(arch: Arch) -> (Model, TrainState) {

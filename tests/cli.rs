@@ -75,6 +75,8 @@ fn cae_unpool_quick_run_leaves_a_complete_folder() {
     }
     let config: Value = serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["epochs"], 1);
+    assert_eq!(config["kernels"], "fast");
+    assert_eq!(config["experiment"], "cae-unpool");
     assert_eq!(config["crate_version"], env!("CARGO_PKG_VERSION"));
     let (tensors, meta) = autoencoders::safetensors::load(&dir.join("cae-unpool.safetensors")).unwrap();
     assert_eq!(meta["arch"], "cae-unpool");
@@ -158,6 +160,29 @@ fn all_runs_every_experiment_and_writes_the_report() {
     assert!(html.matches("data:image/png;base64,").count() > 40);
 }
 
+/// `--kernels reference` runs the plain loops and says so in config.json; the test MSE is the
+/// fast kernels' up to rounding (issue 15's bound: 1e-4 relative, far above the few ulps a
+/// reordered f32 sum changes over two steps, far below any real difference in training).
+#[test]
+fn kernels_flag_is_recorded_and_changes_only_rounding() {
+    need_mnist!();
+    let out = tempfile::tempdir().unwrap();
+    let out_str = out.path().to_str().unwrap();
+    let mut mse = Vec::new();
+    for kernels in ["reference", "fast"] {
+        let args =
+            ["manifold", "--epochs", "1", "--train-limit", "128", "--json", "--out", out_str, "--kernels", kernels];
+        let o = run(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        let dir = Path::new(v["run_dir"].as_str().unwrap());
+        let config: Value = serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+        assert_eq!(config["kernels"], kernels);
+        mse.push(v["test_mse"].as_f64().unwrap());
+    }
+    assert!((mse[0] - mse[1]).abs() <= 1e-4 * mse[1], "reference {} against fast {}", mse[0], mse[1]);
+}
+
 #[test]
 fn command_line_misuse_exits_2() {
     for (args, mentions) in [
@@ -170,6 +195,18 @@ fn command_line_misuse_exits_2() {
         (&["ae", "--digit", "10"][..], "--digit"),
         (&["autoencoder"][..], "autoencoder"),
         (&[][..], "EXPERIMENT"),
+        (&["ae", "--kernels", "simd"][..], "--kernels"),
+        // Each experiment takes only its own flags, and the refusal names their owners.
+        (&["manifold", "--size", "8"][..], "--size is a flag of hidden and all only"),
+        (&["hidden", "--noise", "0.5"][..], "--noise is a flag of denoise and all only"),
+        (&["sparse", "--components", "5"][..], "--components is a flag of pca, ae and all only"),
+        (&["ae", "--lambda", "3"][..], "--lambda is a flag of sparse and all only"),
+        (&["pca", "--image", "x.png"][..], "--image is a flag of non-digit and all only"),
+        // --resume keeps the run's settings: only how long and where it runs may change.
+        (&["--resume", "runs/x", "--lr", "0.1"][..], "--lr cannot be given with --resume"),
+        (&["--resume", "runs/x", "--kernels", "reference"][..], "--kernels cannot be given with --resume"),
+        (&["--epochs", "3"][..], "--resume"),
+        (&["--resume", "runs/x", "ae"][..], "ae"),
     ] {
         assert_fails(args, 2, mentions);
     }

@@ -18,106 +18,22 @@ pub mod probe_runs;
 pub mod report;
 pub mod report_tables;
 pub mod representations;
+pub mod run;
 pub mod seeds;
+pub mod settings;
 mod sparse;
+
+pub use settings::{Experiment, Settings};
 
 use crate::checkpoint::{load_checkpoint, save_checkpoint};
 use crate::data::Mnist;
 use crate::models::{Arch, Model, PIXELS};
-use crate::tensor::{rng_from_seed, Device, Tensor};
-use crate::train::{evaluate, train, Evaluation, History, TrainConfig, TrainState};
+use crate::tensor::{rng_from_seed, Tensor};
+use crate::train::{evaluate, train, Evaluation, History, TrainState};
 use anyhow::{Context as _, Result};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 use std::path::{Path, PathBuf};
-
-/// The experiments, in the order of the seed report (and of `all`).
-pub const EXPERIMENTS: [&str; 11] = [
-    "pca",
-    "ae",
-    "hidden",
-    "non-digit",
-    "sparse",
-    "denoise",
-    "manifold",
-    "cae-unpool",
-    "cae-deconv",
-    "cae-deconv-unpool",
-    "all",
-];
-
-/// Every setting of a run, resolved from the command line.
-#[derive(Clone, Debug)]
-pub struct Settings {
-    pub epochs: usize,
-    pub batch_size: usize,
-    pub lr: f32,
-    pub seed: u64,
-    pub threads: usize,
-    /// Where the models train; the figures are drawn from host copies either way.
-    pub device: Device,
-    pub data_dir: PathBuf,
-    pub out: PathBuf,
-    pub train_limit: Option<usize>,
-    /// The class (0-9) whose first test image the single-digit figures show.
-    pub digit: u8,
-    pub components: usize,
-    pub sizes: Vec<usize>,
-    pub lambdas: Vec<f32>,
-    pub noises: Vec<f32>,
-    pub image: Option<PathBuf>,
-}
-
-impl Settings {
-    pub fn to_json(&self, experiment: &str) -> Value {
-        json!({
-            "experiment": experiment,
-            "epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr, "seed": self.seed,
-            "threads": self.threads, "device": self.device.kind(),
-            "gpu": match &self.device { Device::Cuda(gpu) => Some(gpu.name.clone()), Device::Cpu => None },
-            "data": self.data_dir.display().to_string(), "out": self.out.display().to_string(),
-            "train_limit": self.train_limit, "digit": self.digit, "components": self.components,
-            "sizes": self.sizes, "lambdas": self.lambdas, "noises": self.noises,
-            "image": self.image.as_ref().map(|p| p.display().to_string()),
-            "crate_version": env!("CARGO_PKG_VERSION"),
-        })
-    }
-
-    /// The settings a run folder's `config.json` recorded, and its experiment; `threads` and
-    /// `device` are not taken from it but from this run's command line.
-    pub fn from_json(v: &Value, threads: usize, device: Device) -> Result<(String, Settings)> {
-        let text = |k: &str| v[k].as_str().map(str::to_string).with_context(|| format!("config.json lacks {k}"));
-        let count = |k: &str| v[k].as_u64().map(|n| n as usize).with_context(|| format!("config.json lacks {k}"));
-        let floats = |k: &str| -> Result<Vec<f32>> {
-            v[k].as_array()
-                .with_context(|| format!("config.json lacks {k}"))?
-                .iter()
-                .map(|x| x.as_f64().map(|x| x as f32).with_context(|| format!("config.json: {k} holds a non-number")))
-                .collect()
-        };
-        let settings = Settings {
-            epochs: count("epochs")?,
-            batch_size: count("batch_size")?,
-            lr: v["lr"].as_f64().context("config.json lacks lr")? as f32,
-            seed: v["seed"].as_u64().context("config.json lacks seed")?,
-            threads,
-            device,
-            data_dir: PathBuf::from(text("data")?),
-            out: PathBuf::from(text("out")?),
-            train_limit: v["train_limit"].as_u64().map(|n| n as usize),
-            digit: count("digit")? as u8,
-            components: count("components")?,
-            sizes: floats("sizes")?.into_iter().map(|s| s as usize).collect(),
-            lambdas: floats("lambdas")?,
-            noises: floats("noises")?,
-            image: v["image"].as_str().map(PathBuf::from),
-        };
-        Ok((text("experiment")?, settings))
-    }
-
-    pub fn train_config(&self, l1: f32, noise: f32) -> TrainConfig {
-        TrainConfig { epochs: self.epochs, batch_size: self.batch_size, lr: self.lr, l1, noise }
-    }
-}
 
 /// One trained model's results.
 #[derive(Clone, Debug)]
@@ -128,7 +44,7 @@ pub struct RunResult {
 }
 
 /// A figure and the sentence that explains it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize)]
 pub struct Figure {
     pub file: String,
     pub caption: String,
@@ -147,32 +63,66 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// The one-line summary printed by `--json`, also the body of `metrics.json`.
-    pub fn to_json(&self) -> Value {
-        let runs: Vec<Value> = self
-            .runs
-            .iter()
-            .map(|r| {
-                json!({
-                    "model": r.model, "test_mse": r.eval.mse, "mean_activation": r.eval.mean_activation,
-                    "train_loss": r.history.epoch_loss, "epoch_seconds": r.history.epoch_seconds,
-                })
-            })
-            .collect();
+    /// The body of `metrics.json`, also the one line printed by `--json`.
+    pub fn metrics(&self) -> Metrics<'_> {
         let primary = self.runs.first();
-        let mut v = json!({
-            "experiment": self.experiment,
-            "run_dir": self.dir.display().to_string(),
-            "test_mse": primary.map(|r| r.eval.mse).or(self.pca_test_mse),
-            "train_loss": primary.map(|r| r.history.epoch_loss.clone()).unwrap_or_default(),
-            "epoch_seconds": primary.map(|r| r.history.epoch_seconds.clone()).unwrap_or_default(),
-            "mean_activation": primary.map(|r| r.eval.mean_activation),
-            "pca_test_mse": self.pca_test_mse,
-            "runs": runs,
-            "figures": self.figures.iter().map(|f| json!({"file": f.file, "caption": f.caption})).collect::<Vec<_>>(),
-        });
-        v.as_object_mut().expect("an object").extend(self.extra.clone());
-        v
+        Metrics {
+            experiment: &self.experiment,
+            run_dir: &self.dir,
+            test_mse: primary.map(|r| r.eval.mse).or(self.pca_test_mse),
+            train_loss: primary.map_or(&[], |r| &r.history.epoch_loss),
+            epoch_seconds: primary.map_or(&[], |r| &r.history.epoch_seconds),
+            mean_activation: primary.map(|r| r.eval.mean_activation),
+            pca_test_mse: self.pca_test_mse,
+            runs: self.runs.iter().map(RunMetrics::of).collect(),
+            figures: &self.figures,
+            extra: &self.extra,
+        }
+    }
+}
+
+/// `metrics.json`: the first model's numbers at the top (what a script of one model reads),
+/// every model's in `runs`, the figures with their captions, and what is particular to the
+/// experiment (PCA's fit, the noisy test errors, ...).
+#[derive(Serialize)]
+pub struct Metrics<'a> {
+    pub experiment: &'a str,
+    pub run_dir: &'a Path,
+    pub test_mse: Option<f64>,
+    pub train_loss: &'a [f64],
+    pub epoch_seconds: &'a [f64],
+    pub mean_activation: Option<f64>,
+    pub pca_test_mse: Option<f64>,
+    pub runs: Vec<RunMetrics<'a>>,
+    #[serde(skip_serializing_if = "no_figures")]
+    pub figures: &'a [Figure],
+    #[serde(flatten)]
+    pub extra: &'a serde_json::Map<String, Value>,
+}
+
+fn no_figures(figures: &&[Figure]) -> bool {
+    figures.is_empty()
+}
+
+/// One model's line of `metrics.json`.
+#[derive(Serialize)]
+pub struct RunMetrics<'a> {
+    pub model: &'a str,
+    pub test_mse: f64,
+    pub mean_activation: f64,
+    pub train_loss: &'a [f64],
+    pub epoch_seconds: &'a [f64],
+}
+
+impl RunMetrics<'_> {
+    fn of(r: &RunResult) -> RunMetrics<'_> {
+        RunMetrics {
+            model: &r.model,
+            test_mse: r.eval.mse,
+            mean_activation: r.eval.mean_activation,
+            train_loss: &r.history.epoch_loss,
+            epoch_seconds: &r.history.epoch_seconds,
+        }
     }
 }
 
@@ -212,7 +162,8 @@ impl Context<'_> {
     pub fn train(&mut self, arch: Arch, name: &str, l1: f32, noise: f32) -> Result<Model> {
         let cfg = self.settings.train_config(l1, noise);
         let mut rng = rng_from_seed(self.settings.seed);
-        let mut model = Model::new(arch, &mut rng);
+        let kernels = self.settings.kernels;
+        let mut model = Model::new(arch, &mut rng).with_kernels(kernels);
         // The study's decoders end in a ReLU, and on one output channel a negative last bias
         // can zero every output for every input: then no gradient flows anywhere and the
         // model never learns (about half of all initialisations of a CAE do this). Such a
@@ -224,7 +175,7 @@ impl Context<'_> {
         );
         let mut redraws = 0;
         while model.reconstruct(&probe).0.as_slice().iter().all(|&v| v == 0.0) && redraws < MAX_REDRAWS {
-            model = Model::new(arch, &mut rng);
+            model = Model::new(arch, &mut rng).with_kernels(kernels);
             redraws += 1;
         }
         if redraws > 0 {
@@ -273,39 +224,41 @@ pub fn create_run_dir(out: &Path, name: &str) -> Result<PathBuf> {
     anyhow::bail!("{} holds 9999 runs of {name}; clean it up or choose another --out", out.display())
 }
 
-/// Runs one experiment (not `all`) into `dir`, writing its config and metrics.
+/// Runs one experiment (not `all`) into `dir`, writing its config and metrics; `settings`
+/// may be `all`'s, of which this experiment is a section.
 pub fn run_into(
-    experiment: &str,
+    experiment: Experiment,
     settings: &Settings,
     data: &Mnist,
     dir: PathBuf,
     cache: &mut Cache,
     resume: bool,
 ) -> Result<Outcome> {
-    let config = serde_json::to_vec_pretty(&settings.to_json(experiment))?;
+    let config = Settings { experiment, ..settings.clone() }.config();
+    let config = serde_json::to_vec_pretty(&config)?;
     crate::io::write_atomic(&dir.join("config.json"), &config)
         .with_context(|| format!("cannot write {}", dir.display()))?;
     let mut ctx = Context {
         settings,
         data,
         resume,
-        outcome: Outcome { experiment: experiment.to_string(), dir: dir.clone(), ..Outcome::default() },
+        outcome: Outcome { experiment: experiment.name().to_string(), dir: dir.clone(), ..Outcome::default() },
     };
     match experiment {
-        "pca" => pca_ae::pca(&mut ctx, cache)?,
-        "ae" => pca_ae::ae(&mut ctx, cache)?,
-        "hidden" => hidden::hidden(&mut ctx, cache)?,
-        "non-digit" => hidden::non_digit(&mut ctx, cache)?,
-        "sparse" => sparse::sparse(&mut ctx)?,
-        "denoise" => denoise::denoise(&mut ctx, cache)?,
-        "manifold" => manifold::manifold(&mut ctx)?,
-        "cae-unpool" => cae::cae(&mut ctx, Arch::CaeUnpool)?,
-        "cae-deconv" => cae::cae(&mut ctx, Arch::CaeDeconv)?,
-        "cae-deconv-unpool" => cae::cae(&mut ctx, Arch::CaeDeconvUnpool)?,
-        other => anyhow::bail!("unknown experiment {other}"),
+        Experiment::Pca => pca_ae::pca(&mut ctx, cache)?,
+        Experiment::Ae => pca_ae::ae(&mut ctx, cache)?,
+        Experiment::Hidden => hidden::hidden(&mut ctx, cache)?,
+        Experiment::NonDigit => hidden::non_digit(&mut ctx, cache)?,
+        Experiment::Sparse => sparse::sparse(&mut ctx)?,
+        Experiment::Denoise => denoise::denoise(&mut ctx, cache)?,
+        Experiment::Manifold => manifold::manifold(&mut ctx)?,
+        Experiment::CaeUnpool => cae::cae(&mut ctx, Arch::CaeUnpool)?,
+        Experiment::CaeDeconv => cae::cae(&mut ctx, Arch::CaeDeconv)?,
+        Experiment::CaeDeconvUnpool => cae::cae(&mut ctx, Arch::CaeDeconvUnpool)?,
+        Experiment::All => anyhow::bail!("all is run by experiments::run, section by section"),
     }
     draw::loss_curves(&mut ctx)?;
-    let metrics = serde_json::to_vec_pretty(&ctx.outcome.to_json())?;
+    let metrics = serde_json::to_vec_pretty(&ctx.outcome.metrics())?;
     crate::io::write_atomic(&dir.join("metrics.json"), &metrics)
         .with_context(|| format!("cannot write {}", dir.display()))?;
     Ok(ctx.outcome)
