@@ -101,6 +101,59 @@ struct Common {
     #[arg(long, default_value = "fast", value_parser = PossibleValuesParser::new(["reference", "fast"])
           .map(|k| Kernels::from_name(&k).expect("one of the possible values")))]
     kernels: Kernels,
+    /// Train at several seeds and report mean ± sd: a count N (the seeds --seed to
+    /// --seed + N - 1) or a list such as 0,4,7.
+    #[arg(long, value_name = "N|LIST", value_parser = parse_seeds)]
+    seeds: Option<Seeds>,
+    /// PyTorch's runs, as the JSON lines ../shared/peers/torch_ref.py prints, for the report's
+    /// table (mean ± sd per model).
+    #[arg(long, value_name = "FILE", value_parser = Utf8Path)]
+    peer: Option<PathBuf>,
+    #[command(flatten)]
+    machine: Machine,
+}
+
+/// `--seeds`: how many, or which.
+#[derive(Clone, Debug)]
+enum Seeds {
+    Count(u64),
+    List(Vec<u64>),
+}
+
+/// A seed count allows up to 1,000 runs of each model: more is a typo, not a study.
+const MAX_SEEDS: u64 = 1000;
+
+fn parse_seeds(v: &str) -> Result<Seeds, String> {
+    let bad = || format!("{v}: give a count from 1 to {MAX_SEEDS} or a comma-separated list of seeds, such as 0,4,7");
+    if !v.contains(',') {
+        let n: u64 = v.trim().parse().map_err(|_| bad())?;
+        return if (1..=MAX_SEEDS).contains(&n) { Ok(Seeds::Count(n)) } else { Err(bad()) };
+    }
+    let list: Vec<u64> = v.split(',').map(|s| s.trim().parse().map_err(|_| bad())).collect::<Result<_, _>>()?;
+    let mut sorted = list.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    if sorted.len() != list.len() || list.len() as u64 > MAX_SEEDS {
+        return Err(format!("{v}: each seed once, at most {MAX_SEEDS}"));
+    }
+    Ok(Seeds::List(list))
+}
+
+/// The flags of `probe`: what it reads, where it writes, and the seed of the probe's shuffles.
+#[derive(Args, Debug)]
+struct ProbeFlags {
+    /// Finished run folders (an experiment's, or all's), holding trained models (*.safetensors).
+    #[arg(required = true, value_name = "RUN_DIR", value_parser = Utf8Path)]
+    run_dirs: Vec<PathBuf>,
+    /// Seed of the linear probe's shuffles.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Folder of the MNIST IDX files (else $MNIST_DIR, else data/mnist, downloaded if missing).
+    #[arg(long, value_parser = Utf8Path)]
+    data: Option<PathBuf>,
+    /// Where run folders are created.
+    #[arg(long, default_value = s::OUT_DEFAULT, value_parser = Utf8Path)]
+    out: PathBuf,
     #[command(flatten)]
     machine: Machine,
 }
@@ -206,7 +259,13 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
-    /// Every experiment into one folder, and index.html over them.
+    /// The codes of every model in finished run folders: linear probe, 5-NN, error per digit,
+    /// beside PCA of each code size and the pixels; interpolations, 2-D maps, per-digit bars.
+    Probe {
+        #[command(flatten)]
+        probe: ProbeFlags,
+    },
+    /// Every experiment into one folder, the probe of its models, and index.html over them.
     All {
         #[command(flatten)]
         common: Common,
@@ -239,9 +298,15 @@ impl Command {
             CaeDeconv { .. } => Experiment::CaeDeconv,
             CaeDeconvUnpool { .. } => Experiment::CaeDeconvUnpool,
             All { .. } => Experiment::All,
+            Probe { .. } => Experiment::Probe,
         };
         let mut s = Settings::study(experiment);
         let common = match self {
+            Probe { probe } => {
+                (s.seed, s.seeds, s.out) = (probe.seed, vec![probe.seed], probe.out);
+                s.probe_dirs = probe.run_dirs;
+                return (s, probe.machine, probe.data);
+            }
             Pca { common, pca } | Ae { common, pca } => {
                 s.components = pca.components;
                 common
@@ -277,6 +342,13 @@ impl Command {
         s.out = common.out;
         s.train_limit = common.train_limit;
         s.digit = common.digit as u8;
+        s.seeds = match common.seeds {
+            None => vec![s.seed],
+            Some(Seeds::Count(n)) => (0..n).map(|k| s.seed.wrapping_add(k)).collect(),
+            Some(Seeds::List(list)) => list,
+        };
+        s.seed = s.seeds[0];
+        s.peer = common.peer;
         (s, common.machine, common.data)
     }
 }
@@ -320,6 +392,8 @@ fn run(cli: Cli) -> Result<()> {
             settings.data_dir = absolute(autoencoders::data::resolve_data_dir(data.as_deref()))?;
             settings.out = absolute(settings.out)?;
             settings.image = settings.image.map(absolute).transpose()?;
+            settings.peer = settings.peer.map(absolute).transpose()?;
+            settings.probe_dirs = settings.probe_dirs.into_iter().map(absolute).collect::<Result<_>>()?;
             (settings, machine, Folder::New)
         }
         None => {

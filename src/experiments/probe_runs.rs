@@ -215,7 +215,6 @@ pub fn probe_runs(ctx: &mut Context, run_dirs: &[PathBuf]) -> Result<()> {
     let table: Vec<Value> = rows.iter().map(row_json).collect();
     ctx.outcome.extra.insert("probe".into(), Value::Array(table));
     ctx.outcome.extra.insert("probe_seconds".into(), start.elapsed().as_secs_f64().into());
-    print_table(&rows);
     Ok(())
 }
 
@@ -224,24 +223,4 @@ pub fn row_json(r: &ProbeRow) -> Value {
         "name": r.name, "code_size": r.code_size, "linear_probe": r.linear_probe, "knn": r.knn,
         "test_mse": r.mse, "mse_per_class": r.mse_per_class.map(|m| m.to_vec()), "mean_abs_code": r.mean_abs_code,
     })
-}
-
-/// The table on stderr (stdout carries the one-line summary of `--json`).
-fn print_table(rows: &[ProbeRow]) {
-    eprintln!(
-        "{:<20} {:>6} {:>13} {:>9} {:>10} {:>12}",
-        "codes", "units", "linear probe", "5-NN", "test MSE", "mean |code|"
-    );
-    for r in rows {
-        let mse = r.mse.map_or("-".to_string(), |m| format!("{m:.5}"));
-        eprintln!(
-            "{:<20} {:>6} {:>12.2}% {:>8.2}% {:>10} {:>12.4}",
-            r.name,
-            r.code_size,
-            100.0 * r.linear_probe,
-            100.0 * r.knn,
-            mse,
-            r.mean_abs_code
-        );
-    }
 }

@@ -2,7 +2,7 @@
 //! in one self-contained page (images embedded as data URIs; no network, no scripts).
 
 use super::report_tables::{mse_table, observations_html, probe_table, Seeds};
-use super::{Outcome, Settings};
+use super::Settings;
 use anyhow::{Context as _, Result};
 use std::fmt::Write as _;
 use std::path::Path;
@@ -63,11 +63,6 @@ fn base64(bytes: &[u8]) -> String {
 
 pub(super) fn escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
-
-pub fn write_report(dir: &Path, outcomes: &[Outcome], settings: &Settings, wall_seconds: f64) -> Result<()> {
-    let runs = [outcomes.to_vec()];
-    write_report_seeds(dir, &Seeds { seeds: &[settings.seed], runs: &runs, peer: None }, settings, wall_seconds)
 }
 
 /// The report over one or more seeds: the tables give mean ± sd over them, the figures are

@@ -24,11 +24,11 @@ impl Seeds<'_> {
         (!v.is_empty()).then(|| Spread::of(&v))
     }
 
-    fn mse(&self, model: &str) -> Option<Spread> {
+    pub fn mse(&self, model: &str) -> Option<Spread> {
         self.spread(model, |r| r.eval.mse)
     }
 
-    fn activation(&self, model: &str) -> Option<Spread> {
+    pub fn activation(&self, model: &str) -> Option<Spread> {
         self.spread(model, |r| r.eval.mean_activation)
     }
 
@@ -142,46 +142,71 @@ pub fn observations_html(s: &Seeds) -> String {
     html
 }
 
-/// The probe table of the "Representations" section, from the `probe` outcome of each seed.
-pub fn probe_table(s: &Seeds) -> Option<String> {
+/// The probe table's cells, from the `probe` outcome of each seed (mean ± sd over them):
+/// codes, units, linear probe %, 5-NN %, test MSE, mean |code|; and the number of seeds.
+fn probe_cells(s: &Seeds) -> Option<(usize, Vec<[String; 6]>)> {
     let tables: Vec<&Vec<Value>> = s
         .runs
         .iter()
         .filter_map(|o| o.iter().find(|o| o.experiment == "probe").and_then(|o| o.extra.get("probe")?.as_array()))
         .collect();
     let first = tables.first()?;
-    let n = tables.len();
-    let mut html = format!(
-        "<table><tr><th>codes</th><th>units</th><th>linear probe</th><th>5-NN</th><th>test MSE</th><th>mean |code|</th></tr>{}",
-        if n > 1 { format!("<caption>mean ± sd over {n} seeds</caption>") } else { String::new() }
-    );
-    for row in first.iter() {
-        let name = row["name"].as_str().unwrap_or("");
-        let over = |key: &str, scale: f64| -> String {
-            let v: Vec<f64> = tables
-                .iter()
-                .filter_map(|t| t.iter().find(|r| r["name"] == name)?.get(key)?.as_f64())
-                .map(|v| v * scale)
-                .collect();
-            if v.is_empty() {
-                "-".into()
-            } else {
-                Spread::of(&v).show(if scale == 100.0 { 2 } else { 5 })
-            }
-        };
-        let _ = write!(
-            html,
-            "<tr><td>{}</td><td>{}</td><td>{}%</td><td>{}%</td><td>{}</td><td>{}</td></tr>",
-            escape(name),
-            row["code_size"],
-            over("linear_probe", 100.0),
-            over("knn", 100.0),
-            over("test_mse", 1.0),
-            over("mean_abs_code", 1.0)
-        );
+    let cells = first
+        .iter()
+        .map(|row| {
+            let name = row["name"].as_str().unwrap_or("");
+            let over = |key: &str, scale: f64, decimals: usize| -> String {
+                let v: Vec<f64> = tables
+                    .iter()
+                    .filter_map(|t| t.iter().find(|r| r["name"] == name)?.get(key)?.as_f64())
+                    .map(|v| v * scale)
+                    .collect();
+                if v.is_empty() {
+                    "-".into()
+                } else {
+                    Spread::of(&v).show(decimals)
+                }
+            };
+            [
+                name.to_string(),
+                row["code_size"].to_string(),
+                over("linear_probe", 100.0, 2) + "%",
+                over("knn", 100.0, 2) + "%",
+                over("test_mse", 1.0, 5),
+                over("mean_abs_code", 1.0, 4),
+            ]
+        })
+        .collect();
+    Some((tables.len(), cells))
+}
+
+const PROBE_HEADER: [&str; 6] = ["codes", "units", "linear probe", "5-NN", "test MSE", "mean |code|"];
+
+/// The probe table of the "Representations" section.
+pub fn probe_table(s: &Seeds) -> Option<String> {
+    let (n, cells) = probe_cells(s)?;
+    let mut html = String::from("<table>");
+    if n > 1 {
+        let _ = write!(html, "<caption>mean ± sd over {n} seeds</caption>");
+    }
+    let _ = write!(html, "<tr>{}</tr>", PROBE_HEADER.map(|h| format!("<th>{}</th>", escape(h))).concat());
+    for row in cells {
+        let _ = write!(html, "<tr>{}</tr>", row.map(|c| format!("<td>{}</td>", escape(&c))).concat());
     }
     html.push_str("</table>");
     Some(html)
+}
+
+/// The same table as text lines, for the terminal.
+pub fn probe_lines(s: &Seeds) -> Vec<String> {
+    let Some((n, cells)) = probe_cells(s) else { return Vec::new() };
+    let line = |c: [&str; 6]| format!("{:<18} {:>6} {:>16} {:>16} {:>18} {:>16}", c[0], c[1], c[2], c[3], c[4], c[5]);
+    let mut lines = vec![line(PROBE_HEADER)];
+    lines.extend(cells.iter().map(|c| line(c.each_ref().map(String::as_str))));
+    if n > 1 {
+        lines.push(format!("(mean ± sd over {n} seeds)"));
+    }
+    lines
 }
 
 #[cfg(test)]
