@@ -160,3 +160,32 @@ fn pixels_land_near_the_published_figures() {
     assert!((0.85..0.95).contains(&lp), "linear probe on pixels {lp}");
     assert!((0.90..0.98).contains(&knn), "5-NN on pixels {knn}");
 }
+
+fn run(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_autoencoders")).args(args).output().expect("the binary runs")
+}
+
+/// Bad input from outside is one `error:` line and exit 1, and leaves no run folder: a
+/// folder without models for `probe`, a peer file that is not torch_ref.py's JSON lines.
+/// Misused `--seeds` is clap's exit 2.
+#[test]
+fn bad_probe_folders_peer_files_and_seed_lists_are_refused() {
+    let out = tempfile::tempdir().unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    let o = out.path().to_str().unwrap();
+    let r = run(&["probe", empty.path().to_str().unwrap(), "--out", o, "--device", "cpu"]);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(1), "{err}");
+    assert!(err.lines().last().unwrap().starts_with("error:") && err.contains("no trained models"), "{err}");
+    let peer = empty.path().join("peer.jsonl");
+    std::fs::write(&peer, "not json\n").unwrap();
+    let r = run(&["manifold", "--peer", peer.to_str().unwrap(), "--out", o, "--device", "cpu", "--epochs", "1"]);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(1), "{err}");
+    assert!(err.contains("line 1 is not JSON"), "{err}");
+    assert_eq!(std::fs::read_dir(out.path()).map(|d| d.count()).unwrap_or(0), 0, "no run folder was made");
+    for bad in ["0", "1,1", "x", "2,-1"] {
+        let r = run(&["manifold", "--seeds", bad, "--out", o]);
+        assert_eq!(r.status.code(), Some(2), "--seeds {bad}: {}", String::from_utf8_lossy(&r.stderr));
+    }
+}

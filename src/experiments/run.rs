@@ -38,6 +38,10 @@ pub struct Finished {
 /// Runs `settings.experiment` into `folder`.
 pub fn run(settings: &Settings, folder: Folder) -> Result<Finished> {
     settings.check_paths()?;
+    let peer = settings.peer.as_deref().map(read_peer).transpose()?;
+    for dir in &settings.probe_dirs {
+        super::probe_runs::find_models(dir)?;
+    }
     if let Some(path) = &settings.image {
         crate::figures::png_io::load_grey_28(path)?;
     }
@@ -52,12 +56,6 @@ pub fn run(settings: &Settings, folder: Folder) -> Result<Finished> {
             data.train.rows,
             data.train.cols
         );
-    }
-
-    // Bad input from outside is refused before the run folder exists.
-    let peer = settings.peer.as_deref().map(read_peer).transpose()?;
-    for dir in &settings.probe_dirs {
-        super::probe_runs::find_models(dir)?;
     }
 
     let start = Instant::now();
