@@ -1,67 +1,61 @@
-//! Training steps of one model of the study on real MNIST batches, timed through the same
-//! loop `train` runs (shuffle, gather, noise, forward, backward, Adam):
+//! Whole training epochs of one model of the study, timed through the loop `train` runs:
 //!
-//!     cargo bench --bench step -- MODEL [STEPS]        # e.g. ae 300, cae-unpool 100
+//!     cargo bench --bench step -- MODEL [EPOCHS] [--steps N]     # e.g. ae 3; h64 3 --steps 300
 //!
 //! MODEL is a name of `torch_ref.py`: ae, h64, h128, h256, h900, sparse-L, denoise-S,
-//! manifold, cae-unpool, cae-deconv, cae-deconv-unpool. Prints one JSON line with the
-//! milliseconds per step and two rates of the linear layers' products: `gflops`, the
-//! arithmetic they did (`cpu::linear::multiply_adds`), and `dense_gflops`, the flops of the
-//! whole products the step stands for, as PyTorch computes them (the terms left out for
-//! units that are zero across the batch included). `scripts/compare_torch.py` runs this
-//! beside PyTorch.
+//! manifold, cae-unpool, cae-deconv, cae-deconv-unpool. EPOCHS defaults to 3; `--steps N`
+//! trains on the first N * 64 images only (quick looks: the steady state needs whole
+//! epochs, see benches/steady). Prints one JSON line: each epoch's seconds, the median from
+//! epoch 2 on (`median_epoch_s`, and per step), the last epoch over the first and over the
+//! second, peak RSS, and for the MLPs two rates of the linear layers' products over the
+//! epochs from 2 on: `gflops`, the arithmetic they did (`cpu::linear::multiply_adds`), and
+//! `dense_gflops`, the flops of the whole products the steps stand for, as PyTorch computes
+//! them. `scripts/compare_torch.py` runs this beside PyTorch.
 
-use autoencoders::cpu::linear::multiply_adds;
-use autoencoders::data::ensure_mnist;
-use autoencoders::models::{Arch, Model};
-use autoencoders::tensor::rng_from_seed;
-use autoencoders::train::{train, TrainConfig, TrainState};
-
-const BATCH: usize = 64;
+mod steady;
 
 fn main() {
-    autoencoders::memory::keep_freed_memory();
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
-    let name = args.first().map(String::as_str).unwrap_or("ae");
-    let steps: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(300);
-    let (arch, l1, noise) = match name {
-        _ if name.starts_with("sparse-") => {
-            (Arch::Shallow { hidden: 900 }, name[7..].parse().expect("sparse-LAMBDA"), 0.0)
-        }
-        _ if name.starts_with("denoise-") => {
-            (Arch::Shallow { hidden: 256 }, 0.0, name[8..].parse().expect("denoise-SIGMA"))
-        }
-        _ => (Arch::from_name(name).unwrap_or_else(|| panic!("unknown model {name}")), 0.0, 0.0),
+    let args = steady::args();
+    let steps = args.iter().position(|a| a == "--steps").map(|i| {
+        args.get(i + 1).and_then(|s| s.parse::<usize>().ok()).unwrap_or_else(|| exit("--steps takes a count"))
+    });
+    let positional: Vec<&String> = args
+        .iter()
+        .enumerate()
+        .filter(|&(i, a)| !a.starts_with("--") && (i == 0 || args[i - 1] != "--steps"))
+        .map(|(_, a)| a)
+        .collect();
+    let name = positional.first().map(|s| s.as_str()).unwrap_or("ae");
+    let epochs: usize = match positional.get(1) {
+        Some(e) => e.parse().ok().filter(|&e| e > 0).unwrap_or_else(|| exit("EPOCHS is a positive count")),
+        None => 3,
     };
-    let mut data = ensure_mnist(None).unwrap_or_else(|e| panic!("{e:#}"));
-    data.train.n = data.train.n.min(steps * BATCH);
-    data.train.pixels.truncate(data.train.n * data.train.image_len());
-    let mut rng = rng_from_seed(0);
-    let mut model = Model::new(arch, &mut rng);
-    let cfg = TrainConfig { epochs: 1, batch_size: BATCH, lr: 1e-3, l1, noise };
-    let state = TrainState::new(&model, &cfg, rng);
-    let before = multiply_adds();
-    let state = train(&mut model, &data.train, &cfg, state, name, |_, _| Ok(())).unwrap_or_else(|e| panic!("{e:#}"));
-    let seconds = state.history.epoch_seconds[0];
-    let done = 2.0 * (multiply_adds() - before) as f64;
-    let dense = 2.0 * (BATCH * dense_multiply_adds(&model) * steps) as f64;
-    let conv = matches!(arch, Arch::CaeUnpool | Arch::CaeDeconv | Arch::CaeDeconvUnpool);
-    let rate = |flops: f64| if conv { "null".to_string() } else { format!("{:.2}", flops / seconds / 1e9) };
+    let run = steady::train_epochs(name, epochs, steps).unwrap_or_else(|e| exit(&e));
+    let median = run.median_epoch();
+    // The products' rates over the median epoch: the counter covers the whole run, and every
+    // epoch does the same dense work, but the arithmetic done varies a little with the
+    // units alive, so it is averaged over the run.
+    let done_per_epoch = 2.0 * run.multiply_adds as f64 / epochs as f64;
+    let dense_per_epoch = 2.0 * (run.dense_multiply_adds * run.steps_per_epoch) as f64;
+    let rate = |flops: f64| if run.is_mlp() { format!("{:.2}", flops / median / 1e9) } else { "null".to_string() };
+    let seconds: Vec<String> = run.epoch_seconds.iter().map(|s| format!("{s:.3}")).collect();
     println!(
-        "{{\"model\": \"{name}\", \"steps\": {steps}, \"threads\": {}, \"ms_per_step\": {:.4}, \"gflops\": {}, \"dense_gflops\": {}}}",
+        "{{\"model\": \"{name}\", \"epochs\": {epochs}, \"steps_per_epoch\": {}, \"threads\": {}, \"epoch_seconds\": [{}], \
+         \"median_epoch_s\": {median:.3}, \"ms_per_step\": {:.4}, \"last_over_first\": {:.3}, \"last_over_second\": {}, \
+         \"peak_rss_mb\": {}, \"gflops\": {}, \"dense_gflops\": {}}}",
+        run.steps_per_epoch,
         rayon::current_num_threads(),
-        1e3 * seconds / steps as f64,
-        rate(done),
-        rate(dense),
+        seconds.join(", "),
+        1e3 * median / run.steps_per_epoch as f64,
+        run.last_over(1),
+        if epochs >= 2 { format!("{:.3}", run.last_over(2)) } else { "null".to_string() },
+        steady::peak_rss_mb().map_or("null".to_string(), |mb| format!("{mb:.0}")),
+        rate(done_per_epoch),
+        rate(dense_per_epoch),
     );
 }
 
-/// Multiply-adds per image of a step's dense products: each weight of a linear layer takes
-/// part in three (forward, input gradient, weight gradient), but the first layer's in two,
-/// since no one asks for the images' gradient. Convolutions reuse weights, so this counts
-/// MLPs only.
-fn dense_multiply_adds(model: &Model) -> usize {
-    let weights: Vec<usize> =
-        model.params.iter().filter(|p| p.value.shape().len() == 2).map(|p| p.value.len()).collect();
-    3 * weights.iter().sum::<usize>() - weights.first().unwrap_or(&0)
+fn exit(message: &str) -> ! {
+    eprintln!("error: {message}");
+    std::process::exit(2)
 }

@@ -79,6 +79,79 @@ pub fn safetensors(data: &[u8]) {
     }
 }
 
+/// What `--resume DIR` reads: `config.json`, then a model's checkpoint. The input is the
+/// config's bytes, a 0 byte, then the checkpoint's bytes (no 0 byte: all config, no
+/// checkpoint), so that the fuzzer mutates both halves independently.
+///
+/// The config goes through `Config`'s parser and `Settings::from_config`, as `--resume`
+/// does; what they accept must survive being written back (`Settings::config`, as JSON) and
+/// read again, unchanged, and what they refuse must be one printable line. The checkpoint goes
+/// through `load_checkpoint` (from a temporary file: it reads a path) for the smallest model
+/// there is, a 784-1-1-784 shallow autoencoder; what it accepts must be a state training can
+/// continue from: every value finite, the moments as long as the parameters, the loss
+/// history as long as the epoch count.
+pub fn resume(data: &[u8]) {
+    use autoencoders::experiments::settings::{Config, Settings};
+    use autoencoders::tensor::Device;
+    let (config, checkpoint) = match data.iter().position(|&b| b == 0) {
+        Some(i) => (&data[..i], Some(&data[i + 1..])),
+        None => (data, None),
+    };
+    let read = |bytes: &[u8]| -> anyhow::Result<Settings> {
+        let config: Config = serde_json::from_slice(bytes)?;
+        Settings::from_config(config, 1, Device::Cpu).map_err(anyhow::Error::msg)
+    };
+    match read(config) {
+        Ok(settings) => {
+            let written = serde_json::to_vec(&settings.config()).expect("a config serialises");
+            let back = read(&written).unwrap_or_else(|e| panic!("its own config.json is refused: {e:#}"));
+            assert_eq!(back.config(), settings.config(), "config.json changes when written back");
+        }
+        Err(e) => printable(&e),
+    }
+    if let Some(bytes) = checkpoint {
+        checkpoint_of_smallest_model(bytes);
+    }
+}
+
+/// `load_checkpoint` on `bytes`, for the model of [`resume`].
+fn checkpoint_of_smallest_model(bytes: &[u8]) {
+    use autoencoders::checkpoint::load_checkpoint;
+    use autoencoders::models::{Arch, Model};
+    use autoencoders::tensor::rng_from_seed;
+    // One file per process and thread: cargo test replays in threads, libFuzzer in processes.
+    let path = std::env::temp_dir().join(format!(
+        "fuzz-resume-{}-{:?}.checkpoint.safetensors",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::write(&path, bytes).unwrap();
+    let mut model = Model::new(Arch::Shallow { hidden: 1 }, &mut rng_from_seed(0));
+    let adam = model.adam(Default::default());
+    let loaded = load_checkpoint(&path, &mut model, adam);
+    let _ = std::fs::remove_file(&path);
+    match loaded {
+        Ok(state) => {
+            assert_eq!(state.history.epoch_loss.len(), state.epoch);
+            for (i, p) in model.params.iter().enumerate() {
+                assert!(p.value.to_vec().iter().all(|v| v.is_finite()), "{}", p.name);
+                assert_eq!(state.adam.m[i].len(), p.value.len(), "{}", p.name);
+                assert_eq!(state.adam.v[i].len(), p.value.len(), "{}", p.name);
+            }
+        }
+        Err(e) => {
+            printable(&e);
+            assert!(format!("{e:#}").contains("fuzz-resume-"), "error does not name the file: {e:#}");
+        }
+    }
+}
+
+/// The error is one printable line (no file name to look for: the caller adds it).
+fn printable(e: &anyhow::Error) {
+    let msg = format!("{e:#}");
+    assert!(!msg.chars().any(char::is_control), "error is not one printable line: {msg:?}");
+}
+
 /// The error is one printable line: no line break, no terminal control code (a file's own
 /// strings, quoted in a message, must come out escaped), and it names the file.
 fn one_line(e: &anyhow::Error) {

@@ -31,7 +31,8 @@ struct PoolParams {
 static_assert(sizeof(PoolParams) == 20, "PoolParams must match its Rust mirror");
 
 // The pooled cell whose window holds position pos of an h x w plane, or -1 if pos lies in
-// the dropped odd row or column (`cell` in src/ops/pool.rs).
+// the dropped odd row or column: the cell (wy, wx) for which `in_window` (src/ops/pool.rs)
+// holds, found by division since a thread starts from its position.
 __device__ int cell(unsigned int pos, PoolParams p) {
     const unsigned int wy = pos / p.w / K, wx = pos % p.w / K;
     return (wy < p.ph && wx < p.pw) ? (int)(wy * p.pw + wx) : -1;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Renders the HTML report of a quick `all` run in headless Chromium and checks that every
 # image loads, that the page asks for nothing off the machine, and that all ten experiments
-# are there (scripts/check-report.mjs does the checking).
+# are there with every number and every picture (scripts/check-report.mjs does the checking);
+# then shows that the check fails on copies of the report with one defect each.
 #
 #   bash scripts/check-report.sh [BINARY]      (default: target/release/autoencoders)
 #
@@ -9,8 +10,9 @@
 # Installs, when missing: Debian's chromium (apt-get, as root) and playwright-core (npm, pinned,
 # into the git-ignored .cache/report-check/).
 # Env: REPORT_CHECK_KEEP=1 keeps the run folder (kept anyway on failure);
+#      REPORT_CHECK_REPORT=PATH checks that index.html instead of making one (no run);
 #      REPORT_CHECK_SCREENSHOT=PATH for the full-page screenshot (default .cache/report-check/screenshot.png);
-#      REPORT_CHECK_MIN_IMAGES (default 50).
+#      REPORT_CHECK_MIN_IMAGES (raises the minimum of 50; cannot lower it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -59,14 +61,44 @@ cleanup() {
 trap cleanup EXIT
 
 start=$SECONDS
-"$bin" all --epochs 1 --train-limit 300 --out "$tmp/runs" > "$tmp/run.log" 2>&1 \
-    || { tail -n 20 "$tmp/run.log" >&2; fail "'$bin all --epochs 1 --train-limit 300' exited non-zero (log above)"; }
-shopt -s nullglob
-reports=("$tmp"/runs/all-*/index.html)
-[[ ${#reports[@]} -eq 1 ]] || fail "expected one all-NNN/index.html under $tmp/runs, found ${#reports[@]}"
-report=${reports[0]}
+if [[ -n "${REPORT_CHECK_REPORT:-}" ]]; then
+    report=$REPORT_CHECK_REPORT # an existing report: check it (and the broken copies) without a run
+else
+    "$bin" all --epochs 1 --train-limit 300 --out "$tmp/runs" > "$tmp/run.log" 2>&1 \
+        || { tail -n 20 "$tmp/run.log" >&2; fail "'$bin all --epochs 1 --train-limit 300' exited non-zero (log above)"; }
+    shopt -s nullglob
+    reports=("$tmp"/runs/all-*/index.html)
+    [[ ${#reports[@]} -eq 1 ]] || fail "expected one all-NNN/index.html under $tmp/runs, found ${#reports[@]}"
+    report=${reports[0]}
+fi
 shot="${REPORT_CHECK_SCREENSHOT:-$cache/screenshot.png}"
 
-REPORT_CHECK_MODULES="$cache/node_modules" CHROMIUM="$CHROMIUM" \
-    node scripts/check-report.mjs "$report" "$shot" || fail "the rendered report did not pass (see above)"
+check() { REPORT_CHECK_MODULES="$cache/node_modules" CHROMIUM="$CHROMIUM" node scripts/check-report.mjs "$@"; }
+check "$report" "$shot" || fail "the rendered report did not pass (see above)"
+
+# The check must fail on a broken report: the same page with one defect each, and the
+# failure it must name. A blank figure is a flat 28x28 PNG (made with Python's zlib).
+blank=$(python3 -c '
+import base64, struct, zlib
+def chunk(t, d): return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+raw = b"".join(b"\0" + bytes(28) for _ in range(28))
+png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 28, 28, 8, 0, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+print(base64.b64encode(png).decode())')
+broken() { # NAME EXPECTED-MESSAGE JS-EXPRESSION-ON-html
+    local page="$tmp/broken-$1.html"
+    BLANK="$blank" node -e 'const fs = require("fs"); let html = fs.readFileSync(process.argv[1], "utf8");
+        const out = (BLANK => eval(process.argv[3]))(process.env.BLANK);
+        if (out === html) { console.error("the defect changed nothing"); process.exit(1); }
+        fs.writeFileSync(process.argv[2], out);' "$report" "$page" "$3" || fail "could not make the broken report '$1'"
+    if check "$page" "$tmp/broken-$1.png" 2> "$tmp/broken-$1.log"; then
+        fail "the check passed a report with $1"
+    fi
+    grep -qF -- "$2" "$tmp/broken-$1.log" || { cat "$tmp/broken-$1.log" >&2; fail "the check failed the report with $1, but not for it"; }
+}
+broken "an empty cell" 'test MSE ""' 'html.replace(/(<tr><td>ae<\/td><td>)[^<]*/, "$1")'
+broken "a blank image" "images are one flat colour" 'html.replace(/src="data:image\/png;base64,[^"]*"/, `src="data:image/png;base64,${BLANK}"`)'
+broken "a figure without its image" "figures do not hold exactly one image" 'html.replace(/<figure><img[^>]*>/, "<figure>")'
+broken "a missing experiment" "experiment headings missing: sparse" 'html.replace(/<h2 id="sparse">sparse<\/h2>/, "")'
+broken "an unjudged observation" "observations missing or not judged" 'html.replace(/(<li[^>]*>)(holds|does not hold): /, "$1")'
+echo "check-report: each of 5 broken reports failed, for its defect" >&2
 echo "check-report: done in $((SECONDS - start)) s (run + render)" >&2

@@ -1,20 +1,24 @@
 #!/usr/bin/env python3
-"""Training speed of every model beside PyTorch's, on this machine, same thread count.
+"""Training speed of every model beside PyTorch's, in the steady state, on this machine, same thread count.
 
-usage: scripts/compare_torch.py [--threads 2] [--reps 5] [--python /tmp/torch/bin/python] [MODEL ...]
+usage: scripts/compare_torch.py [--threads 2] [--epochs 3] [--reps 1] [--steps N] [--python PATH] [MODEL ...]
 
-For each model, our step (`cargo bench --bench step`) and `../shared/peers/torch_ref.py
-MODEL --epochs 1 --steps N` run alternately, REPS times each; the table gives the median
-milliseconds per step of each, their ratio (PyTorch / ours: above 1 means we are faster), the
-lowest and highest ratio of the REPS pairs run back to back (how much the machine's noise
-moves it), our GFLOP/s as the arithmetic done and as the dense products the step stands
-for (the terms left out for units that are zero across the batch counted too), and the
-highest peak resident memory of each side's runs (/usr/bin/time; both load the whole of
-MNIST). Then the peak memory of a 1-epoch `ae` run of each, and, when `ae` is among the
-models, this machine's SGEMM rate through our own GEMM path (`cargo bench --bench ops --
-gemm`) beside the deep AE step's two rates, measured in the same run. These machines are
-shared and noisy: compare ratios from one run, never numbers across runs.
-PyTorch for it: python3 -m venv /tmp/torch && /tmp/torch/bin/pip install torch numpy scikit-learn
+For each model, three whole training runs of EPOCHS epochs (batch 64, the full training set:
+938 steps an epoch): ours (`cargo bench --bench step -- MODEL EPOCHS`), and
+`../shared/peers/torch_ref.py MODEL --epochs EPOCHS` without and with `--flush-denormal`.
+They run back to back, in an order that rotates with each repetition, so that a drift in
+the machine's speed weighs on all three alike. Speed is the median epoch from epoch 2 on:
+the first steps are not the steady state (Adam's moments of dead units used to decay into
+subnormal floats some 800 steps in, which slowed later epochs; issue #16). The table gives
+each side's median epoch in seconds (median over the repetitions), PyTorch / ours with
+and without the flush (above 1: we are faster), our last epoch over our first and over
+our second, and each side's peak resident memory (/usr/bin/time; both load the whole of
+MNIST). Then, when `ae` is among the models, this machine's SGEMM rate through our own
+GEMM path (`cargo bench --bench ops -- gemm`) beside the deep AE's rates over its epochs,
+measured in the same run. `--steps N` shortens every epoch to N steps, on both sides, for
+a quick look only. These machines are shared and noisy: compare ratios from one run,
+never numbers across runs, and name the processor (`lscpu | grep 'Model name'`).
+PyTorch for it: python3 -m venv ../torch-venv && ../torch-venv/bin/pip install torch numpy scikit-learn
 """
 import argparse, json, os, statistics, subprocess, sys
 
@@ -22,8 +26,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PEER = os.path.join(ROOT, "..", "shared", "peers", "torch_ref.py")
 MODELS = ["ae", "h64", "h128", "h256", "h900", "sparse-0.1", "denoise-0.3", "manifold",
           "cae-unpool", "cae-deconv", "cae-deconv-unpool"]
-# Fewer steps for the slow convolutional models: the median of 5 still takes minutes.
-STEPS = {"cae-unpool": 60, "cae-deconv": 60, "cae-deconv-unpool": 60}
+PYTHONS = [os.path.join(ROOT, "..", "torch-venv", "bin", "python"), "/work/torch-venv/bin/python", "/tmp/torch/bin/python"]
 
 
 def step_binary():
@@ -33,79 +36,95 @@ def step_binary():
         msg = json.loads(line)
         if msg.get("reason") == "compiler-artifact" and msg["target"]["name"] == "step" and msg.get("executable"):
             return msg["executable"]
-    sys.exit("compare_torch: cannot find the step bench binary")
+    sys.exit("error: compare_torch cannot find the step bench binary")
 
 
 def timed(cmd, env=None):
     """Runs cmd under /usr/bin/time: its stdout, and its peak resident memory in MB."""
-    out = subprocess.run(["/usr/bin/time", "-f", "%M"] + cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run(["/usr/bin/time", "-f", "%M"] + cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(f"error: {' '.join(cmd)} failed:\n{out.stderr.strip()[-2000:]}")
     return out.stdout, int(out.stderr.strip().splitlines()[-1]) / 1024
 
 
-def ours(binary, model, steps, threads):
-    """Our step bench: its JSON line (ms_per_step, gflops, dense_gflops), and the run's peak RSS."""
-    stdout, rss = timed([binary, model, str(steps)], dict(os.environ, RAYON_NUM_THREADS=str(threads)))
+def later_median(seconds):
+    """The median epoch from epoch 2 on (epoch 1 if it is the only one)."""
+    return statistics.median(seconds[1:] or seconds)
+
+
+def ours(binary, model, args):
+    """Our step bench's JSON line, and the run's peak RSS."""
+    cmd = [binary, model, str(args.epochs)] + (["--steps", str(args.steps)] if args.steps else [])
+    stdout, rss = timed(cmd, dict(os.environ, RAYON_NUM_THREADS=str(args.threads)))
     return json.loads(stdout.strip().splitlines()[-1]), rss
 
 
-def theirs(python, model, steps, threads):
-    """PyTorch's ms per step, and the run's peak RSS."""
-    stdout, rss = timed([python, PEER, model, "--epochs", "1", "--steps", str(steps), "--threads", str(threads)])
-    return 1e3 * json.loads(stdout)["epoch_seconds"][0] / steps, rss
-
-
-def peak_rss_mb(cmd, env=None):
-    return timed(cmd, env)[1]
+def theirs(model, args, flush):
+    """PyTorch's epoch seconds, and the run's peak RSS."""
+    cmd = [args.python, PEER, model, "--epochs", str(args.epochs), "--threads", str(args.threads)]
+    cmd += (["--steps", str(args.steps)] if args.steps else []) + (["--flush-denormal"] if flush else [])
+    stdout, rss = timed(cmd)
+    return json.loads(stdout.strip().splitlines()[-1])["epoch_seconds"], rss
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("models", nargs="*", default=MODELS)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument("--steps", type=int, default=200)
-    ap.add_argument("--python", default="/tmp/torch/bin/python")
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--reps", type=int, default=1)
+    ap.add_argument("--steps", type=int, default=0, help="shorten every epoch to this many steps (a quick look, not the steady state)")
+    ap.add_argument("--python", default=next((p for p in PYTHONS if os.path.exists(p)), PYTHONS[0]))
     args = ap.parse_args()
+    if args.epochs < 2:
+        sys.exit("error: --epochs must be at least 2: the first epoch is not the steady state")
+    if not os.path.exists(args.python):
+        sys.exit(f"error: no Python at {args.python}; give --python the interpreter of a venv with torch")
     os.environ.setdefault("MNIST_DIR", os.path.join(ROOT, "..", "shared", "mnist"))
     binary = step_binary()
-    print("| model | ours ms/step | PyTorch ms/step | PyTorch / ours | pairs: lowest, highest | our GFLOP/s: done, dense | ours MB | PyTorch MB |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    torch_version = subprocess.run([args.python, "-c", "import torch; print(torch.__version__)"],
+                                   capture_output=True, text=True, check=True).stdout.strip()
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown processor")
+    print(f"{cpu}, {args.threads} threads, {args.epochs} epochs{f' of {args.steps} steps' if args.steps else ''}, "
+          f"{args.reps} repetition(s); PyTorch {torch_version}; seconds per epoch, median from epoch 2 on\n")
+    print("| model | ours s | PyTorch s | PyTorch flush s | PyTorch / ours | flush / ours | our last / first | our last / second | ours MB | PyTorch MB |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    ae_rates = []
     for model in args.models:
-        steps = STEPS.get(model, args.steps)
-        a, b, g, gd, rss_a, rss_b = [], [], [], [], [], []
+        runs = {"ours": [], "torch": [], "flush": []}
+        rss = {"ours": [], "torch": []}
 
         def run_ours():
-            r, rss = ours(binary, model, steps, args.threads)
-            a.append(r["ms_per_step"]); g.append(r["gflops"]); gd.append(r["dense_gflops"]); rss_a.append(rss)
+            r, mb = ours(binary, model, args)
+            runs["ours"].append(r); rss["ours"].append(mb)
 
-        def run_theirs():
-            ms, rss = theirs(args.python, model, steps, args.threads)
-            b.append(ms); rss_b.append(rss)
+        def run_torch(flush):
+            seconds, mb = theirs(model, args, flush)
+            runs["flush" if flush else "torch"].append(seconds); rss["torch"].append(mb)
 
+        order = [run_ours, lambda: run_torch(False), lambda: run_torch(True)]
         for rep in range(args.reps):
-            # Each repetition is a pair run back to back, in alternating order, so that a
-            # drift in the machine's speed weighs on both sides alike.
-            for run in ((run_ours, run_theirs) if rep % 2 == 0 else (run_theirs, run_ours)):
+            for run in order[rep % 3:] + order[:rep % 3]:
                 run()
-        ma, mb = statistics.median(a), statistics.median(b)
-        pairs = sorted(y / x for x, y in zip(a, b))
-        gf = "" if g[0] is None else f"{statistics.median(g):.1f}, {statistics.median(gd):.1f}"
-        print(f"| {model} | {ma:.2f} | {mb:.2f} | {mb / ma:.2f} | {pairs[0]:.2f}, {pairs[-1]:.2f} | {gf} | {max(rss_a):.0f} | {max(rss_b):.0f} |", flush=True)
-    # One full epoch of the deep AE each (938 steps): the same training run on both sides.
-    env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads))
-    rss_ours = peak_rss_mb([binary, "ae", "938"], env)
-    rss_torch = peak_rss_mb([args.python, PEER, "ae", "--epochs", "1", "--threads", str(args.threads)])
-    print(f"\npeak RSS of a 1-epoch ae training run: ours {rss_ours:.0f} MB, PyTorch {rss_torch:.0f} MB ({rss_torch / rss_ours:.1f}x)")
+        a = statistics.median(r["median_epoch_s"] for r in runs["ours"])
+        b = statistics.median(later_median(s) for s in runs["torch"])
+        c = statistics.median(later_median(s) for s in runs["flush"])
+        first = statistics.median(r["last_over_first"] for r in runs["ours"])
+        second = statistics.median(r["last_over_second"] for r in runs["ours"])
+        if model == "ae":
+            ae_rates = [(r["gflops"], r["dense_gflops"]) for r in runs["ours"]]
+        print(f"| {model} | {a:.2f} | {b:.2f} | {c:.2f} | {b / a:.2f} | {c / a:.2f} | {first:.2f} | {second:.2f} "
+              f"| {max(rss['ours']):.0f} | {max(rss['torch']):.0f} |", flush=True)
     # This machine's SGEMM rate through our own GEMM path (par_gemm), measured now, beside
-    # the deep AE's step: the issue's yardstick for how much of the machine a step uses.
-    if "ae" in args.models:
+    # the deep AE's epochs: the issue's yardstick for how much of the machine a step uses.
+    if ae_rates:
         gemm = gemm_rates(args.threads)
-        ae = [ours(binary, "ae", args.steps, args.threads)[0] for _ in range(args.reps)]
-        done, dense = (statistics.median(r[key] for r in ae) for key in ("gflops", "dense_gflops"))
-        print("our SGEMM (par_gemm): " + ", ".join(f"{shape} {rate:.1f} GFLOP/s" for shape, rate in gemm.items()))
+        done, dense = statistics.median(r[0] for r in ae_rates), statistics.median(r[1] for r in ae_rates)
+        print("\nour SGEMM (par_gemm): " + ", ".join(f"{shape} {rate:.1f} GFLOP/s" for shape, rate in gemm.items()))
         big = gemm.get("1024x1024x1024")
         if big:
-            print(f"deep AE step (median of {args.reps}): arithmetic done {done:.1f} GFLOP/s, {100 * done / big:.0f}% of the 1024^3 rate; "
+            print(f"deep AE, median epoch: arithmetic done {done:.1f} GFLOP/s, {100 * done / big:.0f}% of the 1024^3 rate "
+                  f"(its arithmetic at that rate would take {done / big:.2f} of the epoch); "
                   f"as dense products {dense:.1f} GFLOP/s, {100 * dense / big:.0f}%")
 
 

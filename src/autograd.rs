@@ -89,6 +89,12 @@ pub(crate) enum Op {
         x: Var,
         labels: Vec<usize>,
     },
+    /// An op none of whose inputs needs a gradient (the reshape of the input batch): only its
+    /// name and inputs are kept, to draw the tape; its saved state is freed at once.
+    Detached {
+        name: &'static str,
+        inputs: Vec<Var>,
+    },
 }
 
 impl Op {
@@ -107,8 +113,46 @@ impl Op {
             | Op::CrossEntropy { x, .. } => vec![x],
             Op::Add { a, b } => vec![a, b],
             Op::Mse { x, target } => vec![x, target],
+            Op::Detached { ref inputs, .. } => inputs.clone(),
         }
     }
+
+    /// The op's name as `Tape::nodes` and the profile report it.
+    fn name(&self) -> &'static str {
+        match *self {
+            Op::Leaf => "leaf",
+            Op::Linear { .. } => "linear",
+            Op::Relu { .. } => "relu",
+            Op::Conv2d { .. } => "conv2d",
+            Op::ConvTranspose2d { .. } => "conv_transpose2d",
+            Op::MaxPool2d { .. } => "max_pool2d",
+            Op::MaxUnpool2d { .. } => "max_unpool2d",
+            Op::Reshape { .. } => "reshape",
+            Op::Add { .. } => "add",
+            Op::Scale { .. } => "scale",
+            Op::Mse { .. } => "mse",
+            Op::MeanAbs { .. } => "mean_abs",
+            Op::CrossEntropy { .. } => "cross_entropy",
+            Op::Detached { name, .. } => name,
+        }
+    }
+}
+
+/// A read-only view of one tape entry, for drawing the tape (`graph`).
+#[derive(Clone, Debug)]
+pub struct NodeInfo<'t> {
+    /// "linear", "relu", ..., "leaf" for an input, a constant or a parameter.
+    pub op: &'static str,
+    /// The nodes it was computed from, in the op's order (x, w, b; x, target).
+    pub inputs: Vec<Var>,
+    pub shape: &'t [usize],
+    /// Whether a gradient flows into it (true for a parameter, false for the batch).
+    pub requires_grad: bool,
+    /// Bytes of the values its backward rule reads: its inputs' or its own output, and the
+    /// pool indices. Values shared by several rules are counted by each.
+    pub saved_bytes: usize,
+    /// A max-pool's indices, or those an unpool reuses: the same `Arc` in both.
+    pub indices: Option<&'t Indices>,
 }
 
 pub(crate) struct Node {
@@ -178,7 +222,7 @@ impl Tape {
     /// not keeps no `Op`, so its saved state (pool indices, say) is freed at once.
     pub(crate) fn push(&mut self, value: Tensor, op: Op) -> Var {
         let requires_grad = self.recording && op.inputs().iter().any(|v| self.nodes[v.0].requires_grad);
-        let op = if requires_grad { op } else { Op::Leaf };
+        let op = if requires_grad { op } else { Op::Detached { name: op.name(), inputs: op.inputs() } };
         self.push_node(value, op, requires_grad)
     }
 
@@ -282,7 +326,7 @@ impl Tape {
         let mut g = Grads { nodes: &self.nodes, grads: before, kernels: self.kernels };
         use crate::ops::{conv, cross_entropy, linear, loss, pool, relu, shape};
         match &node.op {
-            Op::Leaf => {}
+            Op::Leaf | Op::Detached { .. } => {}
             Op::Linear { x, w, b } => linear::linear_backward(&mut g, dout, *x, *w, *b),
             Op::Relu { x } => relu::relu_backward_tape(&mut g, dout, &node.value, *x),
             Op::Conv2d { x, w, b, stride, padding } => {
@@ -300,6 +344,40 @@ impl Tape {
             Op::MeanAbs { x } => loss::mean_abs_backward_tape(&mut g, dout, *x),
             Op::CrossEntropy { x, labels } => cross_entropy::cross_entropy_backward_tape(&mut g, dout, *x, labels),
         }
+    }
+
+    /// Every node recorded so far, in order (`Var(i)` is the i-th): what it computes, from
+    /// what, its shape and what its backward keeps.
+    pub fn nodes(&self) -> Vec<NodeInfo<'_>> {
+        let bytes = |v: &Var| 4 * self.nodes[v.0].value.len();
+        self.nodes
+            .iter()
+            .map(|node| {
+                let (indices, saved_bytes) = match &node.op {
+                    Op::Linear { x, w, .. } | Op::Conv2d { x, w, .. } | Op::ConvTranspose2d { x, w, .. } => {
+                        (None, bytes(x) + bytes(w))
+                    }
+                    Op::Relu { .. } => (None, 4 * node.value.len()),
+                    Op::MaxPool2d { indices, .. } | Op::MaxUnpool2d { indices, .. } => {
+                        (Some(indices), 4 * indices.shape.iter().product::<usize>())
+                    }
+                    Op::Mse { x, target } => (None, bytes(x) + bytes(target)),
+                    Op::MeanAbs { x } => (None, bytes(x)),
+                    Op::CrossEntropy { x, labels } => (None, bytes(x) + 8 * labels.len()),
+                    Op::Leaf | Op::Detached { .. } | Op::Reshape { .. } | Op::Add { .. } | Op::Scale { .. } => {
+                        (None, 0)
+                    }
+                };
+                NodeInfo {
+                    op: node.op.name(),
+                    inputs: node.op.inputs(),
+                    shape: node.value.shape(),
+                    requires_grad: node.requires_grad,
+                    saved_bytes,
+                    indices,
+                }
+            })
+            .collect()
     }
 
     /// Forgets every gradient (backward does this itself before it starts).

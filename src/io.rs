@@ -1,4 +1,5 @@
-//! Atomic file writes.
+//! Atomic file writes, the temporaries a killed writer leaves, and log lines that a closed
+//! stderr cannot stop.
 //!
 //! Every file this crate produces (PNGs, SVGs, checkpoints) goes through `write_atomic`, so a
 //! reader never sees a half-written file: if training is killed while a checkpoint is being
@@ -10,7 +11,9 @@
 //! 3. `rename` it over the destination (atomic: readers see the old file or the new one);
 //! 4. best-effort `fsync` of the directory, so the rename itself survives a power cut.
 //!
-//! On any error the temporary file is removed and the destination is left untouched.
+//! On any error the temporary file is removed and the destination is left untouched. A
+//! process killed between 1 and 3 leaves its temporary, `.NAME.tmp.PID.N`, which
+//! `remove_stale_temporaries` deletes when that folder is resumed.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -61,6 +64,54 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The name `write_atomic` gives its temporaries: `.NAME.tmp.PID.N`; returns the PID.
+fn temporary_pid(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix('.')?;
+    let (_, tail) = rest.rsplit_once(".tmp.")?;
+    let (pid, n) = tail.split_once('.')?;
+    n.parse::<u64>().ok()?;
+    pid.parse().ok()
+}
+
+/// Whether a process with this id is running (signal 0 checks without sending anything).
+fn alive(pid: u32) -> bool {
+    // SAFETY: kill with signal 0 only asks whether the process exists; EPERM means it does.
+    pid == std::process::id()
+        || unsafe { libc::kill(pid as libc::pid_t, 0) == 0 }
+        || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Removes the temporaries of `write_atomic` in `dir` whose process is no longer running: a
+/// kill during a checkpoint write leaves one (tens of MB for the large models), never under
+/// the final name. A temporary of a running process is a write still under way and is kept.
+/// Returns the names removed.
+pub fn remove_stale_temporaries(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut removed = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        let Some(pid) = path.file_name().and_then(|n| n.to_str()).and_then(temporary_pid) else { continue };
+        if !alive(pid) && path.is_file() {
+            fs::remove_file(&path)?;
+            removed.push(path);
+        }
+    }
+    Ok(removed)
+}
+
+/// One line on stderr (progress, notes). A closed stderr (`2>&1 | head -n 1`, a terminal
+/// gone) must not stop a run: `eprintln!` would panic there; this drops the line.
+pub fn note(args: std::fmt::Arguments) {
+    let _ = writeln!(std::io::stderr().lock(), "{args}");
+}
+
+/// `eprintln!` that a closed stderr cannot stop (see `io::note`).
+#[macro_export]
+macro_rules! note {
+    ($($arg:tt)*) => {
+        $crate::io::note(format_args!($($arg)*))
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,5 +129,14 @@ mod tests {
         // A missing directory is an error, and nothing is left behind.
         assert!(write_atomic(&dir.join("missing/b.bin"), b"x").is_err());
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn temporaries_are_recognised_by_name() {
+        assert_eq!(temporary_pid(".h900.checkpoint.safetensors.tmp.4242.7"), Some(4242));
+        assert_eq!(temporary_pid(".a.tmp.b.tmp.12.0"), Some(12));
+        for name in ["h900.checkpoint.safetensors", ".a.tmp.12", ".a.tmp.x.1", "a.tmp.12.1", ".a.tmp.12.x"] {
+            assert_eq!(temporary_pid(name), None, "{name}");
+        }
     }
 }

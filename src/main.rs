@@ -1,23 +1,30 @@
 //! The command line: one subcommand per experiment of the study, `all`, and `--resume`.
 //!
-//! Each subcommand takes the flags every run shares (`Common`, flattened into each) and only
-//! its own (`--size` for `hidden`, ...), so `--help` per experiment lists only what applies
-//! and a flag of another experiment is refused. To add a flag every run takes, add it to
-//! `Common` (and to `Settings`); to add a subcommand, add a variant to `Command` and its arm
-//! in `run`. The checks of each value are those of `config.json` (`experiments::settings`).
+//! Each subcommand takes the flags every run shares (`flags::Common`, flattened into each)
+//! and only its own (`--size` for `hidden`, ...), so `--help` per experiment lists only what
+//! applies and a flag of another experiment is refused. To add:
+//!
+//! - a flag every run takes: a field of `flags::Common` (and of `Settings`, set in
+//!   `With::settings`);
+//! - an experiment's own flags: a struct implementing `flags::Own`;
+//! - a subcommand: a variant of `Command` and its arm in `Command::settings`, or, for one
+//!   that is not an experiment, in `run`.
+//!
+//! The checks of each value are those that `config.json` passes too (`experiments::settings`).
 //!
 //! Exit codes: 0 done; 1 bad input from outside (data, image, output folder, GPU, a closed
 //! stdout), one `error:` line; 2 command-line misuse (clap's message).
 
+mod flags;
+
 use anyhow::{Context as _, Result};
 use autoencoders::experiments::run::{run as run_study, Finished, Folder};
 use autoencoders::experiments::settings::{self as s, Experiment, Settings};
-use autoencoders::ops::Kernels;
 use autoencoders::tensor::Device;
-use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::error::ErrorKind;
 use clap::{Args, CommandFactory, Parser, Subcommand};
-use std::ffi::OsStr;
+use flags::{Components, Every, Image, Lambdas, Machine, Noises, Nothing, ProbeFlags, Sizes, Utf8Path, With};
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -54,324 +61,54 @@ struct Resume {
     machine: Machine,
 }
 
-/// Where and how a run computes, and how it reports: not part of its result.
-#[derive(Args, Debug)]
-struct Machine {
-    /// CPU threads (default: one per core).
-    #[arg(long, value_parser = |v: &str| s::THREADS.parse(v))]
-    threads: Option<usize>,
-    /// auto (the GPU if one is usable, else the CPU) | cpu | cuda.
-    #[arg(long, default_value = "auto", value_parser = ["auto", "cpu", "cuda"])]
-    device: String,
-    /// Print exactly one line of JSON on stdout at the end (everything else goes to stderr).
-    #[arg(long)]
-    json: bool,
-}
-
-/// The flags of every experiment.
-#[derive(Args, Debug)]
-struct Common {
-    /// Passes over the training set.
-    #[arg(long, default_value_t = s::EPOCHS_DEFAULT, value_parser = |v: &str| s::EPOCHS.parse(v))]
-    epochs: usize,
-    /// Images per Adam step.
-    #[arg(long, default_value_t = s::BATCH_SIZE_DEFAULT, value_parser = |v: &str| s::BATCH_SIZE.parse(v))]
-    batch_size: usize,
-    /// Adam's learning rate.
-    #[arg(long, default_value_t = s::LR_DEFAULT, allow_negative_numbers = true,
-          value_parser = |v: &str| s::parse_real(v, s::positive))]
-    lr: f32,
-    /// Seed of every random choice (initialisation, shuffling, noise).
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Folder of the MNIST IDX files (else $MNIST_DIR, else data/mnist, downloaded if missing).
-    #[arg(long, value_parser = Utf8Path)]
-    data: Option<PathBuf>,
-    /// Where run folders are created.
-    #[arg(long, default_value = s::OUT_DEFAULT, value_parser = Utf8Path)]
-    out: PathBuf,
-    /// Train on the first N training images only (quick runs).
-    #[arg(long, value_name = "N", value_parser = |v: &str| s::TRAIN_LIMIT.parse(v))]
-    train_limit: Option<usize>,
-    /// The class whose first test image the single-digit figures show.
-    #[arg(long, default_value_t = s::DIGIT_DEFAULT, value_parser = |v: &str| s::DIGIT.parse(v))]
-    digit: usize,
-    /// The CPU floor: the fast kernels, or the plain loops that define each op (slow; the
-    /// same losses to rounding).
-    #[arg(long, default_value = "fast", value_parser = PossibleValuesParser::new(["reference", "fast"])
-          .map(|k| Kernels::from_name(&k).expect("one of the possible values")))]
-    kernels: Kernels,
-    /// Train at several seeds and report mean ± sd: a count N (the seeds --seed to
-    /// --seed + N - 1) or a list such as 0,4,7.
-    #[arg(long, value_name = "N|LIST", value_parser = parse_seeds)]
-    seeds: Option<Seeds>,
-    /// PyTorch's runs, as the JSON lines ../shared/peers/torch_ref.py prints, for the report's
-    /// table (mean ± sd per model).
-    #[arg(long, value_name = "FILE", value_parser = Utf8Path)]
-    peer: Option<PathBuf>,
-    #[command(flatten)]
-    machine: Machine,
-}
-
-/// `--seeds`: how many, or which.
-#[derive(Clone, Debug)]
-enum Seeds {
-    Count(u64),
-    List(Vec<u64>),
-}
-
-/// A seed count allows up to 1,000 runs of each model: more is a typo, not a study.
-const MAX_SEEDS: u64 = 1000;
-
-fn parse_seeds(v: &str) -> Result<Seeds, String> {
-    let bad = || format!("{v}: give a count from 1 to {MAX_SEEDS} or a comma-separated list of seeds, such as 0,4,7");
-    if !v.contains(',') {
-        let n: u64 = v.trim().parse().map_err(|_| bad())?;
-        return if (1..=MAX_SEEDS).contains(&n) { Ok(Seeds::Count(n)) } else { Err(bad()) };
-    }
-    let list: Vec<u64> = v.split(',').map(|s| s.trim().parse().map_err(|_| bad())).collect::<Result<_, _>>()?;
-    let mut sorted = list.clone();
-    sorted.sort_unstable();
-    sorted.dedup();
-    if sorted.len() != list.len() || list.len() as u64 > MAX_SEEDS {
-        return Err(format!("{v}: each seed once, at most {MAX_SEEDS}"));
-    }
-    Ok(Seeds::List(list))
-}
-
-/// The flags of `probe`: what it reads, where it writes, and the seed of the probe's shuffles.
-#[derive(Args, Debug)]
-struct ProbeFlags {
-    /// Finished run folders (an experiment's, or all's), holding trained models (*.safetensors).
-    #[arg(required = true, value_name = "RUN_DIR", value_parser = Utf8Path)]
-    run_dirs: Vec<PathBuf>,
-    /// Seed of the linear probe's shuffles.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Folder of the MNIST IDX files (else $MNIST_DIR, else data/mnist, downloaded if missing).
-    #[arg(long, value_parser = Utf8Path)]
-    data: Option<PathBuf>,
-    /// Where run folders are created.
-    #[arg(long, default_value = s::OUT_DEFAULT, value_parser = Utf8Path)]
-    out: PathBuf,
-    #[command(flatten)]
-    machine: Machine,
-}
-
-#[derive(Args, Debug)]
-struct Components {
-    /// PCA components (the size of its code).
-    #[arg(long, default_value_t = s::COMPONENTS_DEFAULT, value_parser = |v: &str| s::COMPONENTS.parse(v))]
-    components: usize,
-}
-
-#[derive(Args, Debug)]
-struct Sizes {
-    /// Hidden sizes h (repeat the flag for several).
-    #[arg(long = "size", value_name = "H", default_values_t = s::SIZES_DEFAULT, value_parser = |v: &str| s::SIZE.parse(v))]
-    sizes: Vec<usize>,
-}
-
-#[derive(Args, Debug)]
-struct Lambdas {
-    /// Weights of the L1 penalty on the code (repeat for several).
-    #[arg(long = "lambda", value_name = "LAMBDA", default_values_t = s::LAMBDAS_DEFAULT, allow_negative_numbers = true,
-          value_parser = |v: &str| s::parse_real(v, s::non_negative))]
-    lambdas: Vec<f32>,
-}
-
-#[derive(Args, Debug)]
-struct Noises {
-    /// Standard deviations of the input noise (repeat for several).
-    #[arg(long = "noise", value_name = "SIGMA", default_values_t = s::NOISES_DEFAULT, allow_negative_numbers = true,
-          value_parser = |v: &str| s::parse_real(v, s::non_negative))]
-    noises: Vec<f32>,
-}
-
-#[derive(Args, Debug)]
-struct Image {
-    /// A PNG to pass through the h = 256 AE (any size, colour or grey); default: a built-in drawing.
-    #[arg(long, value_parser = Utf8Path)]
-    image: Option<PathBuf>,
-}
-
 #[derive(Subcommand, Debug)]
 enum Command {
     /// PCA on the training images: a digit, ten digits and the components.
-    Pca {
-        #[command(flatten)]
-        common: Common,
-        #[command(flatten)]
-        pca: Components,
-    },
+    Pca(With<Components>),
     /// The deep AE (784-512-256-128-30 and back) beside PCA with as many components.
-    Ae {
-        #[command(flatten)]
-        common: Common,
-        #[command(flatten)]
-        pca: Components,
-    },
+    Ae(With<Components>),
     /// 784 -> h -> h -> 784 for each hidden size.
-    Hidden {
-        #[command(flatten)]
-        common: Common,
-        #[command(flatten)]
-        sizes: Sizes,
-    },
+    Hidden(With<Sizes>),
     /// A picture that is not a digit through the h = 256 AE.
-    NonDigit {
-        #[command(flatten)]
-        common: Common,
-        #[command(flatten)]
-        image: Image,
-    },
+    NonDigit(With<Image>),
     /// h = 900 with an L1 penalty on the code, for each lambda, and the plain h = 900 AE.
-    Sparse {
-        #[command(flatten)]
-        common: Common,
-        #[command(flatten)]
-        lambdas: Lambdas,
-    },
+    Sparse(With<Lambdas>),
     /// h = 256 trained on noisy inputs, for each noise level, beside the plain h = 256 AE.
-    Denoise {
-        #[command(flatten)]
-        common: Common,
-        #[command(flatten)]
-        noises: Noises,
-    },
+    Denoise(With<Noises>),
     /// An 8-d code, perturbed by noise and decoded.
-    Manifold {
-        #[command(flatten)]
-        common: Common,
-    },
+    Manifold(With<Nothing>),
     /// The convolutional AE whose decoder unpools with the encoder's indices.
-    CaeUnpool {
-        #[command(flatten)]
-        common: Common,
-    },
+    CaeUnpool(With<Nothing>),
     /// The convolutional AE whose decoder is transposed convolutions.
-    CaeDeconv {
-        #[command(flatten)]
-        common: Common,
-    },
+    CaeDeconv(With<Nothing>),
     /// The convolutional AE whose decoder unpools, then applies transposed convolutions.
-    CaeDeconvUnpool {
-        #[command(flatten)]
-        common: Common,
-    },
+    CaeDeconvUnpool(With<Nothing>),
+    /// Every experiment into one folder, the probe of its models, and index.html over them.
+    All(With<Every>),
     /// The codes of every model in finished run folders: linear probe, 5-NN, error per digit,
     /// beside PCA of each code size and the pixels; interpolations, 2-D maps, per-digit bars.
-    Probe {
-        #[command(flatten)]
-        probe: ProbeFlags,
-    },
-    /// Every experiment into one folder, the probe of its models, and index.html over them.
-    All {
-        #[command(flatten)]
-        common: Common,
-        #[command(flatten)]
-        pca: Components,
-        #[command(flatten)]
-        sizes: Sizes,
-        #[command(flatten)]
-        image: Image,
-        #[command(flatten)]
-        lambdas: Lambdas,
-        #[command(flatten)]
-        noises: Noises,
-    },
+    Probe(ProbeFlags),
 }
 
 impl Command {
-    /// The experiment's settings: the study's defaults, overwritten by the flags.
+    /// The experiment's settings (the study's defaults, overwritten by the flags), and the
+    /// flags that are not settings of the run: the machine's, and --data as given.
     fn settings(self) -> (Settings, Machine, Option<PathBuf>) {
         use Command::*;
-        let experiment = match &self {
-            Pca { .. } => Experiment::Pca,
-            Ae { .. } => Experiment::Ae,
-            Hidden { .. } => Experiment::Hidden,
-            NonDigit { .. } => Experiment::NonDigit,
-            Sparse { .. } => Experiment::Sparse,
-            Denoise { .. } => Experiment::Denoise,
-            Manifold { .. } => Experiment::Manifold,
-            CaeUnpool { .. } => Experiment::CaeUnpool,
-            CaeDeconv { .. } => Experiment::CaeDeconv,
-            CaeDeconvUnpool { .. } => Experiment::CaeDeconvUnpool,
-            All { .. } => Experiment::All,
-            Probe { .. } => Experiment::Probe,
-        };
-        let mut s = Settings::study(experiment);
-        let common = match self {
-            Probe { probe } => {
-                (s.seed, s.seeds, s.out) = (probe.seed, vec![probe.seed], probe.out);
-                s.probe_dirs = probe.run_dirs;
-                return (s, probe.machine, probe.data);
-            }
-            Pca { common, pca } | Ae { common, pca } => {
-                s.components = pca.components;
-                common
-            }
-            Hidden { common, sizes } => {
-                s.sizes = sizes.sizes;
-                common
-            }
-            NonDigit { common, image } => {
-                s.image = image.image;
-                common
-            }
-            Sparse { common, lambdas } => {
-                s.lambdas = lambdas.lambdas;
-                common
-            }
-            Denoise { common, noises } => {
-                s.noises = noises.noises;
-                common
-            }
-            Manifold { common } | CaeUnpool { common } | CaeDeconv { common } | CaeDeconvUnpool { common } => common,
-            All { common, pca, sizes, image, lambdas, noises } => {
-                (s.components, s.sizes, s.image) = (pca.components, sizes.sizes, image.image);
-                (s.lambdas, s.noises) = (lambdas.lambdas, noises.noises);
-                common
-            }
-        };
-        s.epochs = common.epochs;
-        s.batch_size = common.batch_size;
-        s.lr = common.lr;
-        s.seed = common.seed;
-        s.kernels = common.kernels;
-        s.out = common.out;
-        s.train_limit = common.train_limit;
-        s.digit = common.digit as u8;
-        s.seeds = match common.seeds {
-            None => vec![s.seed],
-            Some(Seeds::Count(n)) => (0..n).map(|k| s.seed.wrapping_add(k)).collect(),
-            Some(Seeds::List(list)) => list,
-        };
-        s.seed = s.seeds[0];
-        s.peer = common.peer;
-        (s, common.machine, common.data)
-    }
-}
-
-/// A path flag, refused unless it is UTF-8: config.json must record it exactly for
-/// `--resume` (a lossy copy would name another file).
-#[derive(Clone)]
-struct Utf8Path;
-
-impl TypedValueParser for Utf8Path {
-    type Value = PathBuf;
-
-    fn parse_ref(&self, cmd: &clap::Command, arg: Option<&clap::Arg>, value: &OsStr) -> Result<PathBuf, clap::Error> {
-        value.to_str().map(PathBuf::from).ok_or_else(|| {
-            let flag = arg.map_or_else(|| "a path".to_string(), |a| format!("--{}", a.get_id()));
-            cmd.clone().error(
-                ErrorKind::InvalidUtf8,
-                format!(
-                    "{flag} {} is not valid UTF-8, so config.json cannot record it for --resume; rename it or pass a link to it",
-                    value.to_string_lossy()
-                ),
-            )
-        })
+        match self {
+            Pca(w) => w.settings(Experiment::Pca),
+            Ae(w) => w.settings(Experiment::Ae),
+            Hidden(w) => w.settings(Experiment::Hidden),
+            NonDigit(w) => w.settings(Experiment::NonDigit),
+            Sparse(w) => w.settings(Experiment::Sparse),
+            Denoise(w) => w.settings(Experiment::Denoise),
+            Manifold(w) => w.settings(Experiment::Manifold),
+            CaeUnpool(w) => w.settings(Experiment::CaeUnpool),
+            CaeDeconv(w) => w.settings(Experiment::CaeDeconv),
+            CaeDeconvUnpool(w) => w.settings(Experiment::CaeDeconvUnpool),
+            All(w) => w.settings(Experiment::All),
+            Probe(p) => p.settings(),
+        }
     }
 }
 
@@ -434,24 +171,23 @@ fn start_machine(machine: &Machine) -> Result<Device> {
         _ => match Device::cuda() {
             Ok(gpu) => gpu,
             Err(reason) => {
-                eprintln!("device: cpu (no usable GPU: {reason})");
+                autoencoders::note!("device: cpu (no usable GPU: {reason})");
                 return Ok(Device::Cpu);
             }
         },
     };
-    eprintln!("device: {device}");
+    autoencoders::note!("device: {device}");
     Ok(device)
 }
 
+/// The results on stdout. A closed stdout (`| head`, a reader gone) is an error, since
+/// that reader gets nothing; the run itself is complete and its folder says so.
 fn summarise(finished: &Finished, json: bool) -> Result<()> {
-    if json {
-        println!("{}", finished.json_line());
-    } else {
-        for line in finished.lines() {
-            println!("{line}");
-        }
-    }
-    Ok(())
+    let text = if json { finished.json_line() + "\n" } else { finished.lines().join("\n") + "\n" };
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()).with_context(|| {
+        format!("cannot write the results to stdout; the run is complete in {}", finished.dir.display())
+    })
 }
 
 /// Command-line misuse found after parsing: clap's message and exit code 2.
@@ -507,7 +243,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            autoencoders::note!("error: {e:#}");
             ExitCode::FAILURE
         }
     }

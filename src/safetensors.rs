@@ -23,10 +23,19 @@
 //! offsets in bounds, non-overlapping and covering the data region exactly (no hidden
 //! bytes); every value finite (a NaN weight means a diverged run, and we name the tensor).
 //! Every failure is a one-line error naming the file; no input makes it panic.
+//!
+//! Integrity: `save` stores a SHA-256 of the tensors in the metadata, under
+//! [`SHA256_KEY`] (see [`tensors_sha256`] for exactly what is hashed: names and shapes as well
+//! as bytes, so that two tensors swapped, such as Adam's m and v, fail the check just as a
+//! flipped bit does). `load` checks it and refuses a mismatch, naming the file. A file without
+//! it (written by PyTorch or the reference library) still loads, with a note on stderr saying
+//! that its data could not be checked. The key is the writer's business: `load` does not
+//! return it among the metadata, and `save` refuses metadata that holds it.
 
 use anyhow::{bail, Context, Result};
 use byteorder::{ByteOrder, LittleEndian};
 use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -36,6 +45,51 @@ pub const MAX_HEADER_BYTES: u64 = 100_000_000;
 
 /// The reserved header key for the string-to-string metadata.
 const METADATA_KEY: &str = "__metadata__";
+
+/// The metadata key of the tensors' SHA-256, as 64 lowercase hex digits.
+pub const SHA256_KEY: &str = "tensors_sha256";
+
+/// Whether a loaded file's data was checked against the SHA-256 its metadata carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Integrity {
+    /// The metadata held a SHA-256 and the data match it.
+    Verified,
+    /// The metadata held none (a file from another writer): the data could not be checked.
+    Unchecked,
+}
+
+/// The SHA-256 `save` stores: over the tensors sorted by name, for each its name's UTF-8
+/// bytes and a 0 byte, then its number of dimensions and each dimension as u64
+/// little-endian, then its data as in the file (f32 little-endian). In lowercase hex.
+/// Independent of the order of the tensors in the file.
+pub fn tensors_sha256(tensors: &[TensorEntry]) -> String {
+    let bytes: Vec<Vec<u8>> = tensors
+        .iter()
+        .map(|t| {
+            let mut b = vec![0u8; 4 * t.data.len()];
+            LittleEndian::write_f32_into(&t.data, &mut b);
+            b
+        })
+        .collect();
+    digest(tensors.iter().zip(&bytes).map(|(t, b)| (t.name.as_str(), t.shape.as_slice(), b.as_slice())))
+}
+
+/// [`tensors_sha256`] of (name, shape, data bytes) triples.
+fn digest<'a>(items: impl Iterator<Item = (&'a str, &'a [usize], &'a [u8])>) -> String {
+    let mut items: Vec<_> = items.collect();
+    items.sort_by_key(|&(name, _, _)| name);
+    let mut h = Sha256::new();
+    for (name, shape, data) in items {
+        h.update(name.as_bytes());
+        h.update([0u8]);
+        h.update((shape.len() as u64).to_le_bytes());
+        for &d in shape {
+            h.update((d as u64).to_le_bytes());
+        }
+        h.update(data);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
 
 /// One named f32 tensor: `data` in row-major order, `data.len()` = product of `shape`.
 #[derive(Clone, Debug, PartialEq)]
@@ -73,9 +127,12 @@ pub fn save(path: &Path, tensors: &[TensorEntry], metadata: &BTreeMap<String, St
         }
         offset = end;
     }
-    if !metadata.is_empty() {
-        header.insert(METADATA_KEY.into(), json!(metadata));
+    if metadata.contains_key(SHA256_KEY) {
+        bail!("{file}: metadata cannot hold {SHA256_KEY:?}; the writer reserves it for the tensors' checksum");
     }
+    let mut metadata = metadata.clone();
+    metadata.insert(SHA256_KEY.into(), tensors_sha256(tensors));
+    header.insert(METADATA_KEY.into(), json!(metadata));
     let mut json = serde_json::to_string(&Value::Object(header))?.into_bytes();
     // Pad so the data region starts at a multiple of 8 (the length prefix is 8 bytes).
     json.resize(json.len().div_ceil(8) * 8, b' ');
@@ -92,16 +149,29 @@ pub fn save(path: &Path, tensors: &[TensorEntry], metadata: &BTreeMap<String, St
         .with_context(|| format!("{file}: cannot write the checkpoint; check the directory exists and is writable"))
 }
 
-/// Reads and validates a safetensors file (see the module comment for every check).
+/// Reads and validates a safetensors file (see the module comment for every check). A file
+/// without a checksum is loaded with a note on stderr.
 pub fn load(path: &Path) -> Result<(Vec<TensorEntry>, BTreeMap<String, String>)> {
     let file = path.display().to_string();
     let bytes = std::fs::read(path)
         .with_context(|| format!("{file}: cannot read the checkpoint; check the path exists and is readable"))?;
-    parse(&bytes, &file)
+    let (tensors, metadata, integrity) = parse_checked(&bytes, &file)?;
+    if integrity == Integrity::Unchecked {
+        eprintln!(
+            "note: {}: no {SHA256_KEY} in its metadata (not written by this program), so its data could not be checked",
+            escape_controls(&file)
+        );
+    }
+    Ok((tensors, metadata))
 }
 
 /// Parses safetensors bytes; `file` names the source in errors. All `load`'s checks.
 pub fn parse(bytes: &[u8], file: &str) -> Result<(Vec<TensorEntry>, BTreeMap<String, String>)> {
+    parse_checked(bytes, file).map(|(tensors, metadata, _)| (tensors, metadata))
+}
+
+/// [`parse`], saying too whether the data were checked against a stored SHA-256.
+pub fn parse_checked(bytes: &[u8], file: &str) -> Result<(Vec<TensorEntry>, BTreeMap<String, String>, Integrity)> {
     // Errors quote the header's own strings (tensor names, dtypes, keys), and JSON escapes let
     // those hold line breaks and terminal control codes: escape them (`\n`, `\u{1b}`) so every
     // error stays one printable line. Found by fuzzing (fuzz/regressions/safetensors/).
@@ -118,8 +188,11 @@ fn escape_controls(s: &str) -> String {
         .collect()
 }
 
-fn parse_raw(bytes: &[u8], file: &str) -> Result<(Vec<TensorEntry>, BTreeMap<String, String>)> {
-    let bad = |what: String| -> Result<(Vec<TensorEntry>, BTreeMap<String, String>)> {
+/// What [`parse_checked`] returns.
+type Parsed = (Vec<TensorEntry>, BTreeMap<String, String>, Integrity);
+
+fn parse_raw(bytes: &[u8], file: &str) -> Result<Parsed> {
+    let bad = |what: String| -> Result<Parsed> {
         bail!("{file}: not a valid safetensors file: {what}; re-save the checkpoint")
     };
     if bytes.len() < 8 {
@@ -218,6 +291,22 @@ fn parse_raw(bytes: &[u8], file: &str) -> Result<(Vec<TensorEntry>, BTreeMap<Str
         ));
     }
 
+    // The checksum before the values: a flipped bit that makes a NaN is damage, not a
+    // diverged run, and should be reported as such.
+    let integrity = match metadata.remove(SHA256_KEY) {
+        None => Integrity::Unchecked,
+        Some(want) => {
+            let got = digest(spans.iter().map(|(b, e, name, shape)| (name.as_str(), shape.as_slice(), &data[*b..*e])));
+            if !want.eq_ignore_ascii_case(&got) {
+                bail!(
+                    "{file}: the tensor data do not match the SHA-256 in its metadata (a flipped bit, or tensors swapped or renamed): \
+                     the file is damaged; use an earlier checkpoint or retrain"
+                );
+            }
+            Integrity::Verified
+        }
+    };
+
     let mut tensors = Vec::with_capacity(spans.len());
     for (begin, end, name, shape) in spans {
         let mut values = vec![0f32; (end - begin) / 4];
@@ -231,7 +320,7 @@ fn parse_raw(bytes: &[u8], file: &str) -> Result<(Vec<TensorEntry>, BTreeMap<Str
         }
         tensors.push(TensorEntry { name, shape, data: values });
     }
-    Ok((tensors, metadata))
+    Ok((tensors, metadata, integrity))
 }
 
 /// A JSON array of non-negative integers that fit in usize, or None.

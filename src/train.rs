@@ -129,7 +129,11 @@ fn train_on_pool(
                         } else {
                             format!("the checkpoint of epoch {} is kept", epoch - 1)
                         };
-                        bail!("training diverged: the loss became {loss} at epoch {epoch}, step {}; {kept}; try a smaller --lr", read + 1);
+                        let hint = divergence_hint(cfg, epoch == 1 && read == 0);
+                        bail!(
+                            "training diverged: the loss became {loss} at epoch {epoch}, step {}; {kept}; {hint}",
+                            read + 1
+                        );
                     }
                     sum += loss as f64;
                     state.history.step_loss.push(loss);
@@ -143,13 +147,36 @@ fn train_on_pool(
         bar.finish_and_clear();
         let seconds = start.elapsed().as_secs_f64();
         let mean = sum / steps_per_epoch as f64;
-        eprintln!("{label} epoch {epoch}/{}: loss {mean:.5} ({seconds:.1} s)", cfg.epochs);
+        crate::note!("{label} epoch {epoch}/{}: loss {mean:.5} ({seconds:.1} s)", cfg.epochs);
         state.history.epoch_loss.push(mean);
         state.history.epoch_seconds.push(seconds);
         state.epoch = epoch;
         after_epoch(model, &state)?;
     }
     Ok(state)
+}
+
+/// What to change after a divergence. The loss of the very first step is computed before any
+/// update, so if that one is not finite the learning rate cannot be the cause: the inputs'
+/// noise or the penalty's weight put the loss past f32's range (`denoise --noise 1e30`).
+fn divergence_hint(cfg: &TrainConfig, first_step: bool) -> String {
+    if !first_step {
+        return "try a smaller --lr".to_string();
+    }
+    let mut causes = Vec::new();
+    if cfg.noise > 0.0 {
+        causes.push(format!("--noise ({:?} here, for pixels in [0, 1])", cfg.noise));
+    }
+    if cfg.l1 > 0.0 {
+        causes.push(format!("--lambda ({:?} here)", cfg.l1));
+    }
+    match causes.is_empty() {
+        true => "the first step, before any update, was not finite: check the data".to_string(),
+        false => format!(
+            "the first step, before any update, was not finite, so --lr is not the cause: try a smaller {}",
+            causes.join(" or a smaller ")
+        ),
+    }
 }
 
 /// Gaussian noise for a batch of `rows` images of `d` pixels, drawn in parallel: one seed
@@ -302,4 +329,49 @@ pub fn evaluate(model: &Model, images: &Images) -> Evaluation {
         codes += code.len();
     }
     Evaluation { mse: squared / (images.n * images.image_len()) as f64, mean_activation: activation / codes as f64 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The denoising AE's inputs are the clean batch plus noise of the std asked for: over
+    /// 64 x 784 = 50,176 draws the sample std of input - target lies within 5 standard errors
+    /// (sigma / sqrt(2N), 0.3% of sigma) of sigma, the mean within 5 sigma / sqrt(N) of 0, and
+    /// the target is the clean images. Each image gets its own draws (no repeated stream).
+    #[test]
+    fn the_noise_has_the_std_asked_for() {
+        let (n, d) = (64, 784);
+        let images = Images { n, rows: 28, cols: 28, pixels: (0..n * d).map(|i| (i * 37 % 256) as u8).collect() };
+        for sigma in [0.1f32, 0.3, 0.5] {
+            let cfg = TrainConfig { epochs: 1, batch_size: n, lr: 1e-3, l1: 0.0, noise: sigma };
+            let mut feed = Feed::new(&Device::Cpu, &images, &cfg, 1).unwrap();
+            let rows: Vec<usize> = (0..n).collect();
+            let (input, target) = feed.batch(0, &rows, &images, &mut rng_from_seed(1));
+            let clean: Vec<f32> = images.pixels.iter().map(|&p| p as f32 / 255.0).collect();
+            assert_eq!(target.as_slice(), &clean[..]);
+            let z: Vec<f64> = input.as_slice().iter().zip(&clean).map(|(&x, &c)| (x - c) as f64).collect();
+            let count = z.len() as f64;
+            let mean = z.iter().sum::<f64>() / count;
+            let std = (z.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (count - 1.0)).sqrt();
+            let sigma = sigma as f64;
+            assert!((std - sigma).abs() < 5.0 * sigma / (2.0 * count).sqrt(), "sigma {sigma}: sample std {std}");
+            assert!(mean.abs() < 5.0 * sigma / count.sqrt(), "sigma {sigma}: sample mean {mean}");
+            assert_ne!(z[..d], z[d..2 * d], "two images drew the same noise");
+        }
+    }
+
+    /// Without noise the input is the clean batch itself.
+    #[test]
+    fn no_noise_means_clean_inputs() {
+        let images = Images { n: 2, rows: 28, cols: 28, pixels: (0..2 * 784).map(|i| (i % 256) as u8).collect() };
+        let cfg = TrainConfig { epochs: 1, batch_size: 2, lr: 1e-3, l1: 0.0, noise: 0.0 };
+        let mut feed = Feed::new(&Device::Cpu, &images, &cfg, 1).unwrap();
+        let (input, target) = feed.batch(0, &[1, 0], &images, &mut rng_from_seed(1));
+        assert_eq!(input.as_slice(), target.as_slice());
+        assert_eq!(
+            target.as_slice()[..784],
+            images.pixels[784..].iter().map(|&p| p as f32 / 255.0).collect::<Vec<_>>()[..]
+        );
+    }
 }

@@ -51,13 +51,30 @@ fn round_trip_is_exact() {
     assert_eq!(a, b, "the generator continues where it stood");
 }
 
-#[test]
-fn foreign_and_damaged_checkpoints_are_refused() {
+/// A checkpoint of a small trained model: its folder, and the file's bytes.
+fn saved_checkpoint() -> (tempfile::TempDir, Vec<u8>) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.safetensors");
     let (model, state) = trained_state(Arch::Shallow { hidden: 16 });
     save_checkpoint(&path, &model, &state).unwrap();
     let bytes = std::fs::read(&path).unwrap();
+    (dir, bytes)
+}
+
+/// Writes `bytes` to `dir/name` and loads it as a checkpoint of that model, which must fail:
+/// returns the error.
+fn refusal(dir: &std::path::Path, name: &str, bytes: &[u8]) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    let mut m = Model::new(Arch::Shallow { hidden: 16 }, &mut rng_from_seed(1));
+    let adam = m.adam(Default::default());
+    err_of(load_checkpoint(&p, &mut m, adam))
+}
+
+#[test]
+fn foreign_and_damaged_checkpoints_are_refused() {
+    let (dir, bytes) = saved_checkpoint();
+    let path = dir.path().join("c.safetensors");
 
     // Another architecture: a different hidden size, and a different family.
     for arch in [Arch::Shallow { hidden: 17 }, Arch::CaeUnpool] {
@@ -67,21 +84,15 @@ fn foreign_and_damaged_checkpoints_are_refused() {
         assert!(e.contains("architecture") || e.contains("checkpoint of"), "{e}");
     }
 
-    let load_bytes = |name: &str, b: &[u8]| {
-        let p = dir.path().join(name);
-        std::fs::write(&p, b).unwrap();
-        let mut m = Model::new(Arch::Shallow { hidden: 16 }, &mut rng_from_seed(1));
-        let adam = m.adam(Default::default());
-        err_of(load_checkpoint(&p, &mut m, adam))
-    };
+    let load_bytes = |name: &str, b: &[u8]| refusal(dir.path(), name, b);
     // Truncated.
     assert!(load_bytes("t.safetensors", &bytes[..bytes.len() - 100]).contains("t.safetensors"));
     assert!(load_bytes("e.safetensors", &[]).contains("e.safetensors"));
-    // A NaN in the data region (the last value of the file).
+    // A NaN in the data region (the last value of the file): damage the checksum catches.
     let mut nan = bytes.clone();
     let n = nan.len();
     nan[n - 4..].copy_from_slice(&f32::NAN.to_le_bytes());
-    assert!(load_bytes("n.safetensors", &nan).to_lowercase().contains("nan"));
+    assert!(load_bytes("n.safetensors", &nan).contains("SHA-256"));
     // A header that lies about an offset: make the first "data_offsets":[0, end] start at 8.
     let text = String::from_utf8_lossy(&bytes).into_owned();
     let at = text.find("\"data_offsets\":[0,").expect("offsets in the header");
@@ -99,4 +110,27 @@ fn foreign_and_damaged_checkpoints_are_refused() {
     let mut m = Model::new(Arch::Shallow { hidden: 16 }, &mut rng_from_seed(1));
     let adam = m.adam(Default::default());
     assert!(err_of(load_checkpoint(&weights, &mut m, adam)).contains("not a training checkpoint"));
+}
+
+#[test]
+fn a_flipped_bit_or_swapped_adam_moments_are_refused() {
+    // #17: both used to load silently. The checksum in the metadata names the file.
+    let (dir, bytes) = saved_checkpoint();
+    let header_end = 8 + u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    // The lowest mantissa bit of a value in the middle of the data: still finite, so only
+    // the checksum can tell.
+    let mut flipped = bytes.clone();
+    let mid = header_end + (bytes.len() - header_end) / 8 * 4;
+    flipped[mid] ^= 1;
+    let value = f32::from_le_bytes(flipped[mid..mid + 4].try_into().unwrap());
+    assert!(value.is_finite());
+    // Adam's m and v swapped: each "adam.m." in the header becomes "adam.v." and back.
+    let header = String::from_utf8(bytes[8..header_end].to_vec()).unwrap();
+    let swapped = header.replace("adam.m.", "adam.X.").replace("adam.v.", "adam.m.").replace("adam.X.", "adam.v.");
+    assert_ne!(swapped, header);
+    let swapped = [&bytes[..8], swapped.as_bytes(), &bytes[header_end..]].concat();
+    for damaged in [flipped, swapped] {
+        let e = refusal(dir.path(), "damaged.safetensors", &damaged);
+        assert!(e.contains("damaged.safetensors") && e.contains("SHA-256"), "{e}");
+    }
 }

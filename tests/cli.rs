@@ -5,9 +5,12 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod common;
+
+/// The MNIST files, where the command line finds them (raw or gzipped), for every command
+/// run; quiet, since the tests that need them ask `need_mnist!`.
 fn mnist_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("MNIST_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("../shared/mnist"));
-    dir.join("t10k-labels-idx1-ubyte.gz").exists().then_some(dir)
+    common::find_mnist().ok()
 }
 
 fn run(args: &[&str]) -> Output {
@@ -37,8 +40,7 @@ fn assert_fails(args: &[&str], code: i32, mentions: &str) {
 
 macro_rules! need_mnist {
     () => {
-        if mnist_dir().is_none() {
-            eprintln!("skipped: set MNIST_DIR to the MNIST files (../shared/mnist on this project's machines)");
+        if common::mnist_dir().is_none() {
             return;
         }
     };
@@ -91,9 +93,21 @@ fn cae_unpool_quick_run_leaves_a_complete_folder() {
     let o =
         run(&["manifold", "--epochs", "1", "--train-limit", "128", "--json", "--out", out.path().to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let again =
-        run(&["manifold", "--epochs", "1", "--train-limit", "128", "--json", "--out", out.path().to_str().unwrap()]);
+    // On another thread count too: the sums are split the same way whatever the count.
+    let again = run(&[
+        "manifold",
+        "--epochs",
+        "1",
+        "--train-limit",
+        "128",
+        "--json",
+        "--threads",
+        "1",
+        "--out",
+        out.path().to_str().unwrap(),
+    ]);
     let a: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(again.status.success(), "{}", stderr(&again));
     let b: Value = serde_json::from_slice(&again.stdout).unwrap();
     assert_ne!(a["run_dir"], b["run_dir"]);
     assert_eq!(a["test_mse"], b["test_mse"], "same seed, same result");
@@ -226,13 +240,23 @@ fn bad_input_gives_one_line_and_exit_1() {
         1,
         "x.png",
     );
-    assert_fails(&["ae", "--device", "cuda", "--out", out.path().to_str().unwrap()], 1, "cuda");
-    if mnist_dir().is_some() {
+    // Only where there is no GPU: on a GPU machine `--device cuda` is right, and trains.
+    if autoencoders::cuda::probe().is_err() {
+        assert_fails(&["ae", "--device", "cuda", "--out", out.path().to_str().unwrap()], 1, "cuda");
+    }
+    if common::mnist_dir().is_some() {
         assert_fails(
             &["manifold", "--epochs", "1", "--train-limit", "64", "--out", file.to_str().unwrap()],
             1,
             "not-a-folder",
         );
+        // PCA's covariance divides by n - 1 (it used to panic on one image).
+        assert_fails(
+            &["ae", "--train-limit", "1", "--out", out.path().join("pca").to_str().unwrap()],
+            1,
+            "PCA needs at least 2 training images",
+        );
+        assert!(!out.path().join("pca").exists(), "a refused run made its folder");
         // A learning rate that blows the weights up: stopped at the first non-finite loss.
         assert_fails(
             &["ae", "--lr", "1e30", "--epochs", "2", "--train-limit", "640", "--out", out.path().to_str().unwrap()],
@@ -240,4 +264,82 @@ fn bad_input_gives_one_line_and_exit_1() {
             "diverged: the loss became inf at epoch 1, step",
         );
     }
+}
+
+/// A run asking for more memory than the machine has is refused in one line giving both
+/// figures, before any folder is made (it used to abort in the allocator, rc 134).
+#[test]
+fn a_run_too_large_for_memory_is_refused_before_it_starts() {
+    let out = tempfile::tempdir().unwrap();
+    let runs = out.path().join("runs");
+    for args in [&["hidden", "--size", "100000"][..], &["hidden", "--size", "8", "--batch-size", "1000000000"][..]] {
+        let args: Vec<&str> = args.iter().copied().chain(["--out", runs.to_str().unwrap()]).collect();
+        assert_fails(&args, 1, "needs at least");
+        assert_fails(&args, 1, "this machine has");
+        assert!(!runs.exists(), "{args:?} created {}", runs.display());
+    }
+}
+
+/// A path that is not UTF-8 cannot be recorded exactly in config.json, so the run could not
+/// be resumed: refused at the start.
+#[test]
+fn a_path_that_is_not_utf8_is_refused() {
+    use std::os::unix::ffi::OsStrExt;
+    let o = Command::new(env!("CARGO_BIN_EXE_autoencoders"))
+        .arg("ae")
+        .arg("--data")
+        .arg(std::ffi::OsStr::from_bytes(b"mn\xff"))
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.starts_with("error: --data mn") && err.contains("not valid UTF-8"), "{err}");
+}
+
+/// Progress and log lines must never stop a run: with stderr closed it trains on silently
+/// and succeeds; with stdout closed under --json it finishes, keeps its files and exits 1
+/// saying so (it used to panic, rc 101, after the first line).
+#[test]
+fn closed_pipes_do_not_kill_a_run() {
+    need_mnist!();
+    use std::process::Stdio;
+    let out = tempfile::tempdir().unwrap();
+    let args = ["manifold", "--epochs", "2", "--train-limit", "128", "--json", "--out", out.path().to_str().unwrap()];
+    let spawn = |stdout: Stdio, stderr: Stdio| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_autoencoders"));
+        cmd.args(args).env("MNIST_DIR", mnist_dir().unwrap()).stdout(stdout).stderr(stderr);
+        cmd.spawn().unwrap()
+    };
+
+    // stderr's reading end closed before the run writes anything.
+    let mut child = spawn(Stdio::piped(), Stdio::piped());
+    drop(child.stderr.take());
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "with stderr closed: {:?}", o.status);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(Path::new(v["run_dir"].as_str().unwrap()).join("metrics.json").is_file());
+
+    // stdout's reading end closed: the run completes, the one line cannot be delivered.
+    let mut child = spawn(Stdio::piped(), Stdio::piped());
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "with stdout closed: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.contains("error: cannot write the results to stdout; the run is complete in"), "{err}");
+    let dir = out.path().join("manifold-002");
+    for file in ["config.json", "metrics.json", "manifold.safetensors", "manifold_walk.png"] {
+        assert!(dir.join(file).is_file(), "{file} missing from {}", dir.display());
+    }
+}
+
+/// A divergence on the very first step, before any update, is not the learning rate's doing:
+/// the message names the noise that put the loss past f32's range.
+#[test]
+fn a_divergence_from_noise_names_the_noise() {
+    need_mnist!();
+    let out = tempfile::tempdir().unwrap();
+    let args =
+        ["denoise", "--noise", "1e30", "--epochs", "1", "--train-limit", "64", "--out", out.path().to_str().unwrap()];
+    assert_fails(&args, 1, "so --lr is not the cause: try a smaller --noise (1e30 here");
 }

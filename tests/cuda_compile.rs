@@ -3,18 +3,13 @@
 //! needed. Without it these tests print why and pass, unless REQUIRE_NVRTC=1 (as `.ci/run`
 //! sets after installing it), when they fail instead.
 
-use autoencoders::cuda::{compile_kernels, compile_source, probe, probe_nvrtc, SOURCES};
+mod common;
 
-/// True when NVRTC is there; otherwise says "skipped: <why>" or, if required, panics.
+use autoencoders::cuda::{compile_kernels, compile_source, probe, probe_nvrtc, Gpu, SOURCES};
+
+/// True when NVRTC is there; otherwise the skip policy's line (or, if required, a panic).
 fn nvrtc_or_skip() -> bool {
-    match probe_nvrtc() {
-        Ok(_) => true,
-        Err(reason) if std::env::var("REQUIRE_NVRTC").as_deref() == Ok("1") => panic!("REQUIRE_NVRTC=1 but {reason}"),
-        Err(reason) => {
-            eprintln!("skipped: {reason}");
-            false
-        }
-    }
+    common::nvrtc().is_some()
 }
 
 #[test]
@@ -86,13 +81,22 @@ fn a_mismatched_param_struct_fails_to_compile() {
 #[test]
 fn the_probe_answers_in_one_line() {
     // Runs everywhere: on a machine without a GPU the reason is one line (what the command
-    // line prints); on a GPU machine the probe succeeds.
-    if let Err(reason) = probe() {
-        assert!(!reason.is_empty() && !reason.contains('\n'), "{reason:?}");
-        eprintln!("probe: {reason}");
+    // line prints), and setting up a GPU fails with one line too, not a panic inside cudarc.
+    // Where the probe succeeds, NVRTC is there (the probe asks for it) and the GPU starts.
+    match probe() {
+        Err(reason) => {
+            assert!(!reason.is_empty() && !reason.contains('\n'), "{reason:?}");
+            let err = Gpu::new().err().expect("Gpu::new succeeded where the probe found no GPU");
+            assert!(!err.is_empty() && !err.contains('\n'), "{err:?}");
+            eprintln!("probe: {reason}");
+        }
+        Ok(()) => {
+            probe_nvrtc().expect("the probe succeeded without NVRTC");
+            Gpu::new().expect("the probe found a GPU that does not start");
+        }
     }
     if let Err(reason) = probe_nvrtc() {
-        assert!(!reason.contains('\n'), "{reason:?}");
+        assert!(!reason.is_empty() && !reason.contains('\n'), "{reason:?}");
     }
 }
 
@@ -113,6 +117,32 @@ fn normalise(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// Whether the Rust expression pushed, `launch.arg(EXPR);`, is the C parameter `param`
+/// ("const float* x") by name: one of EXPR's dotted parts, without `&`, `mut`, `*` and a
+/// `32` suffix (the u32 copy of a count), is the parameter's name (`&images.pixels` for
+/// `pixels`, `a.data` for `a`, `&n32` for `n`). A parameter struct (`GemmParams p`) is
+/// checked by type instead: the .cu's static_asserts pin its size to the Rust mirror's.
+fn argument_is(arg: &str, param: &str) -> bool {
+    let expr = arg.trim().trim_start_matches("launch.arg(").trim_end_matches(';').trim_end_matches(')');
+    let expr = expr.trim_start_matches('&').trim_start_matches("mut ").trim_start_matches('*');
+    let c_name = param.rsplit(' ').next().unwrap();
+    let c_type = param.split(' ').find(|t| *t != "const").unwrap();
+    let scalar_or_pointer = ["float", "double", "unsigned", "int"].iter().any(|t| c_type.starts_with(t));
+    !scalar_or_pointer || expr.split('.').any(|part| part.trim_end_matches("32") == c_name)
+}
+
+#[test]
+fn argument_names_are_matched() {
+    assert!(argument_is("    launch.arg(&images.pixels); ", "const unsigned char* pixels"));
+    assert!(argument_is("launch.arg(a.data);", "const float* a"));
+    assert!(argument_is("launch.arg(&n32);", "unsigned int n"));
+    assert!(argument_is("launch.arg(&mut partials);", "double* partials"));
+    assert!(argument_is("launch.arg(&p);", "ConvParams g"));
+    // A swapped pair, a wrong count: caught.
+    assert!(!argument_is("launch.arg(y);", "const float* x"));
+    assert!(!argument_is("launch.arg(&c32);", "unsigned int n"));
+}
+
 #[test]
 fn every_launch_pushes_the_kernels_parameters_in_order() {
     // Each launcher pushes its arguments one per line, `launch.arg(x); // const float* x`,
@@ -131,9 +161,11 @@ fn every_launch_pushes_the_kernels_parameters_in_order() {
                 .lines()
                 .filter(|l| l.trim_start().starts_with("launch.arg("))
                 .map(|l| {
-                    normalise(
-                        l.split_once("//").unwrap_or_else(|| panic!("{name}: an argument without its comment: {l}")).1,
-                    )
+                    let (arg, comment) =
+                        l.split_once("//").unwrap_or_else(|| panic!("{name}: an argument without its comment: {l}"));
+                    let comment = normalise(comment);
+                    assert!(argument_is(arg, &comment), "{name}: `{}` is pushed as `{comment}`", arg.trim());
+                    comment
                 })
                 .collect();
             launched.insert(name, comments);

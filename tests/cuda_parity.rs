@@ -11,11 +11,15 @@
 //! a difference is an indexing bug, never rounding. The losses and Adam, which round, use
 //! ordinary random values and the tolerance.
 
+mod common;
+
 use autoencoders::cuda::{self, Gpu};
 use autoencoders::geom::ConvGeom;
+use autoencoders::optim::AdamStep;
 use autoencoders::tensor::{rng_from_seed, Rng64};
 use autoencoders::{cpu, ops};
 use cudarc::driver::CudaSlice;
+
 use rand::Rng;
 use std::sync::OnceLock;
 
@@ -24,14 +28,7 @@ static GPU: OnceLock<Result<Gpu, String>> = OnceLock::new();
 
 /// The GPU, or None after printing why the test is skipped (a panic under REQUIRE_CUDA=1).
 fn gpu() -> Option<&'static Gpu> {
-    match GPU.get_or_init(Gpu::new) {
-        Ok(gpu) => Some(gpu),
-        Err(reason) if std::env::var("REQUIRE_CUDA").as_deref() == Ok("1") => panic!("REQUIRE_CUDA=1 but {reason}"),
-        Err(reason) => {
-            eprintln!("skipped: {reason}");
-            None
-        }
-    }
+    common::cuda(GPU.get_or_init(Gpu::new).as_ref().map_err(Clone::clone))
 }
 
 fn up<T: cudarc::driver::DeviceRepr>(gpu: &Gpu, host: &[T]) -> CudaSlice<T> {
@@ -175,7 +172,7 @@ fn conv2d_forward_and_backward_match_cpu() {
         let (x_dev, w_dev, b_dev) = (up(g, &x), up(g, &w), up(g, &b));
         for bias in [Some(&b), None] {
             let mut y_cpu = vec![0.0; n * c_out * p];
-            cpu::conv::conv2d_forward(&x, &w, bias.map(|b| b.as_slice()), &mut y_cpu, &geom, c_out);
+            ops::conv::conv2d_forward(&x, &w, bias.map(|b| b.as_slice()), &mut y_cpu, &geom, c_out);
             let mut y_dev = up(g, &vec![f32::NAN; n * c_out * p]); // every value must be written
             cuda::conv::conv2d_forward(g, &x_dev, &w_dev, bias.map(|_| &b_dev), &mut y_dev, &geom, c_out).unwrap();
             assert_close(&format!("conv2d_forward bias={} {geom:?}", bias.is_some()), &down(g, &y_dev), &y_cpu);
@@ -185,9 +182,9 @@ fn conv2d_forward_and_backward_match_cpu() {
         let (dx0, dw0, db0) = (dyadic(x.len(), &mut rng), dyadic(w.len(), &mut rng), dyadic(c_out, &mut rng));
         let dout_dev = up(g, &dout);
         let (mut dx, mut dw, mut db) = (dx0.clone(), dw0.clone(), db0.clone());
-        cpu::conv::conv2d_backward_input(&dout, &w, &mut dx, &geom, c_out);
-        cpu::conv::conv2d_backward_weight(&dout, &x, &mut dw, &geom, c_out);
-        cpu::conv::conv_backward_bias(&dout, &mut db, p);
+        ops::conv::conv2d_backward_input(&dout, &w, &mut dx, &geom, c_out);
+        ops::conv::conv2d_backward_weight(&dout, &x, &mut dw, &geom, c_out);
+        ops::conv::conv_backward_bias(&dout, &mut db, p);
         let (mut dx_dev, mut dw_dev, mut db_dev) = (up(g, &dx0), up(g, &dw0), up(g, &db0));
         cuda::conv::conv2d_backward_input(g, &dout_dev, &w_dev, &mut dx_dev, &geom, c_out).unwrap();
         cuda::conv::conv2d_backward_weight(g, &dout_dev, &x_dev, &mut dw_dev, &geom, c_out).unwrap();
@@ -212,7 +209,7 @@ fn conv_transpose2d_forward_and_backward_match_cpu() {
         let (x_dev, w_dev, b_dev) = (up(g, &x), up(g, &w), up(g, &b));
         for bias in [Some(&b), None] {
             let mut y_cpu = vec![0.0; n * out];
-            cpu::conv::conv_transpose2d_forward(&x, &w, bias.map(|b| b.as_slice()), &mut y_cpu, &geom, c_in);
+            ops::conv::conv_transpose2d_forward(&x, &w, bias.map(|b| b.as_slice()), &mut y_cpu, &geom, c_in);
             let mut y_dev = up(g, &vec![f32::NAN; n * out]);
             cuda::conv::conv_transpose2d_forward(g, &x_dev, &w_dev, bias.map(|_| &b_dev), &mut y_dev, &geom, c_in)
                 .unwrap();
@@ -226,8 +223,8 @@ fn conv_transpose2d_forward_and_backward_match_cpu() {
         let (dx0, dw0) = (dyadic(x.len(), &mut rng), dyadic(w.len(), &mut rng));
         let dout_dev = up(g, &dout);
         let (mut dx, mut dw) = (dx0.clone(), dw0.clone());
-        cpu::conv::conv_transpose2d_backward_input(&dout, &w, &mut dx, &geom, c_in);
-        cpu::conv::conv_transpose2d_backward_weight(&dout, &x, &mut dw, &geom, c_in);
+        ops::conv::conv_transpose2d_backward_input(&dout, &w, &mut dx, &geom, c_in);
+        ops::conv::conv_transpose2d_backward_weight(&dout, &x, &mut dw, &geom, c_in);
         let (mut dx_dev, mut dw_dev) = (up(g, &dx0), up(g, &dw0));
         cuda::conv::conv_transpose2d_backward_input(g, &dout_dev, &w_dev, &mut dx_dev, &geom, c_in).unwrap();
         cuda::conv::conv_transpose2d_backward_weight(g, &dout_dev, &x_dev, &mut dw_dev, &geom, c_in).unwrap();
@@ -410,7 +407,8 @@ fn adam_update_matches_cpu_over_steps() {
         let step_size = (lr as f64 / (1.0 - (beta1 as f64).powi(t))) as f32;
         let sqrt_bc2 = (1.0 - (beta2 as f64).powi(t)).sqrt() as f32;
         let grad = uniform(len, &mut rng);
-        autoencoders::optim::adam_update(&mut p, &grad, &mut m, &mut v, beta1, beta2, step_size, sqrt_bc2, eps);
+        let step = AdamStep { beta1, beta2, step_size, sqrt_bc2, eps };
+        autoencoders::optim::adam_update(&mut p, &grad, &mut m, &mut v, step);
         cuda::adam::adam_update(
             g,
             &mut p_dev,

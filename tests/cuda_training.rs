@@ -11,6 +11,8 @@
 //! Without a usable GPU each GPU test prints "skipped: <the probe's reason>" and passes;
 //! with REQUIRE_CUDA=1 (scripts/gpu-check.sh sets it) it fails instead.
 
+mod common;
+
 use autoencoders::checkpoint::{load_checkpoint, save_checkpoint};
 use autoencoders::cuda::data::{batch_into, DeviceImages};
 use autoencoders::data::Images;
@@ -25,14 +27,7 @@ static DEVICE: OnceLock<Result<Device, String>> = OnceLock::new();
 
 /// The GPU, or None after printing why the test is skipped (a panic under REQUIRE_CUDA=1).
 fn gpu() -> Option<Device> {
-    match DEVICE.get_or_init(Device::cuda) {
-        Ok(device) => Some(device.clone()),
-        Err(reason) if std::env::var("REQUIRE_CUDA").as_deref() == Ok("1") => panic!("REQUIRE_CUDA=1 but {reason}"),
-        Err(reason) => {
-            eprintln!("skipped: {reason}");
-            None
-        }
-    }
+    common::cuda(DEVICE.get_or_init(Device::cuda).clone())
 }
 
 /// Batches of 8 and 160 images: 20 steps in one epoch.

@@ -219,6 +219,9 @@ fn all_mirrors_bad_lists_the_missing_files_and_what_to_do() {
             "MNIST_DIR",
         ],
     );
+    // Three 404s, said once; the hashes themselves only in the verbose report.
+    assert_eq!(msg.matches("404").count(), 1, "{msg}");
+    assert!(!msg.contains(&sha256_hex(&f.images)), "{msg}");
     assert!(msg.contains(&d.path().display().to_string()), "directory not named: {msg}");
     assert_eq!(server.finish().len(), 4);
     assert!(entries(d.path()).is_empty());
@@ -264,10 +267,12 @@ fn size_limits() {
         ("/a/t10k-labels-idx1-ubyte.gz".into(), Reply::NoLength(short)),
     ]);
     let d = tempfile::tempdir().unwrap();
-    expect_err(
+    // Wrong Content-Length and too long a body are one cause, said once.
+    let msg = expect_err(
         download_sources(d.path(), &[&server.mirror("a"), &server.mirror("b")], &f.sources()),
-        &["server offers", "server sent more than", "truncated: got"],
+        &["wrong size", "truncated"],
     );
+    assert_eq!(msg.matches("wrong size").count(), 1, "{msg}");
     server.finish();
     assert!(entries(d.path()).is_empty());
 }
@@ -290,4 +295,41 @@ fn no_mirrors_is_an_error_not_a_panic() {
     let f = Files::new();
     let d = tempfile::tempdir().unwrap();
     expect_err(download_sources(d.path(), &[], &f.sources()), &["no mirrors", "t10k-images-idx3-ubyte.gz"]);
+}
+
+#[test]
+fn offline_is_one_short_line_with_the_cause_once() {
+    // #17: with no network, every mirror of every file fails alike. Two dead mirrors (ports
+    // nothing listens on: connecting is refused at once) and the four real files to fetch:
+    // the cause is said once, with the folder, the fix and the variable for the details.
+    let dead: Vec<String> = (0..2)
+        .map(|_| {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            format!("http://{}/x/", l.local_addr().unwrap())
+        })
+        .collect();
+    let d = tempfile::tempdir().unwrap();
+    let mirrors: Vec<&str> = dead.iter().map(String::as_str).collect();
+    let msg = expect_err(
+        download_sources(d.path(), &mirrors, &autoencoders::data::ORIGINALS),
+        &["connection refused", "all 4 files", "--data DIR", "MNIST_DIR", autoencoders::data::VERBOSE_VAR],
+    );
+    assert!(msg.contains(&d.path().display().to_string()), "directory not named: {msg}");
+    assert_eq!(msg.matches("connection refused").count(), 1, "{msg}");
+    assert!(msg.len() <= 300, "{} characters: {msg}", msg.len());
+    assert!(entries(d.path()).is_empty());
+}
+
+#[test]
+fn an_unresolvable_mirror_is_a_lookup_failure_said_once() {
+    // What being offline looks like to the downloader: no name resolves. `.invalid` never
+    // does (RFC 6761), online or not.
+    let d = tempfile::tempdir().unwrap();
+    let mirrors = ["http://mnist-a.invalid/", "http://mnist-b.invalid/"];
+    let msg = expect_err(
+        download_sources(d.path(), &mirrors, &autoencoders::data::ORIGINALS),
+        &["host name lookup failed", "all 4 files"],
+    );
+    assert_eq!(msg.matches("lookup").count(), 1, "{msg}");
+    assert!(msg.len() <= 300, "{} characters: {msg}", msg.len());
 }

@@ -1,17 +1,10 @@
-//! The real MNIST files: `$MNIST_DIR` if set, else the shared copy. Skipped, with a message,
-//! where neither exists (the files are not part of the repository).
+//! The real MNIST files, found where the command line looks (`common::mnist_dir`). Skipped,
+//! with a message, where they are absent (they are not part of the repository), and a
+//! failure then under REQUIRE_MNIST=1, as `.ci/run` sets.
+
+mod common;
 
 use autoencoders::data::{ensure_mnist, Mnist};
-use std::path::PathBuf;
-
-fn mnist_dir() -> Option<PathBuf> {
-    let candidates = [
-        std::env::var_os("MNIST_DIR").filter(|v| !v.is_empty()).map(PathBuf::from),
-        Some(PathBuf::from("/work/shared/mnist")),
-        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/mnist")),
-    ];
-    candidates.into_iter().flatten().find(|p| p.is_dir())
-}
 
 /// Count of each digit, as published for MNIST.
 fn histogram(labels: &[u8]) -> [usize; 10] {
@@ -24,10 +17,7 @@ fn histogram(labels: &[u8]) -> [usize; 10] {
 
 #[test]
 fn real_mnist_has_the_published_shape() {
-    let Some(dir) = mnist_dir() else {
-        eprintln!("SKIPPED real_mnist_has_the_published_shape: set MNIST_DIR to a folder with the MNIST files");
-        return;
-    };
+    let Some(dir) = common::mnist_dir() else { return };
     let m = Mnist::load(&dir).unwrap();
     assert_eq!((m.train.n, m.train.rows, m.train.cols), (60000, 28, 28));
     assert_eq!((m.test.n, m.test.rows, m.test.cols), (10000, 28, 28));

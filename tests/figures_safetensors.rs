@@ -1,6 +1,8 @@
 //! safetensors: round trips, the exact byte layout, a table of bad files, fuzzing, and
 //! interoperability with the reference Python implementation where it is installed.
 
+mod common;
+
 use autoencoders::safetensors::{load, parse, save, TensorEntry};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
@@ -73,7 +75,9 @@ fn byte_layout_follows_the_spec() {
     assert_eq!(json["b"]["data_offsets"], serde_json::json!([0, 8]));
     assert_eq!(json["a"]["data_offsets"], serde_json::json!([8, 12]));
     assert_eq!(json["a"]["dtype"], "F32");
-    assert!(json.get("__metadata__").is_none());
+    // The only metadata is the checksum the writer adds (see tensors_sha256).
+    let want = autoencoders::safetensors::tensors_sha256(&[t("b", &[2], vec![1.0, -2.0]), t("a", &[1], vec![0.5])]);
+    assert_eq!(json["__metadata__"], serde_json::json!({ "tensors_sha256": want }));
     let data = &bytes[8 + n..];
     assert_eq!(data, [1.0f32.to_le_bytes(), (-2.0f32).to_le_bytes(), 0.5f32.to_le_bytes()].concat());
     std::fs::remove_dir_all(&dir).unwrap();
@@ -229,25 +233,16 @@ proptest! {
     }
 }
 
-/// Runs a Python script; None when python3 or the safetensors package is missing.
-fn python(script: &str) -> Option<String> {
-    let out = std::process::Command::new("python3").arg("-c").arg(script).output().ok()?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        if err.contains("ModuleNotFoundError") {
-            return None;
-        }
-        panic!("python failed: {err}");
-    }
-    Some(String::from_utf8(out.stdout).unwrap())
+/// Runs a Python script with `interpreter` (found by `common::python_with`): its stdout.
+fn python(interpreter: &str, script: &str) -> String {
+    let out = std::process::Command::new(interpreter).arg("-c").arg(script).output().unwrap();
+    assert!(out.status.success(), "python failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
 }
 
 #[test]
 fn interoperates_with_the_reference_python_library() {
-    if python("import safetensors.numpy, numpy").is_none() {
-        eprintln!("skipping: python3 with safetensors and numpy is not installed");
-        return;
-    }
+    let Some(py) = common::python_with(&["safetensors.numpy", "numpy"]) else { return };
     let dir = tmp_dir("python");
     let ours = dir.join("ours.safetensors");
     let (tensors, meta) = sample();
@@ -265,7 +260,7 @@ print(json.dumps({{"meta": meta, "t": {{k: [list(v.shape), str(v.dtype), [float(
 "#,
         path = ours.to_str().unwrap()
     );
-    let got: serde_json::Value = serde_json::from_str(&python(&script).unwrap()).unwrap();
+    let got: serde_json::Value = serde_json::from_str(&python(&py, &script)).unwrap();
     for (k, v) in &meta {
         assert_eq!(got["meta"][k], serde_json::json!(v));
     }
@@ -287,12 +282,61 @@ save_file({{"w": np.arange(6, dtype=np.float32).reshape(2, 3) / 4, "b": np.array
 "#,
         path = theirs.to_str().unwrap()
     );
-    python(&script).unwrap();
+    python(&py, &script);
     let (back, m) = load(&theirs).unwrap();
     assert_eq!(m, BTreeMap::from([("epoch".to_string(), "3".to_string())]));
     let by_name: BTreeMap<_, _> = back.iter().map(|t| (t.name.as_str(), t)).collect();
     assert_eq!(by_name["w"].shape, vec![2, 3]);
     assert_eq!(by_name["w"].data, vec![0.0, 0.25, 0.5, 0.75, 1.0, 1.25]);
     assert_eq!((by_name["b"].shape.clone(), by_name["b"].data.clone()), (vec![1], vec![-1.5]));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_checksum_catches_a_flipped_bit_and_swapped_tensors() {
+    use autoencoders::safetensors::{parse_checked, Integrity};
+    let dir = tmp_dir("sha");
+    let p = dir.join("c.safetensors");
+    let (a, b) = (t("adam.m.w", &[2], vec![1.0, 2.0]), t("adam.v.w", &[2], vec![3.0, 4.0]));
+    save(&p, &[a.clone(), b.clone()], &BTreeMap::new()).unwrap();
+    let good = std::fs::read(&p).unwrap();
+    let (back, meta, integrity) = parse_checked(&good, "c").unwrap();
+    assert_eq!((back, meta.len(), integrity), (vec![a, b], 0, Integrity::Verified));
+    let data = good.len() - 16;
+
+    // The lowest mantissa bit of the first value: 1.0 becomes 1.0000001, still finite.
+    let mut flipped = good.clone();
+    flipped[data] ^= 1;
+    // The two tensors' names swapped in the header (same length: the layout stays valid).
+    let header = String::from_utf8_lossy(&good[8..data]).replace("adam.m.", "adam.X.").replace("adam.v.", "adam.m.");
+    let swapped_names = [&good[..8], header.replace("adam.X.", "adam.v.").as_bytes(), &good[data..]].concat();
+    // The two tensors' bytes swapped, the header kept.
+    let swapped_data = [&good[..data], &good[data + 8..], &good[data..data + 8]].concat();
+    for (what, bytes) in [("flipped bit", flipped), ("names swapped", swapped_names), ("data swapped", swapped_data)] {
+        assert_ne!(bytes, good, "{what}: the test did not change the file");
+        let e = format!("{:#}", parse_checked(&bytes, "c.safetensors").expect_err(what));
+        assert!(e.contains("c.safetensors") && e.contains("SHA-256") && !e.contains('\n'), "{what}: {e}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn files_without_a_checksum_load_unchecked_and_save_keeps_its_key() {
+    use autoencoders::safetensors::{parse_checked, Integrity, SHA256_KEY};
+    let plain = file(
+        r#"{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"__metadata__":{"epoch":"3"}}"#,
+        &f32s(&[1.0, 2.0]),
+    );
+    let (tensors, meta, integrity) = parse_checked(&plain, "p").unwrap();
+    assert_eq!((tensors.len(), integrity), (1, Integrity::Unchecked));
+    assert_eq!(meta, BTreeMap::from([("epoch".to_string(), "3".to_string())]));
+    // A non-finite value is still refused as such in a file without a checksum.
+    let nan = file(r#"{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#, &f32s(&[f32::NAN]));
+    assert!(format!("{:#}", parse_checked(&nan, "n").unwrap_err()).contains("non-finite"));
+    // The key is the writer's.
+    let dir = tmp_dir("sha-key");
+    let meta = BTreeMap::from([(SHA256_KEY.to_string(), "0".repeat(64))]);
+    let e = format!("{:#}", save(&dir.join("x.safetensors"), &[], &meta).unwrap_err());
+    assert!(e.contains(SHA256_KEY), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

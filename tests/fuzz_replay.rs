@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 /// A fuzz target: it takes the input's bytes and panics on a bug.
 type Target = fn(&[u8]);
 
-const TARGETS: [(&str, Target); 3] =
-    [("idx", harness::idx), ("png", harness::png), ("safetensors", harness::safetensors)];
+const TARGETS: [(&str, Target); 4] =
+    [("idx", harness::idx), ("png", harness::png), ("safetensors", harness::safetensors), ("resume", harness::resume)];
 
 fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")
@@ -156,6 +156,53 @@ fn write_seeds() {
     saved("metadata-only", &[], &meta);
     put("safetensors", "truncated-data", &two[..two.len() - 3]);
     put("safetensors", "truncated-header", &two[..20]);
+    put("safetensors", "two-tensors-no-checksum", &without_checksum(&two));
+
+    // Resume: config.json, a 0 byte, a checkpoint of the harness's 784-1-1-784 model.
+    use autoencoders::checkpoint::save_checkpoint;
+    use autoencoders::experiments::settings::{Experiment, Settings};
+    use autoencoders::models::{Arch, Model};
+    use autoencoders::tensor::rng_from_seed;
+    use autoencoders::train::TrainState;
+    let settings = Settings {
+        epochs: 3,
+        seed: 7,
+        threads: 1,
+        data_dir: "/data/mnist".into(),
+        train_limit: Some(640),
+        sizes: vec![64, 128],
+        lambdas: vec![0.001, 0.1],
+        noises: vec![0.3],
+        ..Settings::study(Experiment::Hidden)
+    };
+    let config = serde_json::to_vec_pretty(&settings.config()).unwrap();
+    let mut rng = rng_from_seed(0);
+    let model = Model::new(Arch::Shallow { hidden: 1 }, &mut rng);
+    let cfg = settings.train_config(0.0, 0.0);
+    let mut state = TrainState::new(&model, &cfg, rng);
+    state.epoch = 2;
+    state.adam.t = 20;
+    state.history.epoch_loss = vec![0.25, 0.125];
+    state.history.step_loss = vec![0.5; 20];
+    state.history.epoch_seconds = vec![1.5, 1.25];
+    save_checkpoint(&file, &model, &state).unwrap();
+    let checkpoint = std::fs::read(&file).unwrap();
+    let both = |c: &[u8]| [&config[..], &[0], c].concat();
+    put("resume", "config-only", &config);
+    put("resume", "config-and-checkpoint", &both(&checkpoint));
+    put("resume", "config-and-checkpoint-no-checksum", &both(&without_checksum(&checkpoint)));
+    put("resume", "checkpoint-only", &[&[0u8][..], &checkpoint].concat());
+}
+
+/// A safetensors file with the `tensors_sha256` entry taken out of its metadata, as another
+/// writer would have made it.
+fn without_checksum(bytes: &[u8]) -> Vec<u8> {
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let mut header: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let meta = header["__metadata__"].as_object_mut().unwrap();
+    assert!(meta.remove(autoencoders::safetensors::SHA256_KEY).is_some());
+    let header = serde_json::to_vec(&header).unwrap();
+    [&(header.len() as u64).to_le_bytes()[..], &header, &bytes[8 + n..]].concat()
 }
 
 /// A PNG from the `png` crate's encoder; `setup` sets palette, transparency and so on.

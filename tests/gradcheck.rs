@@ -147,5 +147,58 @@ fn checker_catches_a_wrong_gradient() {
         t.scale(y, factor)
     };
     let err = max_grad_error(&inputs, &[true, true], &f, 1e-2, &mut rng);
-    assert!(err > 1e-2, "a 10% error in every gradient went unnoticed ({err:e})");
+    assert!(err > 1.0, "a 10% error in every gradient went unnoticed ({err:e})");
+}
+
+/// The same for a small gradient: MSE over 125 values has gradients of order 2/125, which the
+/// old tolerance, 2e-3 / (1 + |a|), let be 10% wrong. The tolerance is relative, so a 10%
+/// error in them is caught.
+#[test]
+fn checker_catches_a_wrong_small_gradient() {
+    let mut rng = rng(4);
+    let inputs = vec![normal(&[5, 5, 5], &mut rng), normal(&[5, 5, 5], &mut rng)];
+    let calls = std::cell::Cell::new(0);
+    let f = |t: &mut Tape, v: &[Var]| {
+        calls.set(calls.get() + 1);
+        let factor = if calls.get() == 1 { 1.0 } else { 1.1 };
+        let y = t.mse(v[0], v[1]);
+        t.scale(y, factor)
+    };
+    let err = max_grad_error(&inputs, &[true, true], &f, 1e-2, &mut rng);
+    assert!(err > 1.0, "a 10% error in MSE's gradients went unnoticed ({err:e})");
+}
+
+/// The pool with its choices given (`max_pool2d_at`, what the model check freezes pools
+/// with) is `max_pool2d` where the indices came from pooling the same x: the same values
+/// and, through backward, the same gradient, to the bit, on odd and even sizes. On another x
+/// it reads that x at the given positions, which need not be its maxima.
+#[test]
+fn max_pool2d_at_is_max_pool2d_with_its_own_indices() {
+    let mut rng = rng(5);
+    for (n, c, h, w) in [(2, 3, 6, 8), (1, 2, 7, 5), (3, 1, 2, 2)] {
+        let x = distinct(&[n, c, h, w], &mut rng);
+        let r = normal(&[n, c, h / 2, w / 2], &mut rng);
+        let pooled = |at: Option<&autoencoders::ops::pool::Indices>, x: &autoencoders::Tensor| {
+            let mut t = Tape::new();
+            let v = t.param(x.clone());
+            let (y, indices) = match at {
+                Some(indices) => (t.max_pool2d_at(v, indices), indices.clone()),
+                None => t.max_pool2d(v),
+            };
+            t.backward_with(y, r.clone());
+            (t.value(y).to_vec(), t.grad(v).unwrap().to_vec(), indices)
+        };
+        let (y, dx, indices) = pooled(None, &x);
+        let (y_at, dx_at, _) = pooled(Some(&indices), &x);
+        assert_eq!((&y, &dx), (&y_at, &dx_at), "{n}x{c}x{h}x{w}");
+
+        // Another x: read at the frozen positions, not pooled afresh.
+        let other = distinct(&[n, c, h, w], &mut rng);
+        let (y_other, _, _) = pooled(Some(&indices), &other);
+        let pos = indices.to_vec();
+        let (ph, pw) = (h / 2, w / 2);
+        let gathered: Vec<f32> =
+            (0..pos.len()).map(|o| other.as_slice()[(o / (ph * pw)) * h * w + pos[o] as usize]).collect();
+        assert_eq!(y_other, gathered, "{n}x{c}x{h}x{w}: max_pool2d_at on another input");
+    }
 }

@@ -41,10 +41,16 @@ impl Route {
         }
     }
 
-    /// The loop of a weight gradient whose "output" has `channels` channels (c_out for
-    /// conv2d, c_in for conv_transpose2d): direct where one of its loops fits that count.
-    fn weight_loop(g: &ConvGeom, channels: usize) -> Option<WeightLoop> {
-        match Route::of(g) {
+    /// This route, after checking that it can compute `g` (im2col can compute any).
+    fn suits(self, g: &ConvGeom) -> Route {
+        assert!(self == Route::Im2col || direct::applies(g), "the direct route cannot compute {g:?}");
+        self
+    }
+
+    /// The loop of a weight gradient on this route whose "output" has `channels` channels
+    /// (c_out for conv2d, c_in for conv_transpose2d): direct where one of its loops fits.
+    fn weight_loop(self, channels: usize) -> Option<WeightLoop> {
+        match self {
             Route::Direct => WeightLoop::for_channels(channels),
             Route::Im2col => None,
         }
@@ -53,7 +59,22 @@ impl Route {
 
 /// y (n, c_out, oh, ow) = conv2d(x (n, g.c, g.h, g.w), w (c_out, g.c, g.kh, g.kw)) + b.
 pub fn conv2d_forward(x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32], g: &ConvGeom, c_out: usize) {
-    if Route::of(g) == Route::Direct {
+    conv2d_forward_by(Route::of(g), x, w, b, y, g, c_out)
+}
+
+/// `conv2d_forward` by the route given, which must suit `g` (`Route::suits`): for the
+/// benchmarks and tests that compare the routes on one geometry.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_forward_by(
+    route: Route,
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    y: &mut [f32],
+    g: &ConvGeom,
+    c_out: usize,
+) {
+    if route.suits(g) == Route::Direct {
         return direct::conv(x, w, y, g, c_out, Start::Bias(b));
     }
     let (k, p) = (g.col_rows(), g.col_cols());
@@ -71,7 +92,12 @@ pub fn conv2d_forward(x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32], g:
 /// dx (n, g.c, g.h, g.w) += the conv2d input gradient of dout (n, c_out, oh, ow): on the
 /// direct route, the full correlation of dout with the flipped, transposed kernel.
 pub fn conv2d_backward_input(dout: &[f32], w: &[f32], dx: &mut [f32], g: &ConvGeom, c_out: usize) {
-    if Route::of(g) == Route::Direct {
+    conv2d_backward_input_by(Route::of(g), dout, w, dx, g, c_out)
+}
+
+/// `conv2d_backward_input` by the route given (see `conv2d_forward_by`).
+pub fn conv2d_backward_input_by(route: Route, dout: &[f32], w: &[f32], dx: &mut [f32], g: &ConvGeom, c_out: usize) {
+    if route.suits(g) == Route::Direct {
         let back = direct::gradient_geom(g, c_out);
         return direct::conv(dout, &direct::flip_transpose(w, c_out, g.c, g.kh), dx, &back, g.c, Start::Accumulate);
     }
@@ -87,7 +113,12 @@ pub fn conv2d_backward_input(dout: &[f32], w: &[f32], dx: &mut [f32], g: &ConvGe
 
 /// `dw (c_out, g.c, g.kh, g.kw) += sum over the batch of dout[n] im2col(x[n])^T`.
 pub fn conv2d_backward_weight(dout: &[f32], x: &[f32], dw: &mut [f32], g: &ConvGeom, c_out: usize) {
-    if let Some(weight_loop) = Route::weight_loop(g, c_out) {
+    conv2d_backward_weight_by(Route::of(g), dout, x, dw, g, c_out)
+}
+
+/// `conv2d_backward_weight` by the route given (see `conv2d_forward_by`).
+pub fn conv2d_backward_weight_by(route: Route, dout: &[f32], x: &[f32], dw: &mut [f32], g: &ConvGeom, c_out: usize) {
+    if let Some(weight_loop) = route.suits(g).weight_loop(c_out) {
         return direct::weight_grad(dout, x, dw, g, c_out, weight_loop);
     }
     let (k, p) = (g.col_rows(), g.col_cols());
@@ -120,7 +151,7 @@ pub fn conv_transpose2d_forward(x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut
     );
 }
 
-/// What both gradients of conv_transpose2d read on the im2col route: im2col(dout[n]) for
+/// What both gradients of conv_transpose2d read on the im2col route: `im2col(dout[n])` for
 /// every image, (n, K, oh*ow), built once for the two; nothing on the direct route.
 pub struct DoutColumns(Option<Vec<f32>>);
 
@@ -165,7 +196,7 @@ pub fn conv_transpose2d_backward_weight_with(
     g: &ConvGeom,
     c_in: usize,
 ) {
-    match (&cols.0, Route::weight_loop(g, c_in)) {
+    match (&cols.0, Route::of(g).weight_loop(c_in)) {
         (_, Some(weight_loop)) => direct::weight_grad(x, dout, dw, g, c_in, weight_loop),
         (Some(cols), None) => weight_grad_from_columns(cols, x, dw, g, c_in),
         (None, None) => weight_grad_from_columns(&batch_columns(dout, g), x, dw, g, c_in),

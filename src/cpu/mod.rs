@@ -3,6 +3,7 @@
 //! Each file opens by naming the reference it speeds up, how, and by how much; each is proved
 //! against that reference in the tests.
 
+pub mod adam;
 pub mod conv;
 pub mod direct;
 pub mod gemm;

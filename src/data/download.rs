@@ -17,6 +17,11 @@
 //! mirrors serve them. They apply to downloads only: a file already in the directory is used
 //! as it is, because good copies need not be byte-identical (see `mod.rs`).
 //!
+//! When every mirror fails, the error is one short line: the missing files, each distinct
+//! cause once ("host not found (offline?)", "HTTP 404", "SHA-256 mismatch"), and what to do.
+//! The full answer of each mirror is printed as it comes only when [`verbose`] is on (set
+//! `AUTOENCODERS_VERBOSE=1`, or any `RUST_LOG`).
+//!
 //! The mirrors and the table are parameters of [`download_sources`], so tests can serve their
 //! own files from a local server.
 
@@ -73,6 +78,16 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// timeout: 10 MB on a slow link can legitimately take minutes.
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The environment variable that turns on the per-attempt report (any value but empty or `0`);
+/// a set `RUST_LOG` does too.
+pub const VERBOSE_VAR: &str = "AUTOENCODERS_VERBOSE";
+
+/// Whether to print each download attempt and its full outcome (see [`VERBOSE_VAR`]).
+pub fn verbose() -> bool {
+    let set = |var| std::env::var_os(var).is_some_and(|v| !v.is_empty() && v != "0");
+    set(VERBOSE_VAR) || set("RUST_LOG")
+}
+
 /// Download every original MNIST file missing from `dir`, trying `mirrors` in turn.
 /// Creates `dir` if it does not exist.
 pub fn download_mnist(dir: &Path, mirrors: &[&str]) -> Result<()> {
@@ -83,6 +98,12 @@ pub fn download_mnist(dir: &Path, mirrors: &[&str]) -> Result<()> {
 /// the `.gz`), from the first of `mirrors` that serves it with the right size and hash.
 /// Tries every file even after one fails, then reports all that are still missing.
 pub fn download_sources(dir: &Path, mirrors: &[&str], sources: &[Source]) -> Result<()> {
+    download_looked(dir, &[], mirrors, sources)
+}
+
+/// [`download_sources`]; should it fail, the error says that the files were also looked for,
+/// in vain, in the folders `also`.
+pub(crate) fn download_looked(dir: &Path, also: &[&Path], mirrors: &[&str], sources: &[Source]) -> Result<()> {
     if let Err(e) = fs::create_dir_all(dir) {
         bail!(
             "{}: cannot create the data directory: {e}; create it, or point --data DIR or MNIST_DIR at another",
@@ -98,28 +119,39 @@ pub fn download_sources(dir: &Path, mirrors: &[&str], sources: &[Source]) -> Res
             .build(),
     );
 
+    let verbose = verbose();
     let mut missing = Vec::new();
-    let mut reasons = Vec::new();
+    // Each distinct cause once, in the order met.
+    let mut causes: Vec<String> = Vec::new();
+    let mut announced = false;
     for src in sources {
         let stem = src.name.strip_suffix(".gz").unwrap_or(src.name);
         if find_file(dir, stem).is_some() {
             continue; // present: trusted as it is, see the top of this file
         }
+        if !announced && !verbose {
+            eprintln!("downloading MNIST into {}", dir.display());
+            announced = true;
+        }
         let mut done = false;
         for mirror in mirrors {
             let url =
                 if mirror.ends_with('/') { format!("{mirror}{}", src.name) } else { format!("{mirror}/{}", src.name) };
-            eprintln!("downloading {url}");
+            if verbose {
+                eprintln!("downloading {url}");
+            }
             match fetch(&agent, &url, dir, src) {
                 Ok(()) => {
                     done = true;
                     break;
                 }
-                Err(why) => {
-                    // One line per failure; the final error repeats them all.
-                    let why = why.replace(['\n', '\r'], " ");
-                    eprintln!("  failed: {why}");
-                    reasons.push(format!("{url}: {why}"));
+                Err(failure) => {
+                    if verbose {
+                        eprintln!("  failed: {}", failure.detail.replace(['\n', '\r'], " "));
+                    }
+                    if !causes.contains(&failure.cause) {
+                        causes.push(failure.cause);
+                    }
                 }
             }
         }
@@ -131,36 +163,80 @@ pub fn download_sources(dir: &Path, mirrors: &[&str], sources: &[Source]) -> Res
         return Ok(());
     }
     if mirrors.is_empty() {
-        reasons.push("no mirrors to try".into());
+        causes.push("no mirrors to try".into());
     }
+    let which = match missing.len() == sources.len() && sources.len() > 2 {
+        true => format!("all {} files", sources.len()),
+        false => missing.join(", "),
+    };
+    let looked = match also {
+        [] => String::new(),
+        _ => format!(" (nor in {})", also.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")),
+    };
+    let hint = if verbose { String::new() } else { format!("; {VERBOSE_VAR}=1 shows each attempt") };
     bail!(
-        "MNIST files missing from {}: {} (download failed: {}); put them in that folder, or point at a copy with --data DIR or MNIST_DIR=DIR",
+        "MNIST is not in {}{looked} and could not be downloaded ({}); missing {which}: put them there, or point --data DIR or MNIST_DIR=DIR at a copy{hint}",
         dir.display(),
-        missing.join(", "),
-        reasons.join("; ")
+        causes.join("; ")
     )
 }
 
-/// Fetch one file from one URL into `dir`, or explain in a phrase why not. On failure nothing
-/// is left behind: the temporary file is removed by `Temp`'s `Drop`.
-fn fetch(agent: &ureq::Agent, url: &str, dir: &Path, src: &Source) -> Result<(), String> {
-    let response = agent.get(url).call().map_err(|e| e.to_string())?;
+/// Why one download failed: `cause`, a few words that many attempts may share (for the
+/// one-line error), and `detail`, the full story of this attempt (for the verbose report).
+struct Failure {
+    cause: String,
+    detail: String,
+}
+
+impl Failure {
+    fn new(cause: &str, detail: String) -> Failure {
+        Failure { cause: cause.to_string(), detail }
+    }
+
+    /// A failure to reach the server or to talk to it.
+    fn transport(e: ureq::Error) -> Failure {
+        let cause = match &e {
+            ureq::Error::HostNotFound => "host not found (offline?)".to_string(),
+            ureq::Error::Timeout(_) => "timed out".to_string(),
+            ureq::Error::ConnectionFailed => "connection failed".to_string(),
+            ureq::Error::Io(io) => match io.kind() {
+                io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
+                io::ErrorKind::TimedOut => "timed out".to_string(),
+                // What std says when getaddrinfo fails (it has no ErrorKind of its own).
+                _ if io.to_string().contains("lookup address") => "host name lookup failed (offline?)".to_string(),
+                _ => io.to_string().chars().take(60).collect(),
+            },
+            other => other.to_string().chars().take(60).collect(),
+        };
+        Failure { cause, detail: e.to_string() }
+    }
+}
+
+/// Fetch one file from one URL into `dir`, or say why not. On failure nothing is left
+/// behind: the temporary file is removed by `Temp`'s `Drop`.
+fn fetch(agent: &ureq::Agent, url: &str, dir: &Path, src: &Source) -> Result<(), Failure> {
+    let response = agent.get(url).call().map_err(Failure::transport)?;
     let status = response.status();
     if !status.is_success() {
-        return Err(format!("HTTP {status}"));
+        let status = format!("HTTP {}", status.as_u16());
+        return Err(Failure::new(&status, status.clone()));
     }
     let body = response.into_body();
     if let Some(len) = body.content_length() {
         if len != src.bytes {
-            return Err(format!("server offers {len} bytes, the original has {}", src.bytes));
+            return Err(Failure::new(
+                "wrong size",
+                format!("server offers {len} bytes, the original has {}", src.bytes),
+            ));
         }
     }
     // ureq errors out if the connection closes before Content-Length bytes have come; without a
     // Content-Length, the size check below catches a short file.
     let mut reader = body.into_reader();
 
-    let mut temp =
-        Temp::create(dir, src.name).map_err(|e| format!("cannot create a temporary file in {}: {e}", dir.display()))?;
+    let mut temp = Temp::create(dir, src.name).map_err(|e| {
+        Failure::new("cannot write there", format!("cannot create a temporary file in {}: {e}", dir.display()))
+    })?;
     let bar = progress_bar(src);
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 64 << 10];
@@ -170,15 +246,17 @@ fn fetch(agent: &ureq::Agent, url: &str, dir: &Path, src: &Source) -> Result<(),
             Ok(0) => break Ok(()),
             Ok(k) => k,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => break Err(format!("after {total} of {} bytes: {e}", src.bytes)),
+            Err(e) => {
+                break Err(Failure::new("cut off mid-file", format!("after {total} of {} bytes: {e}", src.bytes)))
+            }
         };
         total += k as u64;
         if total > src.bytes {
-            break Err(format!("server sent more than the original's {} bytes", src.bytes));
+            break Err(Failure::new("wrong size", format!("server sent more than the original's {} bytes", src.bytes)));
         }
         hasher.update(&buf[..k]);
         if let Err(e) = temp.file.write_all(&buf[..k]) {
-            break Err(format!("cannot write {}: {e}", temp.path.display()));
+            break Err(Failure::new("cannot write there", format!("cannot write {}: {e}", temp.path.display())));
         }
         bar.inc(k as u64);
     };
@@ -186,13 +264,17 @@ fn fetch(agent: &ureq::Agent, url: &str, dir: &Path, src: &Source) -> Result<(),
     result?;
 
     if total != src.bytes {
-        return Err(format!("truncated: got {total} of {} bytes", src.bytes));
+        return Err(Failure::new("truncated", format!("truncated: got {total} of {} bytes", src.bytes)));
     }
     let got: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
     if !got.eq_ignore_ascii_case(src.sha256) {
-        return Err(format!("SHA-256 mismatch: got {got}, the original is {}", src.sha256));
+        return Err(Failure::new(
+            "SHA-256 mismatch",
+            format!("SHA-256 mismatch: got {got}, the original is {}", src.sha256),
+        ));
     }
-    temp.persist(&dir.join(src.name)).map_err(|e| format!("cannot move the download into place: {e}"))
+    temp.persist(&dir.join(src.name))
+        .map_err(|e| Failure::new("cannot write there", format!("cannot move the download into place: {e}")))
 }
 
 /// A bar on stderr. indicatif hides it by itself when stderr is not a terminal (tests, CI).

@@ -16,102 +16,185 @@
 //! (60000 images of 28x28) and is 16 + 47,040,000 bytes long.
 //!
 //! Files are usually shipped gzipped. We detect gzip by its magic bytes `1f 8b`, not by the
-//! name, so a renamed or already-decompressed file still reads.
+//! name, so a renamed or already-decompressed file still reads. A gzip file may hold several
+//! members one after another (what `cat a.gz b.gz` makes); like `gunzip`, we read them all.
 //!
-//! Everything is checked before the payload is allocated: the magic, the data type, the number
+//! Reading is in two steps, so that a caller holding several files can check their headers
+//! against each other before any payload is read ([`crate::data::Mnist::load`] does):
+//! [`IdxFile::open`] reads and checks the header alone: the magic, the data type, the number
 //! of dimensions, that the product of the dimensions neither overflows nor exceeds
 //! [`MAX_PAYLOAD_BYTES`], and (for a raw file, whose length we know up front) that the file
-//! holds exactly header + payload. A gzip stream's decompressed length is only known by reading
-//! it, so there we read at most the promised number of bytes, growing the buffer as data
-//! actually arrives, then insist the stream ends there and nothing follows it.
+//! holds exactly header + payload. [`IdxFile::read_payload`] then reads the payload. A gzip
+//! stream's decompressed length is only known by reading it, so there we read at most the
+//! promised number of bytes, growing the buffer as data actually arrives (never reserving
+//! more than the compressed file can hold), then insist the stream ends there.
 //!
 //! Every failure is an `anyhow` error of one line: the file, what is wrong, what to do.
 //! No input makes this module panic.
 
+use crate::data::images::{Images, Labels};
+use crate::data::members::Members;
 use anyhow::{anyhow, Result};
 use byteorder::{BigEndian, ByteOrder};
-use flate2::bufread::GzDecoder;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
-use std::ops::Range;
-use std::path::Path;
+use std::io::{self, BufReader, Read};
+use std::path::{Path, PathBuf};
 
-/// The largest payload we accept: 2 GiB. MNIST's largest file holds 47 MB, so a header
-/// claiming more is corrupt, and refusing it up front avoids a huge allocation.
-pub const MAX_PAYLOAD_BYTES: usize = 1 << 31;
+/// The largest payload we accept: 1 GiB. MNIST's largest file holds 47 MB (EMNIST's largest
+/// split, 0.55 GB), so a header claiming more is corrupt, and refusing it up front avoids a
+/// huge allocation.
+pub const MAX_PAYLOAD_BYTES: usize = 1 << 30;
+
+/// The most a gzip payload buffer reserves before its bytes have arrived: past this it grows
+/// as data comes in, so a header's promise alone never costs more memory than this.
+const RESERVE_AHEAD: usize = 64 << 20;
+
+/// How far past the payload a gzip stream is decompressed to see whether it ends: enough to
+/// reach the trailer of any real file's last member (which checks its CRC), small enough that
+/// a bomb of zeros after a valid payload costs little time.
+const TRAILING_CHECK: u64 = 16 << 20;
 
 /// What to tell the user after any problem with a file's contents.
 const REMEDY: &str = "re-download it or point --data at a good copy";
 
-/// A set of greyscale images, `n` images of `rows x cols`, kept as the file's bytes
-/// (0 = background, 255 = ink), image after image, row-major. Kept as `u8` because that is
-/// a quarter of the memory of `f32`, and scaling a batch when it is used is cheap.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Images {
-    pub n: usize,
-    pub rows: usize,
-    pub cols: usize,
-    pub pixels: Vec<u8>,
+/// An IDX file whose header has been read and checked; the payload is still unread.
+pub struct IdxFile<'a> {
+    /// How the file is called in messages.
+    path: PathBuf,
+    /// The dimensions the header gives (for images: count, rows, cols).
+    pub dims: Vec<usize>,
+    /// Their product: the payload's length in bytes.
+    pub payload_len: usize,
+    body: Body<'a>,
 }
 
-/// One class label (0..=9 for MNIST) per image.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Labels {
-    pub labels: Vec<u8>,
+/// The stream the payload comes from.
+enum Body<'a> {
+    /// A raw file, its length checked against the header: the payload is there.
+    Raw(BufReader<Box<dyn Read + 'a>>),
+    /// A gzip stream; `most` bounds its decompressed length (see `IdxFile::from_reader`).
+    Gzip { gz: Members<BufReader<Box<dyn Read + 'a>>>, most: usize },
 }
 
-impl Images {
-    /// Pixels per image, `rows * cols` (784 for MNIST).
-    pub fn image_len(&self) -> usize {
-        self.rows * self.cols
+impl<'a> IdxFile<'a> {
+    /// Open `path` and read its header, which must have `want_dims` dimensions; `what`
+    /// ("images" or "labels") names the kind of file in messages.
+    pub fn open(path: &Path, want_dims: usize, what: &str) -> Result<IdxFile<'static>> {
+        // Opening a FIFO would block until something writes to it: look before opening.
+        if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+            return Err(anyhow!(
+                "{}: not a regular file (a directory, FIFO or device), so not an IDX {what} file; point --data at a folder that has the file",
+                path.display()
+            ));
+        }
+        let file = File::open(path).map_err(|e| {
+            anyhow!(
+                "{}: cannot open {what} file: {e}; check the path, or point --data at a folder that has it",
+                path.display()
+            )
+        })?;
+        let len = file.metadata().map_err(|e| file_error(path, &format!("cannot read: {e}")))?.len();
+        IdxFile::from_reader(Box::new(file), len, path, want_dims, what)
     }
 
-    /// The bytes of image `i`.
-    pub fn image(&self, i: usize) -> &[u8] {
-        let d = self.image_len();
-        &self.pixels[i * d..(i + 1) * d]
+    /// [`IdxFile::open`] on any reader of `len` bytes, called `path` in messages. Reads only
+    /// the header (at most 8 + 4 * ndims bytes of the decompressed stream, and for gzip what
+    /// the decoder buffers).
+    pub fn from_reader(
+        reader: Box<dyn Read + 'a>,
+        len: u64,
+        path: &Path,
+        want_dims: usize,
+        what: &str,
+    ) -> Result<IdxFile<'a>> {
+        let fail = |problem: String| file_error(path, &problem);
+        if len == 0 {
+            return Err(fail("empty file (0 bytes)".into()));
+        }
+        // Peek at the first two bytes to tell gzip from raw, then put them back in front.
+        let mut reader = reader;
+        let mut head = [0u8; 2];
+        let got = read_full(&mut reader, &mut head).map_err(|e| fail(format!("cannot read: {e}")))?;
+        let gzip = got == 2 && head == [0x1f, 0x8b];
+        let whole: Box<dyn Read + 'a> = Box::new(io::Cursor::new(head[..got].to_vec()).chain(reader));
+        let buffered = BufReader::new(whole);
+
+        let (dims, payload_len, body) = if gzip {
+            // Deflate cannot expand data more than 1032-fold, so a gzip file of `len` bytes
+            // holds at most this much; it bounds what a lying header can make us reserve.
+            let most = usize::try_from(len.saturating_mul(1032)).unwrap_or(usize::MAX);
+            let mut gz = Members::new(buffered);
+            let (dims, n) = read_header(&mut gz, want_dims, what, None, gzip_error).map_err(fail)?;
+            (dims, n, Body::Gzip { gz, most })
+        } else {
+            // Raw: the length is known, so the whole layout is checked before reading on.
+            let mut raw = buffered;
+            let (dims, n) = read_header(&mut raw, want_dims, what, Some(len), read_error).map_err(fail)?;
+            (dims, n, Body::Raw(raw))
+        };
+        if want_dims == 3 && (dims[1] == 0 || dims[2] == 0) {
+            return Err(fail(format!("images of {}x{} pixels are empty", dims[1], dims[2])));
+        }
+        Ok(IdxFile { path: path.to_path_buf(), dims, payload_len, body })
     }
 
-    /// Images `range` as `f32` in [0, 1], shape `[range.len(), rows * cols]`.
-    pub fn to_f32(&self, range: Range<usize>) -> Vec<f32> {
-        assert!(range.start <= range.end && range.end <= self.n, "to_f32: range {range:?} outside 0..{}", self.n);
-        let d = self.image_len();
-        self.pixels[range.start * d..range.end * d].iter().map(|&p| scale(p)).collect()
-    }
-
-    /// Gather the images at `indices` (a shuffled mini-batch) into `out`, shape
-    /// `[indices.len(), rows * cols]`, as `f32` in [0, 1]. Writing into a caller's buffer
-    /// lets the training loop reuse one allocation for every batch.
-    pub fn batch_into(&self, indices: &[usize], out: &mut [f32]) {
-        let d = self.image_len();
-        assert_eq!(
-            out.len(),
-            indices.len() * d,
-            "batch_into: out has {} floats, want {} x {d}",
-            out.len(),
-            indices.len()
-        );
-        for (dst, &i) in out.chunks_exact_mut(d).zip(indices) {
-            for (o, &p) in dst.iter_mut().zip(self.image(i)) {
-                *o = scale(p);
+    /// Read the payload: exactly the `payload_len` bytes the header promised, and nothing
+    /// may follow them.
+    pub fn read_payload(self) -> Result<Vec<u8>> {
+        let path = self.path;
+        let fail = |problem: String| file_error(&path, &problem);
+        let n = self.payload_len;
+        let claim = format!("header says {} = {n} bytes", dims_text(&self.dims));
+        match self.body {
+            Body::Raw(mut raw) => {
+                // The file's length was checked against the header: these bytes exist.
+                let mut payload = Vec::new();
+                payload.try_reserve_exact(n).map_err(|e| fail(format!("cannot allocate {n} bytes: {e}")))?;
+                (&mut raw).take(n as u64).read_to_end(&mut payload).map_err(|e| fail(read_error(e)))?;
+                if payload.len() < n {
+                    // The file shrank since it was opened.
+                    return Err(fail(format!("truncated while reading: {} of {n} bytes", payload.len())));
+                }
+                Ok(payload)
+            }
+            Body::Gzip { mut gz, most } => {
+                let mut payload = Vec::new();
+                let ahead = n.min(most).min(RESERVE_AHEAD);
+                payload.try_reserve_exact(ahead).map_err(|e| fail(format!("cannot allocate {ahead} bytes: {e}")))?;
+                (&mut gz).take(n as u64).read_to_end(&mut payload).map_err(|e| fail(gzip_error(e)))?;
+                if gz.garbage() {
+                    return Err(fail("garbage after the end of the gzip stream".into()));
+                }
+                if payload.len() < n {
+                    return Err(fail(format!("truncated: {claim}, decompressed file has {}", payload.len())));
+                }
+                // The decompressed stream must end exactly at the end of the payload. Reading
+                // to the end is also what makes the decoder verify each member's trailer
+                // (CRC-32 and length), so extra bytes are drained (up to TRAILING_CHECK)
+                // before being called trailing: bytes that come from a corrupt stream fail the
+                // CRC and are reported as corruption instead.
+                let extra = io::copy(&mut (&mut gz).take(TRAILING_CHECK + 1), &mut io::sink())
+                    .map_err(|e| fail(gzip_error(e)))?;
+                if gz.garbage() {
+                    return Err(fail("garbage after the end of the gzip stream".into()));
+                }
+                if extra > TRAILING_CHECK {
+                    return Err(fail(format!(
+                        "trailing bytes: {claim}, the decompressed file has more than {TRAILING_CHECK} more"
+                    )));
+                }
+                if extra > 0 {
+                    return Err(fail(format!("trailing bytes: {claim}, the decompressed file has {extra} more")));
+                }
+                Ok(payload)
             }
         }
     }
-}
 
-impl Labels {
-    pub fn len(&self) -> usize {
-        self.labels.len()
+    /// How the file is called in messages.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.labels.is_empty()
-    }
-}
-
-/// Byte to [0, 1]. A division rather than a multiply by 1/255 so that 255 maps to exactly 1.0.
-fn scale(p: u8) -> f32 {
-    p as f32 / 255.0
 }
 
 /// Read an images file (IDX, 3 dimensions: count, rows, cols), raw or gzipped.
@@ -120,37 +203,31 @@ fn scale(p: u8) -> f32 {
 /// is where an empty training or test set is refused. Images of zero rows or columns are refused
 /// here, since no caller can do anything with them.
 pub fn read_images(path: &Path) -> Result<Images> {
-    let (file, len) = open_idx(path, "images")?;
-    images_from(file, len, path)
+    images_from(IdxFile::open(path, 3, "images")?)
+}
+
+/// Read a labels file (IDX, 1 dimension: count), raw or gzipped.
+pub fn read_labels(path: &Path) -> Result<Labels> {
+    Ok(Labels { labels: IdxFile::open(path, 1, "labels")?.read_payload()? })
 }
 
 /// [`read_images`] on a file's bytes already in memory; `name` stands for the file in errors.
 /// Same checks, same errors, byte for byte (the fuzz target `fuzz/fuzz_targets/idx.rs` and
 /// `tests/fuzz_replay.rs` drive the reader through this, without touching the disk).
 pub fn parse_images(bytes: &[u8], name: &str) -> Result<Images> {
-    images_from(io::Cursor::new(bytes), bytes.len() as u64, Path::new(name))
+    images_from(IdxFile::from_reader(Box::new(bytes), bytes.len() as u64, Path::new(name), 3, "images")?)
 }
 
 /// [`read_labels`] on a file's bytes already in memory, as [`parse_images`].
 pub fn parse_labels(bytes: &[u8], name: &str) -> Result<Labels> {
-    let (_, labels) = read_idx(io::Cursor::new(bytes), bytes.len() as u64, Path::new(name), 1, "labels")?;
-    Ok(Labels { labels })
+    let file = IdxFile::from_reader(Box::new(bytes), bytes.len() as u64, Path::new(name), 1, "labels")?;
+    Ok(Labels { labels: file.read_payload()? })
 }
 
-fn images_from<R: Read + Seek>(file: R, file_len: u64, path: &Path) -> Result<Images> {
-    let (dims, pixels) = read_idx(file, file_len, path, 3, "images")?;
-    let (n, rows, cols) = (dims[0], dims[1], dims[2]);
-    if rows == 0 || cols == 0 {
-        return Err(file_error(path, &format!("images of {rows}x{cols} pixels are empty")));
-    }
-    Ok(Images { n, rows, cols, pixels })
-}
-
-/// Read a labels file (IDX, 1 dimension: count), raw or gzipped.
-pub fn read_labels(path: &Path) -> Result<Labels> {
-    let (file, len) = open_idx(path, "labels")?;
-    let (_, labels) = read_idx(file, len, path, 1, "labels")?;
-    Ok(Labels { labels })
+/// The images of an opened images file.
+pub fn images_from(file: IdxFile) -> Result<Images> {
+    let (n, rows, cols) = (file.dims[0], file.dims[1], file.dims[2]);
+    Ok(Images { n, rows, cols, pixels: file.read_payload()? })
 }
 
 /// `"{path}: {problem}; {remedy}"`, the one-line shape of every error about a file's contents.
@@ -158,102 +235,29 @@ fn file_error(path: &Path, problem: &str) -> anyhow::Error {
     anyhow!("{}: {problem}; {REMEDY}", path.display())
 }
 
-/// Open an IDX file; returns it and its length. `what` names the kind of file in messages.
-fn open_idx(path: &Path, what: &str) -> Result<(File, u64)> {
-    let file = File::open(path).map_err(|e| {
-        anyhow!(
-            "{}: cannot open {what} file: {e}; check the path, or point --data at a folder that has it",
-            path.display()
-        )
-    })?;
-    let file_len = file.metadata().map_err(|e| file_error(path, &format!("cannot read: {e}")))?.len();
-    Ok((file, file_len))
+/// A read error of a raw file, as the problem in a message.
+fn read_error(e: io::Error) -> String {
+    format!("cannot read: {e}")
 }
 
-/// Read an IDX file of unsigned bytes with `want_dims` dimensions from `file`, which is
-/// `file_len` bytes long and is called `path` in messages; `what` names the kind of file in
-/// messages. Returns the dimensions and the payload.
-fn read_idx<R: Read + Seek>(
-    mut file: R,
-    file_len: u64,
-    path: &Path,
-    want_dims: usize,
-    what: &str,
-) -> Result<(Vec<usize>, Vec<u8>)> {
-    let fail = |problem: String| file_error(path, &problem);
-    if file_len == 0 {
-        return Err(fail("empty file (0 bytes)".into()));
-    }
-
-    // Peek at the first two bytes to tell gzip from raw, then start again from the top.
-    let mut head = [0u8; 2];
-    let got = read_full(&mut file, &mut head).map_err(|e| fail(format!("cannot read: {e}")))?;
-    let gzip = got == 2 && head == [0x1f, 0x8b];
-    file.seek(SeekFrom::Start(0)).map_err(|e| fail(format!("cannot read: {e}")))?;
-    let mut reader = BufReader::new(file);
-
-    if !gzip {
-        // Raw: the length is known, so the whole layout can be checked before reading on.
-        return read_body(&mut reader, want_dims, what, Known(file_len)).map_err(fail);
-    }
-
-    // Deflate cannot expand data more than 1032-fold, so a gzip file of `file_len` bytes holds
-    // at most this much; it bounds what a lying header can make us reserve.
-    let most = usize::try_from(file_len.saturating_mul(1032)).unwrap_or(usize::MAX);
-    let mut gz = GzDecoder::new(reader);
-    let body = read_body(&mut gz, want_dims, what, AtMost(most)).map_err(fail)?;
-    // The decompressed stream must end exactly at the end of the payload. Reading to the end
-    // is also what makes the decoder verify the gzip trailer (CRC-32 and length), so extra
-    // bytes are drained (at most what the file can hold) before being called trailing: bytes
-    // that come from a corrupt stream fail the CRC and are reported as corruption instead.
-    let extra = io::copy(&mut (&mut gz).take(most as u64), &mut io::sink())
-        .map_err(|e| fail(format!("corrupt or truncated gzip data ({e})")))?;
-    if extra > 0 {
-        let (dims, _) = &body;
-        return Err(fail(format!(
-            "trailing bytes: header says {} = {} bytes, the decompressed file has {extra} more",
-            dims_text(dims),
-            dims.iter().product::<usize>()
-        )));
-    }
-    // A second gzip member or junk after the first is not part of any IDX file we know.
-    let mut rest = gz.into_inner();
-    match rest.fill_buf() {
-        Ok([]) => Ok(body),
-        Ok(_) => Err(fail("garbage after the end of the gzip stream".into())),
-        Err(e) => Err(fail(format!("cannot read: {e}"))),
-    }
+/// A read error inside a gzip stream: the compressed data is bad, so say so.
+fn gzip_error(e: io::Error) -> String {
+    format!("corrupt or truncated gzip data ({e})")
 }
 
-/// What is known of the length of the stream `read_body` reads.
-#[derive(Clone, Copy)]
-enum Length {
-    /// A raw file: its exact length, header included.
-    Known(u64),
-    /// A gzip stream: only an upper bound on its decompressed length.
-    AtMost(usize),
-}
-use Length::{AtMost, Known};
-
-/// Parse the header from `r` and read the payload. For a raw file (`Known` length) truncation
-/// and trailing bytes are caught before the payload is allocated.
-/// Errors are the problem alone; the caller adds the file name and the remedy.
-fn read_body<R: Read>(
+/// Parse and check the header from `r`, which must have `want_dims` dimensions; returns the
+/// dimensions and their product. `length` is the raw file's length, `None` for a gzip stream,
+/// whose decompressed length is not known; `io_err` says what a read error means. Errors are
+/// the problem alone; the caller adds the file name and the remedy.
+fn read_header<R: Read>(
     r: &mut R,
     want_dims: usize,
     what: &str,
-    length: Length,
-) -> Result<(Vec<usize>, Vec<u8>), String> {
-    // A read error inside a gzip stream means the compressed data is bad, so say so.
-    let io_err = |e: io::Error| match length {
-        Known(_) => format!("cannot read: {e}"),
-        AtMost(_) => format!("corrupt or truncated gzip data ({e})"),
-    };
+    length: Option<u64>,
+    io_err: fn(io::Error) -> String,
+) -> Result<(Vec<usize>, usize), String> {
     // Sizes in messages are of what the header describes: for gzip, the decompressed bytes.
-    let file = match length {
-        Known(_) => "file",
-        AtMost(_) => "decompressed file",
-    };
+    let file = if length.is_some() { "file" } else { "decompressed file" };
 
     let mut magic = [0u8; 4];
     let got = read_full(r, &mut magic).map_err(io_err)?;
@@ -304,8 +308,7 @@ fn read_body<R: Read>(
             dims_text(&dims)
         ));
     }
-
-    if let Known(len) = length {
+    if let Some(len) = length {
         let have = len.saturating_sub(header_len as u64);
         if have < n as u64 {
             return Err(format!("truncated: header says {} = {n} bytes, file has {have}", dims_text(&dims)));
@@ -318,25 +321,12 @@ fn read_body<R: Read>(
             ));
         }
     }
-
-    // For a raw file `n` bytes are now known to be on disk. For gzip `n` is only a promise, so
-    // reserve no more than the file could hold; should it hold less, reading finds out.
-    let reserve = match length {
-        Known(_) => n,
-        AtMost(most) => n.min(most),
-    };
-    let mut payload = Vec::new();
-    payload.try_reserve_exact(reserve).map_err(|e| format!("cannot allocate {reserve} bytes: {e}"))?;
-    r.take(n as u64).read_to_end(&mut payload).map_err(io_err)?;
-    if payload.len() < n {
-        return Err(format!("truncated: header says {} = {n} bytes, {file} has {}", dims_text(&dims), payload.len()));
-    }
-    Ok((dims, payload))
+    Ok((dims, n))
 }
 
 /// Read until `buf` is full or the input ends; returns the number of bytes read.
 /// (`read_exact` would not say how many bytes a short file had.)
-fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
+pub(crate) fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
     let mut got = 0;
     while got < buf.len() {
         match r.read(&mut buf[got..]) {
@@ -350,7 +340,7 @@ fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 /// `60000x28x28`, as people write the shape.
-fn dims_text(dims: &[usize]) -> String {
+pub(crate) fn dims_text(dims: &[usize]) -> String {
     dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("x")
 }
 

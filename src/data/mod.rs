@@ -1,7 +1,9 @@
 //! MNIST: where the files are, reading them, and fetching them when they are missing.
 //!
-//! Read in this order: `idx.rs` (the file format and its checks), this file (the four files
-//! that make up MNIST and the data directory), `download.rs` (fetching the originals).
+//! Read in this order: `images.rs` (what a file decodes to), `idx.rs` (the file format and its
+//! checks; `members.rs`, the gzip reader it uses), this file (the four files that make up
+//! MNIST, the data directory, and the checks of the four headers against each other),
+//! `download.rs` (fetching the originals).
 //!
 //! MNIST is four IDX files (see `idx.rs` for the format), looked for in one directory:
 //!
@@ -11,7 +13,9 @@
 //! ```
 //!
 //! each either gzipped as distributed (`NAME.gz`) or decompressed (`NAME`); the `.gz` is taken
-//! when both are there, since it is the form the mirrors serve.
+//! when both are there, since it is the form the mirrors serve. Something else under either
+//! name (a directory, a FIFO, a broken or looping symlink) is reported as such, not taken
+//! for a missing file.
 //!
 //! The directory is, in order: the `--data DIR` flag, else `$MNIST_DIR`, else `data/mnist`,
 //! else (when that is incomplete) `../shared/mnist` if it holds all four files.
@@ -25,9 +29,12 @@
 
 pub mod download;
 pub mod idx;
+pub mod images;
+mod members;
 
-pub use download::{download_mnist, download_sources, Source, MIRRORS, ORIGINALS};
-pub use idx::{parse_images, parse_labels, read_images, read_labels, Images, Labels};
+pub use download::{download_mnist, download_sources, verbose, Source, MIRRORS, ORIGINALS, VERBOSE_VAR};
+pub use idx::{images_from, parse_images, parse_labels, read_images, read_labels, IdxFile};
+pub use images::{Images, Labels};
 
 use anyhow::{bail, Result};
 use std::path::{Path, PathBuf};
@@ -38,6 +45,15 @@ pub const TEST_IMAGES: &str = "t10k-images-idx3-ubyte";
 pub const TEST_LABELS: &str = "t10k-labels-idx1-ubyte";
 /// The four files, by their standard names without `.gz`.
 pub const FILES: [&str; 4] = [TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS];
+
+/// MNIST's images are 28x28; [`ensure_mnist`] refuses any other size before reading pixels.
+pub const ROWS: usize = 28;
+pub const COLS: usize = 28;
+
+/// The most images a split may hold: MNIST has 60,000, the largest of its kin (EMNIST's
+/// by-class training split) 697,932. A header claiming more is refused before its payload
+/// is read, whatever the image size.
+pub const MAX_IMAGES: usize = 1_000_000;
 
 /// Used when neither `--data` nor `$MNIST_DIR` is given; relative to the working directory.
 pub const DEFAULT_DIR: &str = "data/mnist";
@@ -69,14 +85,68 @@ fn named_dir(flag: Option<&Path>) -> Option<PathBuf> {
     std::env::var_os("MNIST_DIR").filter(|v| !v.is_empty()).map(PathBuf::from)
 }
 
-/// `dir/NAME.gz` if it is a file, else `dir/NAME` if it is, else `None`.
+/// What stands in `dir` under one of the four names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    /// `dir/NAME.gz`, else `dir/NAME`: a regular file (or a symlink to one).
+    File(PathBuf),
+    /// Neither name exists.
+    Absent,
+    /// The first of the two names that exists is not a readable regular file: a directory,
+    /// a FIFO, a dangling symlink or a symlink loop, or it cannot be looked at. The message
+    /// says which, in one line, naming the path.
+    Unusable(String),
+}
+
+/// What `dir` holds under `name` (without `.gz`): `NAME.gz` is looked at first, then `NAME`.
+/// Something under a name that is not a regular file is reported, not skipped: a directory
+/// or a symlink loop where a file should be is a mistake to show the user, not a missing
+/// file to download over (and opening a FIFO would block forever).
+pub fn locate(dir: &Path, name: &str) -> Entry {
+    for path in [dir.join(format!("{name}.gz")), dir.join(name)] {
+        let unusable = |what: String| {
+            Entry::Unusable(format!(
+                "{}: {what}, not an IDX file; replace it with the file, or point --data at a folder that has it",
+                path.display()
+            ))
+        };
+        match std::fs::metadata(&path) {
+            Ok(m) if m.is_file() => return Entry::File(path),
+            Ok(m) if m.is_dir() => return unusable("is a directory".into()),
+            Ok(_) => return unusable("is not a regular file (a FIFO, socket or device)".into()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // metadata follows symlinks: a link to nothing also reads as not found.
+                if std::fs::symlink_metadata(&path).is_ok() {
+                    return unusable("is a symlink to nothing".into());
+                }
+            }
+            // A symlink loop, a permission problem on the way to it, ...
+            Err(e) => return unusable(format!("cannot be looked at ({e})")),
+        }
+    }
+    Entry::Absent
+}
+
+/// `dir/NAME.gz` if it is a regular file, else `dir/NAME` if it is, else `None` (see
+/// [`locate`] for what else may stand there).
 pub fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
-    [dir.join(format!("{name}.gz")), dir.join(name)].into_iter().find(|p| p.is_file())
+    match locate(dir, name) {
+        Entry::File(path) => Some(path),
+        _ => None,
+    }
 }
 
 /// The standard names (without `.gz`) of the MNIST files not found in `dir` in either form.
 pub fn missing_files(dir: &Path) -> Vec<&'static str> {
     FILES.into_iter().filter(|name| find_file(dir, name).is_none()).collect()
+}
+
+/// The first of the four names under which `dir` holds something unusable, as its message.
+fn unusable_entry(dir: &Path) -> Option<String> {
+    FILES.into_iter().find_map(|name| match locate(dir, name) {
+        Entry::Unusable(why) => Some(why),
+        _ => None,
+    })
 }
 
 /// The four parts of MNIST, checked to fit together.
@@ -91,8 +161,17 @@ pub struct Mnist {
 impl Mnist {
     /// Read the four files from `dir` and check that they fit together: as many labels as
     /// images, labels in 0..=9, the same image size in both splits, neither split empty (an
-    /// empty set is a valid IDX file but nothing can be trained or tested on it).
+    /// empty set is a valid IDX file but nothing can be trained or tested on it). Any image
+    /// size is accepted; [`ensure_mnist`] insists on 28x28.
     pub fn load(dir: &Path) -> Result<Mnist> {
+        Mnist::load_shaped(dir, None)
+    }
+
+    /// [`Mnist::load`], and when `shape` is given, images of `(rows, cols)` only.
+    pub fn load_shaped(dir: &Path, shape: Option<(usize, usize)>) -> Result<Mnist> {
+        if let Some(why) = unusable_entry(dir) {
+            bail!(why);
+        }
         let missing = missing_files(dir);
         if !missing.is_empty() {
             bail!(
@@ -102,35 +181,66 @@ impl Mnist {
             );
         }
         // Each file was found a moment ago; should one vanish since, falling back to the plain
-        // name makes `read_*` report it as it would any file it cannot open.
+        // name makes `IdxFile::open` report it as it would any file it cannot open.
         let path = |name| find_file(dir, name).unwrap_or_else(|| dir.join(name));
-        let (train_images_path, train_labels_path) = (path(TRAIN_IMAGES), path(TRAIN_LABELS));
-        let (test_images_path, test_labels_path) = (path(TEST_IMAGES), path(TEST_LABELS));
+        let files = [
+            IdxFile::open(&path(TRAIN_IMAGES), 3, "images")?,
+            IdxFile::open(&path(TRAIN_LABELS), 1, "labels")?,
+            IdxFile::open(&path(TEST_IMAGES), 3, "images")?,
+            IdxFile::open(&path(TEST_LABELS), 1, "labels")?,
+        ];
+        Mnist::from_files(files, shape)
+    }
 
-        let train = read_images(&train_images_path)?;
-        let train_labels = read_labels(&train_labels_path)?;
-        let test = read_images(&test_images_path)?;
-        let test_labels = read_labels(&test_labels_path)?;
-
-        for (images, labels, ipath, lpath, split) in [
-            (&train, &train_labels, &train_images_path, &train_labels_path, "training"),
-            (&test, &test_labels, &test_images_path, &test_labels_path, "test"),
-        ] {
-            if images.n == 0 {
+    /// The four files opened, their headers read: train images, train labels, test images,
+    /// test labels. Every header is checked against the others (and against `shape`, when
+    /// given) before any payload is read, so that a file whose header claims billions of
+    /// images is refused after reading a few bytes, not after decompressing gigabytes.
+    pub fn from_files(files: [IdxFile; 4], shape: Option<(usize, usize)>) -> Result<Mnist> {
+        let [train, train_labels, test, test_labels] = files;
+        for (images, labels, split) in [(&train, &train_labels, "training"), (&test, &test_labels, "test")] {
+            let (n, rows, cols) = (images.dims[0], images.dims[1], images.dims[2]);
+            let ipath = images.path().display();
+            if n == 0 {
+                bail!("{ipath}: the {split} set has no images; re-download it or point --data at a good copy");
+            }
+            if n > MAX_IMAGES {
                 bail!(
-                    "{}: the {split} set has no images; re-download it or point --data at a good copy",
-                    ipath.display()
+                    "{ipath}: the header claims {n} images, more than the {MAX_IMAGES} any MNIST-like {split} set holds: the header is corrupt; re-download it or point --data at a good copy"
                 );
             }
-            if images.n != labels.len() {
+            if labels.dims[0] != n {
                 bail!(
-                    "{}: {} labels, but {} has {} images; the two files are from different copies, re-download both or point --data at a good copy",
-                    lpath.display(),
-                    labels.len(),
-                    ipath.display(),
-                    images.n
+                    "{}: {} labels, but {ipath} has {n} images; the two files are from different copies, re-download both or point --data at a good copy",
+                    labels.path().display(),
+                    labels.dims[0],
                 );
             }
+            if let Some((want_rows, want_cols)) = shape.filter(|&s| s != (rows, cols)) {
+                bail!(
+                    "{ipath}: images are {rows}x{cols}, but these models take {want_rows}x{want_cols}; point --data at an MNIST-shaped set"
+                );
+            }
+        }
+        if (train.dims[1], train.dims[2]) != (test.dims[1], test.dims[2]) {
+            bail!(
+                "{}: images are {}x{}, but {} has {}x{}; the files are from different data sets, point --data at one copy of MNIST",
+                test.path().display(),
+                test.dims[1],
+                test.dims[2],
+                train.path().display(),
+                train.dims[1],
+                train.dims[2]
+            );
+        }
+
+        // The label files' names, for the digit check's message, before reading consumes them.
+        let lpaths = [train_labels.path().to_path_buf(), test_labels.path().to_path_buf()];
+        let train = images_from(train)?;
+        let train_labels = Labels { labels: train_labels.read_payload()? };
+        let test = images_from(test)?;
+        let test_labels = Labels { labels: test_labels.read_payload()? };
+        for (labels, lpath) in [&train_labels, &test_labels].into_iter().zip(&lpaths) {
             if let Some((i, &l)) = labels.labels.iter().enumerate().find(|&(_, &l)| l > 9) {
                 bail!(
                     "{}: label {l} at index {i} is not a digit 0..=9; re-download it or point --data at a good copy",
@@ -138,26 +248,18 @@ impl Mnist {
                 );
             }
         }
-        if (train.rows, train.cols) != (test.rows, test.cols) {
-            bail!(
-                "{}: images are {}x{}, but {} has {}x{}; the files are from different data sets, point --data at one copy of MNIST",
-                test_images_path.display(),
-                test.rows,
-                test.cols,
-                train_images_path.display(),
-                train.rows,
-                train.cols
-            );
-        }
         Ok(Mnist { train, train_labels, test, test_labels })
     }
 }
 
 /// Resolve the data directory, download whatever is missing (see the policy at the top of
-/// this file), and load MNIST.
+/// this file), and load MNIST, whose images must be 28x28.
 pub fn ensure_mnist(flag: Option<&Path>) -> Result<Mnist> {
     let named = named_dir(flag);
     let dir = resolve_data_dir(flag);
+    if let Some(why) = unusable_entry(&dir) {
+        bail!(why); // not a missing file: downloading would not help
+    }
     if !missing_files(&dir).is_empty() {
         if named.is_some() && !dir.is_dir() {
             bail!(
@@ -165,7 +267,9 @@ pub fn ensure_mnist(flag: Option<&Path>) -> Result<Mnist> {
                 dir.display()
             );
         }
-        download_mnist(&dir, &MIRRORS)?;
+        // Where else the files were looked for: the shared copy, when no folder was named.
+        let also = if named.is_none() { vec![Path::new(SHARED_DIR)] } else { vec![] };
+        download::download_looked(&dir, &also, &MIRRORS, &ORIGINALS)?;
     }
-    Mnist::load(&dir)
+    Mnist::load_shaped(&dir, Some((ROWS, COLS)))
 }

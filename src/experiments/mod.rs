@@ -179,21 +179,32 @@ impl Context<'_> {
             redraws += 1;
         }
         if redraws > 0 {
-            eprintln!("{name}: {redraws} initialisation(s) gave 0 for every output (a dead final ReLU, no gradient); drew again");
+            crate::note!("{name}: {redraws} initialisation(s) gave 0 for every output (a dead final ReLU, no gradient); drew again");
             self.outcome.extra.insert(format!("{name}_dead_initialisations_redrawn"), redraws.into());
         }
         let mut state = TrainState::new(&model, &cfg, rng);
         let checkpoint = self.path(&format!("{name}.checkpoint.safetensors"));
         if self.resume && checkpoint.exists() {
             state = load_checkpoint(&checkpoint, &mut model, state.adam)?;
-            eprintln!("{name}: resuming after epoch {} of {}", state.epoch, cfg.epochs);
+            // Training cannot be undone: a run of fewer epochs than this file holds would be
+            // reported as one while its weights are those of the longer run.
+            if state.epoch > cfg.epochs {
+                anyhow::bail!(
+                    "{}: the checkpoint is after epoch {}, but config.json asks for {} epochs; resume with --epochs {} or more",
+                    checkpoint.display(),
+                    state.epoch,
+                    cfg.epochs,
+                    state.epoch
+                );
+            }
+            crate::note!("{name}: resuming after epoch {} of {}", state.epoch, cfg.epochs);
         }
         let mut model = model.to_device(&self.settings.device);
         let state = train(&mut model, &self.data.train, &cfg, state, name, |m, s| save_checkpoint(&checkpoint, m, s))?;
         let history = state.history;
         let eval = evaluate(&model, &self.data.test);
         let model = model.to_cpu();
-        eprintln!("{name}: test MSE per pixel {:.5}, mean |code| {:.4}", eval.mse, eval.mean_activation);
+        crate::note!("{name}: test MSE per pixel {:.5}, mean |code| {:.4}", eval.mse, eval.mean_activation);
         draw::save_model(&self.path(&format!("{name}.safetensors")), &model, name)?;
         self.outcome.runs.push(RunResult { model: name.to_string(), eval, history });
         Ok(model)

@@ -21,7 +21,7 @@ fn fitted(ctx: &mut Context, cache: &mut Cache) -> Pca {
     let start = Instant::now();
     let pca = Pca::fit(&train.to_f32(0..train.n), train.n, PIXELS, k);
     let seconds = start.elapsed().as_secs_f64();
-    eprintln!("pca: {k} components from {} images in {seconds:.2} s ({} Jacobi sweeps)", train.n, pca.sweeps);
+    crate::note!("pca: {k} components from {} images in {seconds:.2} s ({} Jacobi sweeps)", train.n, pca.sweeps);
     ctx.outcome.extra.insert("pca_fit_seconds".into(), seconds.into());
     ctx.outcome.extra.insert("pca_sweeps".into(), pca.sweeps.into());
     cache.pca = Some(pca.clone());
@@ -37,7 +37,7 @@ fn pca_reconstruct(ctx: &Context, pca: &Pca, first: usize, n: usize) -> Vec<f32>
 fn score(ctx: &mut Context, pca: &Pca) -> f64 {
     let test = &ctx.data.test;
     let mse = pca.reconstruction_mse(&test.to_f32(0..test.n), test.n);
-    eprintln!("pca: test MSE per pixel {mse:.5}");
+    crate::note!("pca: test MSE per pixel {mse:.5}");
     ctx.outcome.pca_test_mse = Some(mse);
     mse
 }

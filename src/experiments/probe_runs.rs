@@ -153,7 +153,7 @@ pub fn probe_runs(ctx: &mut Context, run_dirs: &[PathBuf]) -> Result<()> {
     let start = Instant::now();
     let train = &data.train;
     let full = Pca::fit(&train.to_f32(0..train.n), train.n, PIXELS, PIXELS);
-    eprintln!("probe: PCA with every component in {:.1} s", start.elapsed().as_secs_f64());
+    crate::note!("probe: PCA with every component in {:.1} s", start.elapsed().as_secs_f64());
 
     let mut rows: Vec<ProbeRow> = Vec::new();
     let pixels = (probe::pixel_codes(&data.train), probe::pixel_codes(&data.test));
@@ -168,7 +168,7 @@ pub fn probe_runs(ctx: &mut Context, run_dirs: &[PathBuf]) -> Result<()> {
         mse_per_class: None,
         mean_abs_code,
     });
-    eprintln!("probe: pixels: linear probe {:.2}%, {K_NEIGHBOURS}-NN {:.2}%", 100.0 * lp, 100.0 * knn);
+    crate::note!("probe: pixels: linear probe {:.2}%, {K_NEIGHBOURS}-NN {:.2}%", 100.0 * lp, 100.0 * knn);
     let map = representations::code_map(&ctx.path("pixels_map.svg"), "pixels", &pixels.1, &data.test_labels.labels)?;
     ctx.figure("pixels_map.svg", map);
     drop(pixels);
@@ -176,7 +176,7 @@ pub fn probe_runs(ctx: &mut Context, run_dirs: &[PathBuf]) -> Result<()> {
     for (name, model) in &models {
         let (row, codes) = model_row(name, model, data, seed);
         let d = row.code_size;
-        eprintln!(
+        crate::note!(
             "probe: {name}: linear probe {:.2}%, {K_NEIGHBOURS}-NN {:.2}%",
             100.0 * row.linear_probe,
             100.0 * row.knn

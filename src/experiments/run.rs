@@ -10,9 +10,11 @@ use super::report_tables::Seeds;
 use super::seeds::read_peer;
 use super::{create_run_dir, run_into, Cache, Experiment, Metrics, Outcome, Settings};
 use crate::data::{ensure_mnist, Images, Mnist};
+use crate::memory;
+use crate::models::Arch;
 use anyhow::{bail, Context as _, Result};
 use serde::Serialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// Where a run's files go.
@@ -45,6 +47,7 @@ pub fn run(settings: &Settings, folder: Folder) -> Result<Finished> {
     if let Some(path) = &settings.image {
         crate::figures::png_io::load_grey_28(path)?;
     }
+    check_memory(settings)?;
     let mut data = ensure_mnist(settings.data_named.then_some(settings.data_dir.as_path()))?;
     if let Some(n) = settings.train_limit {
         limit(&mut data.train, n);
@@ -57,11 +60,19 @@ pub fn run(settings: &Settings, folder: Folder) -> Result<Finished> {
             data.train.cols
         );
     }
+    // The covariance divides by n - 1.
+    let pca = matches!(settings.experiment, Experiment::Pca | Experiment::Ae | Experiment::All);
+    if pca && data.train.n < 2 {
+        bail!("PCA needs at least 2 training images, but this run has {}; raise --train-limit", data.train.n);
+    }
 
     let start = Instant::now();
     let (dir, resume) = match folder {
         Folder::New => (create_run_dir(&settings.out, settings.experiment.name())?, false),
-        Folder::Resume(dir) => (dir, true),
+        Folder::Resume(dir) => {
+            remove_stale_temporaries(&dir)?;
+            (dir, true)
+        }
     };
     if settings.seeds.len() > 1 || settings.experiment == Experiment::All {
         let config = serde_json::to_vec_pretty(&settings.config())?;
@@ -75,14 +86,14 @@ pub fn run(settings: &Settings, folder: Folder) -> Result<Finished> {
         let sub = if settings.seeds.len() > 1 { dir.join(format!("seed-{seed}")) } else { dir.clone() };
         std::fs::create_dir_all(&sub).with_context(|| format!("cannot create {}", sub.display()))?;
         if settings.seeds.len() > 1 {
-            eprintln!("=== seed {seed}");
+            crate::note!("=== seed {seed}");
         }
         per_seed.push(run_seed(&settings, &data, sub, resume)?);
     }
     if settings.experiment == Experiment::All {
         let seeds = Seeds { seeds: &settings.seeds, runs: &per_seed, peer: peer.as_ref() };
         write_report_seeds(&dir, &seeds, settings, start.elapsed().as_secs_f64())?;
-        eprintln!("report: {}", dir.join("index.html").display());
+        crate::note!("report: {}", dir.join("index.html").display());
     }
     let outcomes = per_seed[0].clone();
     Ok(Finished {
@@ -104,18 +115,71 @@ fn run_seed(settings: &Settings, data: &Mnist, dir: PathBuf, resume: bool) -> Re
     }
     let mut outcomes = Vec::new();
     for section in Experiment::SECTIONS {
-        eprintln!("== {}", section.name());
+        crate::note!("== {}", section.name());
         let sub = dir.join(section.name());
         std::fs::create_dir_all(&sub).with_context(|| format!("cannot create {}", sub.display()))?;
         outcomes.push(run_into(section, settings, data, sub, &mut cache, resume)?);
     }
-    eprintln!("== probe");
+    crate::note!("== probe");
     let sub = dir.join("probe");
     std::fs::create_dir_all(&sub).with_context(|| format!("cannot create {}", sub.display()))?;
-    let probe =
-        Settings { probe_dirs: Experiment::SECTIONS.iter().map(|e| dir.join(e.name())).collect(), ..settings.clone() };
+    // The sections that trained models (pca trains none), in the study's order.
+    let trained = Experiment::SECTIONS.iter().map(|e| dir.join(e.name()));
+    let trained = trained.filter(|d| super::probe_runs::find_models(d).is_ok()).collect();
+    let probe = Settings { probe_dirs: trained, ..settings.clone() };
     outcomes.push(run_into(Experiment::Probe, &probe, data, sub, &mut cache, resume)?);
     Ok(outcomes)
+}
+
+/// The models `experiment` trains (one at a time).
+fn models(experiment: Experiment, settings: &Settings) -> Vec<Arch> {
+    let shallow = |h| Arch::Shallow { hidden: h };
+    match experiment {
+        Experiment::Pca | Experiment::Probe => vec![],
+        Experiment::Ae => vec![Arch::DeepAe],
+        Experiment::Hidden => settings.sizes.iter().map(|&h| shallow(h)).collect(),
+        Experiment::NonDigit | Experiment::Denoise => vec![shallow(256)],
+        Experiment::Sparse => vec![shallow(900)],
+        Experiment::Manifold => vec![Arch::Manifold],
+        Experiment::CaeUnpool => vec![Arch::CaeUnpool],
+        Experiment::CaeDeconv => vec![Arch::CaeDeconv],
+        Experiment::CaeDeconvUnpool => vec![Arch::CaeDeconvUnpool],
+        Experiment::All => Experiment::SECTIONS.iter().flat_map(|&e| models(e, settings)).collect(),
+    }
+}
+
+/// Refuses a run whose largest model would not fit in the machine's memory (see
+/// `memory::training_bytes`), before anything is allocated or created.
+fn check_memory(settings: &Settings) -> Result<()> {
+    let Some((kind, available)) = memory::available_bytes() else { return Ok(()) };
+    let needs = |arch: &Arch| memory::training_bytes(*arch, settings.batch_size);
+    if let Some(arch) = models(settings.experiment, settings).iter().max_by_key(|a| needs(a)) {
+        if needs(arch) > available {
+            bail!(
+                "training {} on batches of {} needs at least {} (weights, gradients, Adam's moments and activations), but this machine has {} {kind}; choose a smaller --batch-size or model",
+                arch.name(),
+                settings.batch_size,
+                memory::human(needs(arch)),
+                memory::human(available)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Deletes what writers killed mid-write left in a resumed run folder and in `all`'s
+/// section folders (see `io::remove_stale_temporaries`): their temporaries, which no later
+/// write would reuse or remove.
+fn remove_stale_temporaries(dir: &Path) -> Result<()> {
+    let sections = Experiment::SECTIONS.iter().map(|e| dir.join(e.name())).filter(|d| d.is_dir());
+    for folder in std::iter::once(dir.to_path_buf()).chain(sections) {
+        let removed = crate::io::remove_stale_temporaries(&folder)
+            .with_context(|| format!("cannot clean up {}; is it a run folder you may write into?", folder.display()))?;
+        for path in removed {
+            crate::note!("removed {}, left by a process killed while writing it", path.display());
+        }
+    }
+    Ok(())
 }
 
 /// The first `n` training images only.

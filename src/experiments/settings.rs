@@ -170,7 +170,8 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// The study's defaults for `experiment`, on the CPU, reading the default data folder.
+    /// The study's defaults for `experiment`, on the CPU, reading the default data folder;
+    /// `threads` is left 0 for the caller to fill in.
     pub fn study(experiment: Experiment) -> Settings {
         Settings {
             experiment,
@@ -342,4 +343,45 @@ pub struct Config {
 
 fn fast() -> String {
     Kernels::Fast.name().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A config.json written before `kernels` existed (this is one, from the previous
+    /// version's `manifold` run) still resumes, on the fast kernels it ran on.
+    #[test]
+    fn earlier_config_files_still_read() {
+        let old = r#"{"batch_size": 64, "components": 30, "crate_version": "0.1.0", "data": "/work/shared/mnist",
+            "device": "cpu", "digit": 3, "epochs": 1, "experiment": "manifold", "gpu": null, "image": null,
+            "lambdas": [0.0010000000474974513, 0.10000000149011612, 1.0], "lr": 0.0010000000474974513,
+            "noises": [0.10000000149011612, 0.30000001192092896, 0.699999988079071], "out": "/tmp/runs",
+            "seed": 0, "sizes": [64, 128, 256], "threads": 2, "train_limit": 128}"#;
+        let s = Settings::from_config(serde_json::from_str(old).unwrap(), 1, Device::Cpu).unwrap();
+        assert_eq!(
+            (s.experiment, s.kernels, s.epochs, s.train_limit),
+            (Experiment::Manifold, Kernels::Fast, 1, Some(128))
+        );
+        assert_eq!((s.lr, s.lambdas, s.noises), (LR_DEFAULT, LAMBDAS_DEFAULT.to_vec(), NOISES_DEFAULT.to_vec()));
+    }
+
+    /// What is written reads back as the same settings.
+    #[test]
+    fn config_round_trips() {
+        let mut s = Settings::study(Experiment::All);
+        (s.kernels, s.train_limit, s.image) = (Kernels::Reference, Some(7), Some(PathBuf::from("/a b/ü.png")));
+        let text = serde_json::to_string(&s.config()).unwrap();
+        let back = Settings::from_config(serde_json::from_str(&text).unwrap(), s.threads, Device::Cpu).unwrap();
+        assert_eq!(back.config(), s.config());
+    }
+
+    #[test]
+    fn whole_numbers_are_checked_on_both_paths_alike() {
+        assert_eq!(EPOCHS.parse("3"), EPOCHS.check(3));
+        assert_eq!(EPOCHS.parse("-3"), EPOCHS.check(-3));
+        assert_eq!(EPOCHS.check(-3).unwrap_err(), "-3 is not a whole number from 1 to 4294967295");
+        assert!(COMPONENTS.check(784).is_ok() && COMPONENTS.check(785).is_err() && DIGIT.check(0).is_ok());
+        assert!(EPOCHS.parse("2.5").is_err() && EPOCHS.parse("").is_err());
+    }
 }

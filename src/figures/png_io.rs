@@ -44,8 +44,16 @@ pub struct GreyImage {
 }
 
 /// Loads any PNG file as greyscale (see the module comment for the conversion rules).
+/// Anything but a regular file (or a symlink to one) is refused before it is opened: opening
+/// a FIFO would block until something writes to it, and a directory or device is no image.
 pub fn load_grey(path: &Path) -> Result<GreyImage> {
     let name = path.display().to_string();
+    let meta = std::fs::metadata(path)
+        .with_context(|| format!("{name}: cannot open the image; check the path exists and is readable"))?;
+    if !meta.is_file() {
+        let what = if meta.is_dir() { "a directory" } else { "not a regular file (a FIFO, socket or device)" };
+        bail!("{name}: is {what}, not a PNG file; give the path of a PNG image");
+    }
     let file = File::open(path)
         .with_context(|| format!("{name}: cannot open the image; check the path exists and is readable"))?;
     decode_grey(BufReader::new(file), &name)

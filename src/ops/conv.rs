@@ -100,7 +100,7 @@ pub fn conv2d_backward_input(dout: &[f32], w: &[f32], dx: &mut [f32], g: &ConvGe
 }
 
 /// dw (c_out, g.c, g.kh, g.kw) += the sum over the batch and the output positions of
-/// dout[n][co][oy][ox] times the input that tap read.
+/// `dout[n][co][oy][ox]` times the input that tap read.
 pub fn conv2d_backward_weight(dout: &[f32], x: &[f32], dw: &mut [f32], g: &ConvGeom, c_out: usize) {
     let (image, out) = (g.c * g.h * g.w, c_out * g.oh * g.ow);
     for co in 0..c_out {
@@ -125,7 +125,7 @@ pub fn conv2d_backward_weight(dout: &[f32], x: &[f32], dw: &mut [f32], g: &ConvG
     }
 }
 
-/// db[c] += the sum of dout (n, c, plane) over the batch and channel c's plane (both
+/// `db[c]` += the sum of dout (n, c, plane) over the batch and channel c's plane (both
 /// convolutions).
 pub fn conv_backward_bias(dout: &[f32], db: &mut [f32], plane: usize) {
     let c = db.len();

@@ -52,10 +52,28 @@ pub fn expect_err<T: std::fmt::Debug>(r: anyhow::Result<T>, words: &[&str]) -> S
     msg
 }
 
-/// A small but complete MNIST directory: 5 training and 3 test images of 4x3, gzipped.
+/// A small but complete MNIST directory: 5 training and 3 test images of 4x3, the training
+/// files gzipped, the test files raw.
 pub fn mini_mnist(dir: &Path) {
-    write(dir, "train-images-idx3-ubyte.gz", &gzip(&images_file(5, 4, 3)));
+    mini_mnist_sized(dir, 4, 3);
+}
+
+/// [`mini_mnist`] with images of `rows x cols`.
+pub fn mini_mnist_sized(dir: &Path, rows: u32, cols: u32) {
+    write(dir, "train-images-idx3-ubyte.gz", &gzip(&images_file(5, rows, cols)));
     write(dir, "train-labels-idx1-ubyte.gz", &gzip(&labels_file(&[5, 0, 4, 1, 9])));
-    write(dir, "t10k-images-idx3-ubyte", &images_file(3, 4, 3));
+    write(dir, "t10k-images-idx3-ubyte", &images_file(3, rows, cols));
     write(dir, "t10k-labels-idx1-ubyte", &labels_file(&[7, 2, 1]));
+}
+
+/// A gzip bomb: an IDX header claiming `dims`, then `zeros_mib` MiB of zeros, as a valid
+/// gzip file of many identical members (a MiB of zeros deflates to about 1 KB), so that
+/// gigabytes of content cost a few megabytes to build and to keep.
+pub fn gzip_bomb(dims: &[u32], zeros_mib: usize) -> Vec<u8> {
+    let mut out = gzip(&idx(0x08, dims, &[]));
+    let member = gzip(&vec![0u8; 1 << 20]);
+    for _ in 0..zeros_mib {
+        out.extend_from_slice(&member);
+    }
+    out
 }
