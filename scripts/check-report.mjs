@@ -132,7 +132,11 @@ try {
     // scores about 0.11, the worst constant 1), a mean |code| is finite and not negative.
     const table = document.querySelector("table");
     const rows = table ? [...table.querySelectorAll("tr")].filter((tr) => tr.querySelector("td")) : [];
-    const number = (s) => (/^[0-9]+(\.[0-9]+)?(e-?[0-9]+)?$/.test(s) ? Number(s) : NaN);
+    // Over several seeds a cell reads "mean ± sd": the mean is the number checked.
+    const number = (cell) => {
+      const s = cell.split(" ± ")[0];
+      return /^[0-9]+(\.[0-9]+)?(e-?[0-9]+)?$/.test(s) ? Number(s) : NaN;
+    };
     const badRows = [];
     const listed = [];
     for (const tr of rows) {
