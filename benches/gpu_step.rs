@@ -10,8 +10,17 @@
 //! is bound by the host's calls into the driver; when the first is larger, by the kernels
 //! (`ncu` then says which). Without a usable GPU it says why and exits 0, as the other
 //! GPU checks skip. `scripts/gpu-check.sh` runs it.
+//!
+//!     AUTOENCODERS_CUDA_GRAPHS=1 cargo bench --bench gpu_step -- --graph [MODEL ...]
+//!
+//! adds a column `replay`: one step captured as a CUDA graph (`cuda::graph`), replayed 300
+//! times back to back, microseconds per replay until the last has run. A replay repeats the
+//! captured step's scalars (Adam's bias corrections among them), so it measures what the
+//! launches cost, not a training run; after the replays the bench checks that every
+//! parameter is still finite. Not yet run on a GPU (written without one).
 
 use autoencoders::autograd::Tape;
+use autoencoders::cuda::graph;
 use autoencoders::models::{Arch, Model};
 use autoencoders::optim::AdamConfig;
 use autoencoders::tensor::{rng_from_seed, Device, Tensor};
@@ -26,13 +35,20 @@ fn main() {
     };
     let Device::Cuda(gpu) = &device else { unreachable!("Device::cuda gives a GPU") };
     let names: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let replays = std::env::args().any(|a| a == "--graph");
+    if replays && !graph::requested() {
+        return println!("skipped: --graph needs {}=1 (the GPU's own stream, which capture needs)", graph::SWITCH);
+    }
     let names = if names.is_empty() {
         ["ae", "h64", "h256", "h900", "manifold", "cae-unpool", "cae-deconv"].map(String::from).to_vec()
     } else {
         names
     };
     println!("{} ({STEPS} steps of a batch of 64; microseconds per step)", device);
-    println!("{:<18}{:>10}{:>10}{:>9}{:>9}{:>9}{:>10}", "model", "step", "host", "fwd", "bwd", "adam", "drained");
+    println!(
+        "{:<18}{:>10}{:>10}{:>9}{:>9}{:>9}{:>10}{:>10}",
+        "model", "step", "host", "fwd", "bwd", "adam", "drained", "replay"
+    );
     for name in &names {
         let arch = Arch::from_name(name).unwrap_or_else(|| panic!("unknown model {name}"));
         let mut model = Model::new(arch, &mut rng_from_seed(0)).to_device(&device);
@@ -80,14 +96,43 @@ fn main() {
             .collect();
         drained.sort_by(f64::total_cmp);
         let us = |s: f64| 1e6 * s / STEPS as f64;
+        let replay = if replays { replay_seconds(gpu, &mut model, &mut adam, &x).map(us) } else { Err("-".into()) };
         println!(
-            "{name:<18}{:>10.1}{:>10.1}{:>9.1}{:>9.1}{:>9.1}{:>10.1}",
+            "{name:<18}{:>10.1}{:>10.1}{:>9.1}{:>9.1}{:>9.1}{:>10.1}{:>10}",
             us(step),
             us(host),
             us(forward),
             us(backward),
             us(update),
-            1e6 * drained[15]
+            1e6 * drained[15],
+            replay.map_or_else(|why| why, |us| format!("{us:.1}"))
         );
+    }
+}
+
+/// Seconds for STEPS replays of one captured step, queued back to back and run to the end;
+/// or why there are none. Checks afterwards that the parameters are all finite.
+fn replay_seconds(
+    gpu: &autoencoders::cuda::Gpu,
+    model: &mut Model,
+    adam: &mut autoencoders::optim::Adam,
+    x: &Tensor,
+) -> Result<f64, String> {
+    gpu.synchronize().map_err(|e| format!("the stream did not drain: {e}"))?;
+    let step = graph::capture(gpu, || {
+        model.step(adam, x, x, 0.0);
+    });
+    let step = step.inspect_err(|why| eprintln!("capture: {why}")).map_err(|_| "failed".to_string())?;
+    let start = Instant::now();
+    for _ in 0..STEPS {
+        graph::replay(&step).map_err(|e| format!("replay: {e}"))?;
+    }
+    gpu.synchronize().map_err(|e| format!("the replays failed: {e}"))?;
+    let seconds = start.elapsed().as_secs_f64();
+    let finite = model.params.iter().all(|p| p.value.to_vec().iter().all(|v| v.is_finite()));
+    if finite {
+        Ok(seconds)
+    } else {
+        Err("not finite".into())
     }
 }

@@ -19,24 +19,12 @@ use autoencoders::ops::{conv, linear, loss, pool, relu};
 use autoencoders::tensor::{rng_from_seed, Rng64};
 use rand::Rng;
 use std::hint::black_box;
-use std::time::Instant;
+
+mod timing;
 
 /// Median seconds of `f` over enough repetitions to fill about `budget` seconds (3 to 200).
-fn median_seconds(budget: f64, mut f: impl FnMut()) -> f64 {
-    f();
-    let probe = Instant::now();
-    f();
-    let once = probe.elapsed().as_secs_f64().max(1e-7);
-    let reps = ((budget / once) as usize).clamp(3, 200);
-    let mut times: Vec<f64> = (0..reps)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64()
-        })
-        .collect();
-    times.sort_by(|a, b| a.total_cmp(b));
-    times[reps / 2]
+fn median_seconds(budget: f64, f: impl FnMut()) -> f64 {
+    timing::median_seconds(budget, 3, 200, f)
 }
 
 fn values(len: usize, rng: &mut Rng64) -> Vec<f32> {

@@ -16,28 +16,14 @@ use autoencoders::{Tape, Var};
 use ndarray::{ArrayD, IxDyn};
 use rand::Rng;
 use std::hint::black_box;
-use std::time::Instant;
 
 const BATCH: usize = 64;
 
+mod timing;
+
 /// Median seconds of `f` over enough repetitions to fill about half a second.
-fn median_seconds(mut f: impl FnMut()) -> f64 {
-    for _ in 0..3 {
-        f();
-    }
-    let probe = Instant::now();
-    f();
-    let once = probe.elapsed().as_secs_f64().max(1e-7);
-    let reps = ((0.5 / once) as usize).clamp(5, 2000);
-    let mut times: Vec<f64> = (0..reps)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64()
-        })
-        .collect();
-    times.sort_by(|a, b| a.total_cmp(b));
-    times[reps / 2]
+fn median_seconds(f: impl FnMut()) -> f64 {
+    timing::median_seconds(0.5, 5, 2000, f)
 }
 
 fn report(name: &str, seconds: f64, flops: f64) {

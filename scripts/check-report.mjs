@@ -1,8 +1,9 @@
 // Opens the study's index.html in headless Chromium (playwright-core, Debian's /usr/bin/chromium)
 // and checks it: no request leaves file:/data:, every <img> decodes to a picture that is not one
 // flat colour, every figure holds one, no console errors, no <script>, the ten experiment
-// sections and the Representations section (maps, interpolations, per-digit bars), every model's row of the MSE table with every number in a sane range, and each of
-// the seed's observations present and judged; then saves a full-page screenshot.
+// sections, every model's row of the MSE table with every number in a sane range, each of
+// the seed's observations present and judged, and every trained model's graph (the unpooling
+// CAEs' with their three index links); then saves a full-page screenshot.
 //
 //   node scripts/check-report.mjs REPORT.html SCREENSHOT.png
 //
@@ -188,6 +189,17 @@ try {
       }
       if (!differs) flat.push(name);
     });
+    // Every trained model's tape (NAME.graph.svg, drawn by src/graph): loaded, and in each
+    // unpooling CAE's graph, one dashed index link per unpool (three).
+    const graphs = models.filter((m) => m !== "pca").map((m) => [m, imgs.find((img) => img.alt === `${m}.graph.svg`)]);
+    const graphless = graphs.filter(([, img]) => !img || !img.naturalWidth).map(([m]) => m);
+    const unlinked = graphs
+      .filter(([m, img]) => img && ["cae-unpool", "cae-deconv-unpool"].includes(m))
+      .filter(([, img]) => {
+        const text = atob(img.getAttribute("src").split(",")[1]);
+        return (text.match(/stroke-dasharray/g) ?? []).length !== 3 || (text.match(/>max_unpool2d</g) ?? []).length !== 3;
+      })
+      .map(([m]) => m);
     const alts = [...document.images].map((img) => img.alt);
     const probeMissing = probeFigures.filter((k) => !alts.some((a) => a.endsWith(k)));
     const figures = [...document.querySelectorAll("figure")];
@@ -211,7 +223,7 @@ try {
       sections: sections.length, missing, empty,
       headings: document.querySelectorAll("h2").length,
       rows: rows.length, badRows, missingModels, duplicated, missingObservations, unjudged, flat, unreadable,
-      figures: figures.length, uncaptioned, imageless, loose,
+      figures: figures.length, uncaptioned, imageless, loose, graphless, unlinked,
       title: document.title,
       height: document.documentElement.scrollHeight,
     };
@@ -234,6 +246,8 @@ try {
   if (facts.unjudged.length) failures.push(`list items that judge nothing: ${facts.unjudged.slice(0, 5).join(" | ")}`);
   if (facts.flat.length) failures.push(`${facts.flat.length} images are one flat colour: ${facts.flat.slice(0, 10).join(", ")}`);
   if (facts.unreadable.length) failures.push(`${facts.unreadable.length} images could not be read back: ${facts.unreadable.slice(0, 5).join(", ")}`);
+  if (facts.graphless.length) failures.push(`models without their graph (NAME.graph.svg): ${facts.graphless.join(", ")}`);
+  if (facts.unlinked.length) failures.push(`graphs without one dashed index link per unpool: ${facts.unlinked.join(", ")}`);
   if (facts.probeMissing.length) failures.push(`Representations figures missing: ${facts.probeMissing.join(", ")}`);
   if (facts.uncaptioned) failures.push(`${facts.uncaptioned} figures have no caption`);
   if (facts.imageless) failures.push(`${facts.imageless} figures do not hold exactly one image`);
@@ -246,7 +260,7 @@ try {
   summary =
     `report ok: ${facts.images} images loaded (${facts.png} PNG, ${facts.svg} SVG), ` +
     `${facts.sections}/${EXPERIMENTS.length} experiment sections, ${facts.rows} MSE rows (${MODELS.length} models), ` +
-    `${OBSERVATIONS.length} observations judged, no flat image, ` +
+    `${OBSERVATIONS.length} observations judged, ${MODELS.length - 1} model graphs, no flat image, ` +
     `${facts.figures} captioned figures, 0 scripts, 0 network requests, 0 console errors, ` +
     `page ${facts.height}px tall; screenshot ${shot}`;
 } catch (e) {

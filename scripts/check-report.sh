@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Renders the HTML report of a quick `all` run in headless Chromium and checks that every
 # image loads, that the page asks for nothing off the machine, and that all ten experiments
-# are there with every number and every picture (scripts/check-report.mjs does the checking);
-# then shows that the check fails on copies of the report with one defect each.
+# are there with every number, every picture and every trained model's graph
+# (scripts/check-report.mjs does the checking); then shows that the check fails on copies
+# of the report with one defect each.
 #
 #   bash scripts/check-report.sh [BINARY]      (default: target/release/autoencoders)
 #
@@ -100,5 +101,8 @@ broken "a blank image" "images are one flat colour" 'html.replace(/src="data:ima
 broken "a figure without its image" "figures do not hold exactly one image" 'html.replace(/<figure><img[^>]*>/, "<figure>")'
 broken "a missing experiment" "experiment headings missing: sparse" 'html.replace(/<h2 id="sparse">sparse<\/h2>/, "")'
 broken "an unjudged observation" "observations missing or not judged" 'html.replace(/(<li[^>]*>)(holds|does not hold): /, "$1")'
-echo "check-report: each of 5 broken reports failed, for its defect" >&2
+broken "a model without its graph" "models without their graph (NAME.graph.svg): ae" 'html.replace(/alt="ae\.graph\.svg"/, "alt=\"ae.graph.png\"")'
+broken "a CAE graph without index links" "graphs without one dashed index link per unpool: cae-unpool" \
+    'html.replace(/(alt="cae-unpool\.graph\.svg" src=")[^"]*/, (_, head) => head + html.match(/alt="h64\.graph\.svg" src="([^"]*)"/)[1])'
+echo "check-report: each of 7 broken reports failed, for its defect" >&2
 echo "check-report: done in $((SECONDS - start)) s (run + render)" >&2

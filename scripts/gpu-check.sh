@@ -16,7 +16,7 @@
 # With the device tool (see the tool library's device/README.md), after `prepare`:
 #   run(command="bash scripts/gpu-check.sh run", carry=[".gpu"], timeout_s=540)
 # (about 1 minute of tests, 1 to 2 of our epochs, 2 to 4 of PyTorch's; TRAIN=0 skips the
-# side by side, TORCH=0 PyTorch alone; SANITIZE=1 adds compute-sanitizer's memcheck over the
+# side by side, TORCH=0 PyTorch alone, GRAPHS=0 the CUDA-graph section; SANITIZE=1 adds compute-sanitizer's memcheck over the
 # parity tests and initcheck over the training tests, a few minutes more.)
 # The binaries are built here and carried because the GPU machine has no Rust toolchain
 # and cannot fetch crates; it is x86-64 with a newer glibc than this machine's, so they run
@@ -111,10 +111,32 @@ run() {
         echo "== benches/gpu_step.rs" >>"$out/summary.txt"
         timeout 120 .gpu/bin/gpu_step >>"$out/summary.txt" 2>&1 || echo "gpu_step failed (exit $?)" >>"$out/summary.txt"
     fi
+    [[ "${GRAPHS:-1}" == 0 ]] || graphs "$out"
     [[ "${SANITIZE:-0}" == 0 ]] || sanitize "$out" || verdict=1
     [[ "${TRAIN:-1}" == 0 ]] || side_by_side "$out" || verdict=1
     cat "$out/summary.txt"
     exit "$verdict"
+}
+
+# The CUDA-graph capture path (src/cuda/graph.rs), switched on by AUTOENCODERS_CUDA_GRAPHS=1,
+# which also gives the GPU its own stream instead of the legacy default one. Written on a
+# machine without a GPU, so its first runs are here: the training tests on that stream (must
+# pass as on the default one), then the step bench with a replayed graph per model. Reported
+# in the summary, outside the verdict, until it has run once; GRAPHS=0 skips it.
+graphs() {
+    local out="$1" rc log
+    log="$(mktemp)"
+    echo "== CUDA graphs (AUTOENCODERS_CUDA_GRAPHS=1): not part of the verdict yet" >>"$out/summary.txt"
+    set +e
+    AUTOENCODERS_CUDA_GRAPHS=1 timeout 120 .gpu/bin/cuda_training --test-threads=1 >"$log" 2>&1
+    rc=$?
+    set -e
+    echo "cuda_training on the GPU's own stream: $( [[ $rc == 0 ]] && echo passed || echo "FAILED (exit $rc)" ); $(grep -E '^test result' "$log" | tail -n1)" >>"$out/summary.txt"
+    # Only the summary is sure to come back: a failure's first lines go into it.
+    [[ $rc == 0 ]] || grep -m 30 -E 'panicked|error|FAILED' "$log" >>"$out/summary.txt" || true
+    [[ -x .gpu/bin/gpu_step ]] || return 0
+    AUTOENCODERS_CUDA_GRAPHS=1 timeout 120 .gpu/bin/gpu_step --graph ae h64 h900 manifold >>"$out/summary.txt" 2>&1 ||
+        echo "gpu_step --graph failed (exit $?)" >>"$out/summary.txt"
 }
 
 # compute-sanitizer over the test binaries: memcheck (out-of-bounds and misaligned accesses)

@@ -24,6 +24,7 @@
 
 use crate::ops::pool::Indices;
 use crate::ops::Kernels;
+use crate::profile::{self, Phase, Timer};
 use crate::tensor::Tensor;
 use cudarc::driver::CudaSlice;
 
@@ -98,7 +99,7 @@ pub(crate) enum Op {
 }
 
 impl Op {
-    fn inputs(&self) -> Vec<Var> {
+    pub(crate) fn inputs(&self) -> Vec<Var> {
         match *self {
             Op::Leaf => vec![],
             Op::Linear { x, w, b } | Op::Conv2d { x, w, b, .. } | Op::ConvTranspose2d { x, w, b, .. } => {
@@ -116,56 +117,21 @@ impl Op {
             Op::Detached { ref inputs, .. } => inputs.clone(),
         }
     }
-
-    /// The op's name as `Tape::nodes` and the profile report it.
-    fn name(&self) -> &'static str {
-        match *self {
-            Op::Leaf => "leaf",
-            Op::Linear { .. } => "linear",
-            Op::Relu { .. } => "relu",
-            Op::Conv2d { .. } => "conv2d",
-            Op::ConvTranspose2d { .. } => "conv_transpose2d",
-            Op::MaxPool2d { .. } => "max_pool2d",
-            Op::MaxUnpool2d { .. } => "max_unpool2d",
-            Op::Reshape { .. } => "reshape",
-            Op::Add { .. } => "add",
-            Op::Scale { .. } => "scale",
-            Op::Mse { .. } => "mse",
-            Op::MeanAbs { .. } => "mean_abs",
-            Op::CrossEntropy { .. } => "cross_entropy",
-            Op::Detached { name, .. } => name,
-        }
-    }
-}
-
-/// A read-only view of one tape entry, for drawing the tape (`graph`).
-#[derive(Clone, Debug)]
-pub struct NodeInfo<'t> {
-    /// "linear", "relu", ..., "leaf" for an input, a constant or a parameter.
-    pub op: &'static str,
-    /// The nodes it was computed from, in the op's order (x, w, b; x, target).
-    pub inputs: Vec<Var>,
-    pub shape: &'t [usize],
-    /// Whether a gradient flows into it (true for a parameter, false for the batch).
-    pub requires_grad: bool,
-    /// Bytes of the values its backward rule reads: its inputs' or its own output, and the
-    /// pool indices. Values shared by several rules are counted by each.
-    pub saved_bytes: usize,
-    /// A max-pool's indices, or those an unpool reuses: the same `Arc` in both.
-    pub indices: Option<&'t Indices>,
 }
 
 pub(crate) struct Node {
     pub(crate) value: Tensor,
-    op: Op,
-    requires_grad: bool,
+    pub(crate) op: Op,
+    pub(crate) requires_grad: bool,
 }
 
 pub struct Tape {
-    nodes: Vec<Node>,
+    pub(crate) nodes: Vec<Node>,
     grads: Vec<Option<Tensor>>,
     recording: bool,
     kernels: Kernels,
+    /// With `--profile`: the marks between ops (`profile`); `None` otherwise.
+    pub(crate) timer: Option<Timer>,
 }
 
 impl Default for Tape {
@@ -177,13 +143,13 @@ impl Default for Tape {
 impl Tape {
     /// A tape that records every op for backward.
     pub fn new() -> Tape {
-        Tape { nodes: Vec::new(), grads: Vec::new(), recording: true, kernels: Kernels::Fast }
+        Tape { nodes: Vec::new(), grads: Vec::new(), recording: true, kernels: Kernels::Fast, timer: Timer::new() }
     }
 
     /// Evaluation mode: ops compute their outputs but record nothing to differentiate
     /// (no saved indices, no links to inputs), and `backward` is refused.
     pub fn no_grad() -> Tape {
-        Tape { recording: false, ..Tape::new() }
+        Tape { recording: false, timer: None, ..Tape::new() }
     }
 
     /// The same tape computing its CPU ops with `kernels` (the fast ones by default).
@@ -227,6 +193,10 @@ impl Tape {
     }
 
     fn push_node(&mut self, value: Tensor, op: Op, requires_grad: bool) -> Var {
+        // The op has run (ops are eager): the time since the last mark is its own.
+        if let Some(timer) = self.timer.as_mut() {
+            timer.lap_node(Phase::Forward, &op, &value, &self.nodes);
+        }
         self.nodes.push(Node { value, op, requires_grad });
         Var(self.nodes.len() - 1)
     }
@@ -292,8 +262,14 @@ impl Tape {
         }
         self.zero_grad();
         self.grads[out.0] = Some(dout);
+        if let Some(timer) = self.timer.as_mut() {
+            timer.lap(Phase::Backward, "(walk set-up)", (0.0, 0.0), &self.nodes[out.0].value.device());
+        }
         for i in (0..=out.0).rev() {
             self.backward_node(i);
+            if let Some(timer) = self.timer.as_mut() {
+                timer.lap_node(Phase::Backward, &self.nodes[i].op, &self.nodes[i].value, &self.nodes);
+            }
             if let Some(done) = done.as_mut() {
                 for &v in &final_after[i] {
                     self.hand_out(v, &mut **done);
@@ -310,8 +286,12 @@ impl Tape {
     /// Gives leaf `v`'s final gradient to `done`, releasing the tape's copy of its value.
     fn hand_out(&mut self, v: Var, done: &mut dyn FnMut(Var, Tensor)) {
         let grad = self.take_grad(v);
+        let profiled = self.timer.is_some().then(|| (grad.shape().to_vec(), grad.device()));
         self.nodes[v.0].value = Tensor::zeros(&[0]);
         done(v, grad);
+        if let (Some(timer), Some((shape, device))) = (self.timer.as_mut(), profiled) {
+            timer.lap(Phase::Adam, "adam", profile::cost(Phase::Adam, "adam", &[], &shape), &device);
+        }
     }
 
     /// Hands node `i`'s output gradient, if any flowed into it, to its op's backward rule.
@@ -344,40 +324,6 @@ impl Tape {
             Op::MeanAbs { x } => loss::mean_abs_backward_tape(&mut g, dout, *x),
             Op::CrossEntropy { x, labels } => cross_entropy::cross_entropy_backward_tape(&mut g, dout, *x, labels),
         }
-    }
-
-    /// Every node recorded so far, in order (`Var(i)` is the i-th): what it computes, from
-    /// what, its shape and what its backward keeps.
-    pub fn nodes(&self) -> Vec<NodeInfo<'_>> {
-        let bytes = |v: &Var| 4 * self.nodes[v.0].value.len();
-        self.nodes
-            .iter()
-            .map(|node| {
-                let (indices, saved_bytes) = match &node.op {
-                    Op::Linear { x, w, .. } | Op::Conv2d { x, w, .. } | Op::ConvTranspose2d { x, w, .. } => {
-                        (None, bytes(x) + bytes(w))
-                    }
-                    Op::Relu { .. } => (None, 4 * node.value.len()),
-                    Op::MaxPool2d { indices, .. } | Op::MaxUnpool2d { indices, .. } => {
-                        (Some(indices), 4 * indices.shape.iter().product::<usize>())
-                    }
-                    Op::Mse { x, target } => (None, bytes(x) + bytes(target)),
-                    Op::MeanAbs { x } => (None, bytes(x)),
-                    Op::CrossEntropy { x, labels } => (None, bytes(x) + 8 * labels.len()),
-                    Op::Leaf | Op::Detached { .. } | Op::Reshape { .. } | Op::Add { .. } | Op::Scale { .. } => {
-                        (None, 0)
-                    }
-                };
-                NodeInfo {
-                    op: node.op.name(),
-                    inputs: node.op.inputs(),
-                    shape: node.value.shape(),
-                    requires_grad: node.requires_grad,
-                    saved_bytes,
-                    indices,
-                }
-            })
-            .collect()
     }
 
     /// Forgets every gradient (backward does this itself before it starts).
@@ -432,44 +378,5 @@ impl<'t> Grads<'t> {
     /// `slot` for a CUDA rule: the gradient's device buffer.
     pub(crate) fn grad_mut_cuda(&mut self, v: Var) -> Option<&mut CudaSlice<f32>> {
         self.slot(v).map(Tensor::cuda_mut)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// `backward_each` hands out each parameter once, with the gradient `backward` gives it:
-    /// a leaf used twice only after its earlier use has been walked (the sum of both), a leaf
-    /// nothing used as zeros, and an input not at all.
-    #[test]
-    fn backward_each_hands_out_final_gradients_once() {
-        let record = |tape: &mut Tape| {
-            let a = tape.param(Tensor::from_vec(&[3], vec![1.0, -2.0, 0.5]));
-            let x = tape.input(Tensor::from_vec(&[3], vec![0.25, 0.5, 4.0]));
-            let unused = tape.param(Tensor::from_vec(&[2], vec![7.0, 8.0]));
-            let b = tape.param(Tensor::from_vec(&[3], vec![3.0, 0.0, -1.0]));
-            // loss = mse(2 a + b, x) + mean|a|: `a` is used by `scale` and, later, `mean_abs`.
-            let twice = tape.scale(a, 2.0);
-            let sum = tape.add(twice, b);
-            let mse = tape.mse(sum, x);
-            let abs = tape.mean_abs(a);
-            let loss = tape.add(mse, abs);
-            ([a, unused, b], loss)
-        };
-        let mut tape = Tape::new();
-        let ([a, unused, b], loss) = record(&mut tape);
-        tape.backward(loss);
-        let want: Vec<Vec<f32>> = [a, unused, b].iter().map(|&v| tape.take_grad(v).to_vec()).collect();
-
-        let mut tape = Tape::new();
-        let ([a, unused, b], loss) = record(&mut tape);
-        let mut got = Vec::new();
-        tape.backward_each(loss, |v, grad| got.push((v, grad.to_vec())));
-        // The walk reaches `b` (used by node 5, the add) before `a` (earliest use: node 4,
-        // the scale); `unused` comes last.
-        assert_eq!(got, vec![(b, want[2].clone()), (a, want[0].clone()), (unused, vec![0.0, 0.0])]);
-        assert_eq!(tape.value(a).len(), 0, "the tape let go of a's value");
-        assert_eq!(tape.value(loss).len(), 1, "the loss is still there");
     }
 }

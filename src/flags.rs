@@ -22,6 +22,10 @@ pub(crate) struct Machine {
     /// Print exactly one line of JSON on stdout at the end (everything else goes to stderr).
     #[arg(long)]
     pub(crate) json: bool,
+    /// Time every op of every training step, forward and backward apart, and Adam: a table
+    /// on stderr per model, the same in metrics.json and a bar chart MODEL.profile.svg.
+    #[arg(long)]
+    pub(crate) profile: bool,
 }
 
 /// The flags of every experiment.

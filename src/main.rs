@@ -8,7 +8,7 @@
 //!   `With::settings`);
 //! - an experiment's own flags: a struct implementing `flags::Own`;
 //! - a subcommand: a variant of `Command` and its arm in `Command::settings`, or, for one
-//!   that is not an experiment, in `run`.
+//!   that is not an experiment (`graph`), in `run`.
 //!
 //! The checks of each value are those that `config.json` passes too (`experiments::settings`).
 //!
@@ -20,6 +20,7 @@ mod flags;
 use anyhow::{Context as _, Result};
 use autoencoders::experiments::run::{run as run_study, Finished, Folder};
 use autoencoders::experiments::settings::{self as s, Experiment, Settings};
+use autoencoders::models::{Arch, Model};
 use autoencoders::tensor::Device;
 use clap::error::ErrorKind;
 use clap::{Args, CommandFactory, Parser, Subcommand};
@@ -88,6 +89,56 @@ enum Command {
     /// The codes of every model in finished run folders: linear probe, 5-NN, error per digit,
     /// beside PCA of each code size and the pixels; interpolations, 2-D maps, per-digit bars.
     Probe(ProbeFlags),
+    /// The tape of one training step of MODEL as MODEL.dot and MODEL.svg (trains nothing).
+    Graph(GraphArgs),
+}
+
+#[derive(Args, Debug)]
+struct GraphArgs {
+    /// ae | h<H> (h64, h900, ...) | manifold | cae-unpool | cae-deconv | cae-deconv-unpool
+    #[arg(value_name = "MODEL", value_parser = model_name)]
+    model: Arch,
+    /// The folder to write MODEL.dot and MODEL.svg into (made if missing).
+    #[arg(long, default_value = ".", value_parser = Utf8Path)]
+    out: PathBuf,
+    /// Images in the batch the step is recorded with (the shapes the graph shows).
+    #[arg(long, default_value_t = s::BATCH_SIZE_DEFAULT, value_parser = |v: &str| s::BATCH_SIZE.parse(v))]
+    batch_size: usize,
+}
+
+/// A model of the study by name; h<H> with H as `--size` allows it.
+fn model_name(name: &str) -> Result<Arch, String> {
+    let refuse = || {
+        format!(
+            "{name} is not a model: ae, h<H> (h64, h900, ...), manifold, cae-unpool, cae-deconv or cae-deconv-unpool"
+        )
+    };
+    match Arch::from_name(name).ok_or_else(refuse)? {
+        Arch::Shallow { hidden } => s::SIZE.parse(&hidden.to_string()).map(|hidden| Arch::Shallow { hidden }),
+        arch => Ok(arch),
+    }
+}
+
+/// `graph MODEL`: one step's forward and loss recorded on the CPU, drawn, written.
+fn draw_graph(args: GraphArgs) -> Result<()> {
+    if let Some((kind, available)) = autoencoders::memory::available_bytes() {
+        let needs = autoencoders::memory::training_bytes(args.model, args.batch_size);
+        anyhow::ensure!(
+            needs <= available,
+            "recording a step of {} on {} images needs {}, but this machine has {} {kind}; choose a smaller --batch-size",
+            args.model.name(),
+            args.batch_size,
+            autoencoders::memory::human(needs),
+            autoencoders::memory::human(available)
+        );
+    }
+    let model = Model::new(args.model, &mut autoencoders::tensor::rng_from_seed(0));
+    let graph = autoencoders::graph::Graph::of_step(&model, args.batch_size, 0.0);
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create the folder {}; choose another with --out", args.out.display()))?;
+    let [dot, svg] = autoencoders::graph::write_files(&graph, &args.out, &graph.name)?;
+    let text = format!("wrote {} and {}\n", dot.display(), svg.display());
+    std::io::stdout().lock().write_all(text.as_bytes()).context("cannot write to stdout; the files are written")
 }
 
 impl Command {
@@ -108,6 +159,7 @@ impl Command {
             CaeDeconvUnpool(w) => w.settings(Experiment::CaeDeconvUnpool),
             All(w) => w.settings(Experiment::All),
             Probe(p) => p.settings(),
+            Graph(_) => unreachable!("`run` draws graphs itself: `graph` is not an experiment"),
         }
     }
 }
@@ -120,6 +172,7 @@ fn absolute(path: PathBuf) -> Result<PathBuf> {
 
 fn run(cli: Cli) -> Result<()> {
     let (settings, machine, folder) = match cli.command {
+        Some(Command::Graph(args)) => return draw_graph(args),
         Some(command) => {
             let (mut settings, machine, data) = command.settings();
             let device = start_machine(&machine)?;
@@ -154,6 +207,7 @@ fn run(cli: Cli) -> Result<()> {
             (settings, machine, Folder::Resume(dir))
         }
     };
+    autoencoders::profile::enable(machine.profile);
     let finished = run_study(&settings, folder)?;
     summarise(&finished, machine.json)
 }
@@ -205,7 +259,7 @@ const OWN_FLAGS: [(&str, &str); 5] = [
 ];
 
 /// The flags `--resume` takes; the others would change a run whose settings are fixed.
-const RESUME_FLAGS: &str = "--epochs (to train longer), --threads, --device and --json";
+const RESUME_FLAGS: &str = "--epochs (to train longer), --threads, --device, --profile and --json";
 
 fn main() -> ExitCode {
     autoencoders::memory::keep_freed_memory();

@@ -157,7 +157,7 @@ pub fn load(path: &Path) -> Result<(Vec<TensorEntry>, BTreeMap<String, String>)>
         .with_context(|| format!("{file}: cannot read the checkpoint; check the path exists and is readable"))?;
     let (tensors, metadata, integrity) = parse_checked(&bytes, &file)?;
     if integrity == Integrity::Unchecked {
-        eprintln!(
+        crate::note!(
             "note: {}: no {SHA256_KEY} in its metadata (not written by this program), so its data could not be checked",
             escape_controls(&file)
         );

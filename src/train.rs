@@ -116,7 +116,9 @@ fn train_on_pool(
         let (mut sum, mut read) = (0.0f64, 0);
         for (step, batch) in order.chunks(cfg.batch_size).enumerate() {
             let (input, target) = feed.batch(step * cfg.batch_size, batch, images, &mut state.rng);
+            let timing = crate::profile::Step::start();
             let loss = model.step(&mut state.adam, &input, &target, cfg.l1);
+            timing.done();
             feed.record(step, &loss)?;
             bar.inc(1);
             // A CPU loss is at hand (checked at once); reading the GPU's waits for its steps.

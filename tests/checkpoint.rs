@@ -98,7 +98,9 @@ fn foreign_and_damaged_checkpoints_are_refused() {
     let at = text.find("\"data_offsets\":[0,").expect("offsets in the header");
     let mut lie = bytes.clone();
     lie[at + "\"data_offsets\":[".len()] = b'8';
-    load_bytes("l.safetensors", &lie);
+    // Refused for the lie itself: 8 bytes fewer than its shape needs.
+    let e = load_bytes("l.safetensors", &lie);
+    assert!(e.contains("l.safetensors") && e.contains("does not match its") && e.contains("bytes of F32 data"), "{e}");
     // A plain weights file (no training state) is not a checkpoint.
     let weights = dir.path().join("w.safetensors");
     autoencoders::safetensors::save(

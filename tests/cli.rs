@@ -1,6 +1,8 @@
 //! The command line end to end: a quick training run per experiment, the files a run
 //! leaves, `--json`'s one line, and the one-line errors of bad input.
 
+use autoencoders::data::Mnist;
+use autoencoders::models::{Arch, Model};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -58,7 +60,10 @@ fn cae_unpool_quick_run_leaves_a_complete_folder() {
     let v: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(v["experiment"], "cae-unpool");
     let mse = v["test_mse"].as_f64().unwrap();
-    assert!(mse.is_finite() && mse > 0.0 && mse < 0.2, "test MSE {mse}");
+    // One epoch on 256 images barely trains (an all-zero output scores about 0.11), so no
+    // bound on the value says much; instead the number must be the saved model's own test
+    // MSE, recomputed below from its weights.
+    assert!(mse.is_finite() && mse > 0.0, "test MSE {mse}");
     assert_eq!(v["train_loss"].as_array().unwrap().len(), 1);
     assert_eq!(v["epoch_seconds"].as_array().unwrap().len(), 1);
     let dir = Path::new(v["run_dir"].as_str().unwrap());
@@ -83,6 +88,24 @@ fn cae_unpool_quick_run_leaves_a_complete_folder() {
     let (tensors, meta) = autoencoders::safetensors::load(&dir.join("cae-unpool.safetensors")).unwrap();
     assert_eq!(meta["arch"], "cae-unpool");
     assert!(tensors.iter().any(|t| t.name == "encoder.1.weight" && t.shape == [8, 1, 3, 3]));
+    let mut model = Model::new(Arch::CaeUnpool, &mut autoencoders::tensor::rng_from_seed(0));
+    for p in &mut model.params {
+        let t = tensors.iter().find(|t| t.name == p.name).unwrap_or_else(|| panic!("{} not saved", p.name));
+        p.value = autoencoders::Tensor::from_vec(&t.shape, t.data.clone());
+    }
+    let test = Mnist::load(&mnist_dir().unwrap()).unwrap().test;
+    let x = autoencoders::Tensor::from_vec(&[test.n, test.image_len()], test.to_f32(0..test.n));
+    let ours = model
+        .reconstruct(&x)
+        .0
+        .as_slice()
+        .iter()
+        .zip(x.as_slice())
+        .map(|(&o, &t)| ((o - t) as f64).powi(2))
+        .sum::<f64>()
+        / x.len() as f64;
+    // The same f32 outputs summed in f64 in another order: equal to 1e-12 or so.
+    assert!((ours - mse).abs() <= 1e-9 * ours, "reported test MSE {mse}, the saved model's {ours}");
     // No temporary files are left behind.
     for entry in std::fs::read_dir(dir).unwrap() {
         let name = entry.unwrap().file_name().into_string().unwrap();

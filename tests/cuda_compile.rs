@@ -86,7 +86,7 @@ fn the_probe_answers_in_one_line() {
     match probe() {
         Err(reason) => {
             assert!(!reason.is_empty() && !reason.contains('\n'), "{reason:?}");
-            let err = Gpu::new().err().expect("Gpu::new succeeded where the probe found no GPU");
+            let Err(err) = Gpu::new() else { panic!("Gpu::new succeeded where the probe found no GPU") };
             assert!(!err.is_empty() && !err.contains('\n'), "{err:?}");
             eprintln!("probe: {reason}");
         }
@@ -117,13 +117,13 @@ fn normalise(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// Whether the Rust expression pushed, `launch.arg(EXPR);`, is the C parameter `param`
+/// Whether the Rust expression pushed, `args.arg(EXPR);`, is the C parameter `param`
 /// ("const float* x") by name: one of EXPR's dotted parts, without `&`, `mut`, `*` and a
 /// `32` suffix (the u32 copy of a count), is the parameter's name (`&images.pixels` for
 /// `pixels`, `a.data` for `a`, `&n32` for `n`). A parameter struct (`GemmParams p`) is
 /// checked by type instead: the .cu's static_asserts pin its size to the Rust mirror's.
 fn argument_is(arg: &str, param: &str) -> bool {
-    let expr = arg.trim().trim_start_matches("launch.arg(").trim_end_matches(';').trim_end_matches(')');
+    let expr = arg.trim().trim_start_matches("args.arg(").trim_end_matches(';').trim_end_matches(')');
     let expr = expr.trim_start_matches('&').trim_start_matches("mut ").trim_start_matches('*');
     let c_name = param.rsplit(' ').next().unwrap();
     let c_type = param.split(' ').find(|t| *t != "const").unwrap();
@@ -133,33 +133,33 @@ fn argument_is(arg: &str, param: &str) -> bool {
 
 #[test]
 fn argument_names_are_matched() {
-    assert!(argument_is("    launch.arg(&images.pixels); ", "const unsigned char* pixels"));
-    assert!(argument_is("launch.arg(a.data);", "const float* a"));
-    assert!(argument_is("launch.arg(&n32);", "unsigned int n"));
-    assert!(argument_is("launch.arg(&mut partials);", "double* partials"));
-    assert!(argument_is("launch.arg(&p);", "ConvParams g"));
+    assert!(argument_is("    args.arg(&images.pixels); ", "const unsigned char* pixels"));
+    assert!(argument_is("args.arg(a.data);", "const float* a"));
+    assert!(argument_is("args.arg(&n32);", "unsigned int n"));
+    assert!(argument_is("args.arg(&mut partials);", "double* partials"));
+    assert!(argument_is("args.arg(&p);", "ConvParams g"));
     // A swapped pair, a wrong count: caught.
-    assert!(!argument_is("launch.arg(y);", "const float* x"));
-    assert!(!argument_is("launch.arg(&c32);", "unsigned int n"));
+    assert!(!argument_is("args.arg(y);", "const float* x"));
+    assert!(!argument_is("args.arg(&c32);", "unsigned int n"));
 }
 
 #[test]
 fn every_launch_pushes_the_kernels_parameters_in_order() {
-    // Each launcher pushes its arguments one per line, `launch.arg(x); // const float* x`,
-    // the comment naming the C parameter. Read the launchers' source and check that, for
-    // every kernel, the comments list its C parameters in order: a launch that forgets,
-    // adds or swaps an argument is caught here, without a GPU.
+    // Each launcher goes through `cuda::launch`, pushing its arguments one per line,
+    // `args.arg(x); // const float* x`, the comment naming the C parameter. Read the
+    // launchers' source and check that, for every kernel, the comments list its C parameters
+    // in order: a launch that forgets, adds or swaps an argument is caught here, without a GPU.
     let signatures: Vec<(String, Vec<String>)> = SOURCES.iter().flat_map(|s| kernel_signatures(s.source)).collect();
     let dir = crate_dir().join("src/cuda");
     let mut launched = std::collections::BTreeMap::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
-        for block in text.split("launch_builder(&gpu.k.").skip(1) {
-            let name = block.split_once(')').unwrap().0.to_string();
-            let body = block.split("launch.launch(").next().unwrap();
+        for block in text.split("launch(gpu, &gpu.k.").skip(1) {
+            let name = block.split_once(',').unwrap().0.to_string();
+            let body = block.split("})").next().unwrap();
             let comments: Vec<String> = body
                 .lines()
-                .filter(|l| l.trim_start().starts_with("launch.arg("))
+                .filter(|l| l.trim_start().starts_with("args.arg("))
                 .map(|l| {
                     let (arg, comment) =
                         l.split_once("//").unwrap_or_else(|| panic!("{name}: an argument without its comment: {l}"));

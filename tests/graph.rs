@@ -135,3 +135,26 @@ fn svg_draws_every_node() {
         assert!(text.contains("dashed red arrow"), "the legend");
     }
 }
+
+/// `autoencoders graph cae-unpool --out DIR` writes both files; a name that is no model is
+/// refused with clap's exit code 2 and writes nothing.
+#[test]
+fn graph_command_writes_dot_and_svg() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let out = dir.path().join("graphs");
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_autoencoders")).args(args).output().expect("the binary runs")
+    };
+    let done = run(&["graph", "cae-unpool", "--out", out.to_str().expect("a UTF-8 path")]);
+    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+    let dot = std::fs::read_to_string(out.join("cae-unpool.dot")).expect("the DOT");
+    let read = dot::read(&dot).expect("it parses");
+    assert_eq!(read.nodes.len(), graph(Arch::CaeUnpool).nodes.len());
+    let svg = std::fs::read_to_string(out.join("cae-unpool.svg")).expect("the SVG");
+    assert!(svg.contains("max_unpool2d") && svg.trim_end().ends_with("</svg>"));
+
+    let refused = run(&["graph", "cae-nope", "--out", out.to_str().expect("a UTF-8 path")]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("cae-nope is not a model"));
+    assert!(!out.join("cae-nope.dot").exists());
+}

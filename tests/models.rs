@@ -401,6 +401,20 @@ fn frozen_pools_of_the_same_batch_change_nothing() {
     }
 }
 
+/// The CPU floors' names, as config.json and `--kernels` spell them: each name reads back
+/// as its floor, and nothing else reads as one.
+#[test]
+fn kernels_names_round_trip() {
+    use autoencoders::ops::Kernels;
+    assert_eq!((Kernels::Reference.name(), Kernels::Fast.name()), ("reference", "fast"));
+    for k in [Kernels::Reference, Kernels::Fast] {
+        assert_eq!(Kernels::from_name(k.name()), Some(k));
+    }
+    for other in ["", "Fast", "slow", "reference "] {
+        assert_eq!(Kernels::from_name(other), None, "{other:?}");
+    }
+}
+
 /// The architectures are the study's: parameter counts as PyTorch reports them for the same
 /// layers, and the code shapes.
 #[test]

@@ -4,15 +4,17 @@
 //! units), for 1,500 Adam steps of 64 real MNIST images each, and checks every 100 steps that
 //! no parameter, no gradient and no moment is subnormal (`f32::is_subnormal`). With the flush
 //! taken out of `optim::flush`, this test fails: the sparse AE's first moments turn subnormal
-//! from step 500 on, and at step 1,500 1,649,848 of its 2,223,684 are (74%; its h900 layers'
+//! from step 500 on, and at step 1,500 1,649,848 of its 2,223,684 are (74%; its
 //! weights, gradients and v none). The sparse AE alone then took 37 s; with the flush both
 //! models take 25 s (2 cores of an AMD EPYC, shared with other work).
 //!
 //! Deterministic (fixed seed, batches in order), not timed. The images are the first 6,400 of
-//! the training set, found as the study finds them (`$MNIST_DIR`, data/mnist, ../shared/mnist); skipped, with a message, where
-//! there is neither.
+//! the training set, found by the tests' one skip policy (`common::mnist_dir`: skipped with a
+//! line where they are missing, a failure under REQUIRE_MNIST=1, as .ci/run sets).
 
-use autoencoders::data::{missing_files, resolve_data_dir, Mnist};
+mod common;
+
+use autoencoders::data::Mnist;
 use autoencoders::models::{Arch, Model, PIXELS};
 use autoencoders::optim::AdamConfig;
 use autoencoders::tensor::{rng_from_seed, Tensor};
@@ -62,11 +64,7 @@ fn train_and_check(arch: Arch, l1: f32, images: &[f32]) {
 
 #[test]
 fn training_stores_no_subnormal_float() {
-    let dir = resolve_data_dir(None);
-    if !missing_files(&dir).is_empty() {
-        eprintln!("SKIPPED training_stores_no_subnormal_float: set MNIST_DIR to a folder with the MNIST files");
-        return;
-    }
+    let Some(dir) = common::mnist_dir() else { return };
     let mnist = Mnist::load(&dir).unwrap();
     let images = mnist.train.to_f32(0..IMAGES);
     // On one of rayon's workers, as `train` runs: each parallel loop then splits in place.

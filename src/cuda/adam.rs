@@ -4,7 +4,7 @@
 //! `sqrt_bc2`) as `Adam::step` does; only the elementwise update runs on the device, where
 //! the parameters, gradients and moments live.
 
-use super::{grid_1d, to_u32, CudaResult, Gpu};
+use super::{grid_1d, launch, to_u32, CudaResult, Gpu};
 use cudarc::driver::{CudaSlice, DeviceRepr, PushKernelArg};
 
 /// The update's scalars. Mirrors `AdamParams` in kernels/adam.cu, field for field.
@@ -39,17 +39,15 @@ pub fn adam_update(
 ) -> CudaResult<()> {
     let n = p.len();
     assert!(g.len() == n && m.len() == n && v.len() == n, "adam: parameter, gradient and moments differ in length");
-    if n == 0 {
-        return Ok(());
-    }
     let a = AdamParams { n: to_u32(n), beta1, beta2, step_size, sqrt_bc2, eps };
-    let mut launch = gpu.stream.launch_builder(&gpu.k.adam_update);
-    launch.arg(p); //  float* p
-    launch.arg(g); //  const float* g
-    launch.arg(m); //  float* m
-    launch.arg(v); //  float* v
-    launch.arg(&a); // AdamParams a
-                    // SAFETY: arguments as in the C signature; all four buffers hold n floats.
-    unsafe { launch.launch(grid_1d(n)) }?;
-    Ok(())
+    // SAFETY: arguments as in the C signature; all four buffers hold n floats.
+    unsafe {
+        launch(gpu, &gpu.k.adam_update, grid_1d(n), |args| {
+            args.arg(p); //  float* p
+            args.arg(g); //  const float* g
+            args.arg(m); //  float* m
+            args.arg(v); //  float* v
+            args.arg(&a); // AdamParams a
+        })
+    }
 }

@@ -12,7 +12,7 @@
 
 use super::gemm::{gemm_batched, Batch, Mat};
 use super::im2col::{col2im, im2col};
-use super::{grid_1d, to_u32, CudaResult, Gpu};
+use super::{grid_1d, launch, to_u32, CudaResult, Gpu};
 use crate::geom::ConvGeom;
 use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
 
@@ -200,59 +200,53 @@ pub fn fill_bias(
     let n = batch_of(y.len(), c * plane);
     let Some(b) = b else { return gpu.stream.memset_zeros(y) };
     assert_eq!(b.len(), c, "the bias must have one value per channel ({c})");
-    if y.is_empty() {
-        return Ok(());
-    }
     let (n32, c32, plane32) = (to_u32(n), to_u32(c), to_u32(plane));
     let len = y.len();
-    let mut launch = gpu.stream.launch_builder(&gpu.k.fill_bias);
-    launch.arg(y); //        float* y
-    launch.arg(b); //        const float* b
-    launch.arg(&n32); //     unsigned int n
-    launch.arg(&c32); //     unsigned int c
-    launch.arg(&plane32); // unsigned int plane
-                          // SAFETY: arguments as in fill_bias's C signature; y is n*c*plane long, b is c long.
-    unsafe { launch.launch(grid_1d(len)) }?;
-    Ok(())
+    // SAFETY: arguments as in fill_bias's C signature; y is n*c*plane long, b is c long.
+    unsafe {
+        launch(gpu, &gpu.k.fill_bias, grid_1d(len), |args| {
+            args.arg(y); //        float* y
+            args.arg(b); //        const float* b
+            args.arg(&n32); //     unsigned int n
+            args.arg(&c32); //     unsigned int c
+            args.arg(&plane32); // unsigned int plane
+        })
+    }
 }
 
 /// `db[c] +=` the sum of dout (n, c, plane) over the batch and plane of channel c.
 pub fn conv_backward_bias(gpu: &Gpu, dout: &CudaSlice<f32>, db: &mut CudaSlice<f32>, plane: usize) -> CudaResult<()> {
     let c = db.len();
     let n = batch_of(dout.len(), c * plane);
-    if c == 0 {
-        return Ok(());
-    }
     let (n32, c32, plane32) = (to_u32(n), to_u32(c), to_u32(plane));
     // One block per channel (see the .cu): each block owns its db[c]. As many threads as
     // the channel has values, in a power of two from a warp up to BIAS_THREADS.
     let threads = (n * plane).next_power_of_two().clamp(32, BIAS_THREADS);
     let cfg = LaunchConfig { grid_dim: (c32, 1, 1), block_dim: (to_u32(threads), 1, 1), shared_mem_bytes: 0 };
-    let mut launch = gpu.stream.launch_builder(&gpu.k.conv_backward_bias);
-    launch.arg(dout); //     const float* dout
-    launch.arg(db); //       float* db
-    launch.arg(&n32); //     unsigned int n
-    launch.arg(&c32); //     unsigned int c
-    launch.arg(&plane32); // unsigned int plane
-                          // SAFETY: arguments as in conv_backward_bias's C signature; dout is n*c*plane long.
-    unsafe { launch.launch(cfg) }?;
-    Ok(())
+    // SAFETY: arguments as in conv_backward_bias's C signature; dout is n*c*plane long.
+    unsafe {
+        launch(gpu, &gpu.k.conv_backward_bias, cfg, |args| {
+            args.arg(dout); //     const float* dout
+            args.arg(db); //       float* db
+            args.arg(&n32); //     unsigned int n
+            args.arg(&c32); //     unsigned int c
+            args.arg(&plane32); // unsigned int plane
+        })
+    }
 }
 
 /// `dw[j] += sum over images of part[img][j]`, part holding n blocks of dw.len() values.
 pub fn sum_over_batch(gpu: &Gpu, part: &CudaSlice<f32>, n: usize, dw: &mut CudaSlice<f32>) -> CudaResult<()> {
     assert_eq!(part.len(), n * dw.len(), "sum_over_batch: {n} partials of {} values", dw.len());
-    if dw.is_empty() {
-        return Ok(());
-    }
     let (n32, len32) = (to_u32(n), to_u32(dw.len()));
     let len = dw.len();
-    let mut launch = gpu.stream.launch_builder(&gpu.k.sum_over_batch);
-    launch.arg(part); //   const float* part
-    launch.arg(dw); //     float* dw
-    launch.arg(&n32); //   unsigned int n
-    launch.arg(&len32); // unsigned int len
-                        // SAFETY: arguments as in sum_over_batch's C signature; part is n*len long.
-    unsafe { launch.launch(grid_1d(len)) }?;
-    Ok(())
+    // SAFETY: arguments as in sum_over_batch's C signature; part is n*len long.
+    unsafe {
+        launch(gpu, &gpu.k.sum_over_batch, grid_1d(len), |args| {
+            args.arg(part); //   const float* part
+            args.arg(dw); //     float* dw
+            args.arg(&n32); //   unsigned int n
+            args.arg(&len32); // unsigned int len
+        })
+    }
 }

@@ -9,7 +9,7 @@
 //! step), so the host can queue step after step without waiting for any of them, and reads
 //! the losses back in one download when it logs.
 
-use super::{grid_1d, to_u32, CudaResult, Gpu};
+use super::{grid_1d, launch, to_u32, CudaResult, Gpu};
 use crate::data::Images;
 use cudarc::driver::{CudaSlice, CudaView, PushKernelArg};
 use std::ops::Range;
@@ -35,20 +35,18 @@ impl DeviceImages {
 pub fn batch_into(gpu: &Gpu, images: &DeviceImages, rows: &CudaView<u32>, out: &mut CudaSlice<f32>) -> CudaResult<()> {
     let (n, d) = (rows.len(), images.d);
     assert_eq!(out.len(), n * d, "batch_into: out has {} floats, want {n} x {d}", out.len());
-    if out.is_empty() {
-        return Ok(());
-    }
     let (n32, d32) = (to_u32(n), to_u32(d));
-    let mut launch = gpu.stream.launch_builder(&gpu.k.batch_into);
-    launch.arg(&images.pixels); // const unsigned char* pixels
-    launch.arg(rows); //           const unsigned int* rows
-    launch.arg(out); //            float* out
-    launch.arg(&n32); //           unsigned int n
-    launch.arg(&d32); //           unsigned int d
-                      // SAFETY: arguments as in the C signature; rows holds n numbers below images.n, out
-                      // n*d floats, pixels images.n*d bytes. One thread per output value.
-    unsafe { launch.launch(grid_1d(n * d)) }?;
-    Ok(())
+    // SAFETY: arguments as in the C signature; rows holds n numbers below images.n, out
+    // n*d floats, pixels images.n*d bytes. One thread per output value.
+    unsafe {
+        launch(gpu, &gpu.k.batch_into, grid_1d(n * d), |args| {
+            args.arg(&images.pixels); // const unsigned char* pixels
+            args.arg(rows); //           const unsigned int* rows
+            args.arg(out); //            float* out
+            args.arg(&n32); //           unsigned int n
+            args.arg(&d32); //           unsigned int d
+        })
+    }
 }
 
 /// The losses of one epoch's steps, on the device until read.

@@ -10,7 +10,7 @@
 //! product, and `gemm_sum_splits` adds the partials in a fixed order (kernels/gemm.cu says
 //! more).
 
-use super::{to_u32, CudaResult, Gpu};
+use super::{launch, to_u32, CudaResult, Gpu};
 use cudarc::driver::{CudaSlice, DeviceRepr, LaunchConfig, PushKernelArg};
 
 /// The tile of C one block computes, and its threads: `TILE_M`, `TILE_N` and `THREADS`
@@ -176,14 +176,15 @@ pub fn gemm_batched(gpu: &Gpu, a: Mat, b: Mat, beta: f32, c: &mut CudaSlice<f32>
     launch_gemm(gpu, a, b, parts, partial, batch.count * splits)?;
     let p =
         SplitSum { mn: to_u32(m * n), count: to_u32(batch.count), splits: to_u32(splits), c_bs: to_u32(batch.c), beta };
-    let mut launch = gpu.stream.launch_builder(&gpu.k.gemm_sum_splits);
-    launch.arg(&*parts); // const float* parts
-    launch.arg(c); //      float* c
-    launch.arg(&p); //     SplitSum p
-                    // SAFETY: the arguments match gemm_sum_splits's C signature; parts holds count x
-                    // splits partials of m x n, and C's products lie in it (asserted above).
-    unsafe { launch.launch(super::grid_1d(batch.count * m * n)) }?;
-    Ok(())
+    // SAFETY: the arguments match gemm_sum_splits's C signature; parts holds count x
+    // splits partials of m x n, and C's products lie in it (asserted above).
+    unsafe {
+        launch(gpu, &gpu.k.gemm_sum_splits, super::grid_1d(batch.count * m * n), |args| {
+            args.arg(&*parts); // const float* parts
+            args.arg(c); //      float* c
+            args.arg(&p); //     SplitSum p
+        })
+    }
 }
 
 /// One launch of the tiled kernel: a grid of tiles of C for each of `blocks_z` products
@@ -196,13 +197,14 @@ fn launch_gemm(gpu: &Gpu, a: Mat, b: Mat, c: &mut CudaSlice<f32>, p: GemmParams,
         block_dim: (GEMM_THREADS, 1, 1),
         shared_mem_bytes: 0, // the slabs are static __shared__ arrays
     };
-    let mut launch = gpu.stream.launch_builder(&gpu.k.gemm);
-    launch.arg(a.data); // const float* a
-    launch.arg(b.data); // const float* b
-    launch.arg(c); //      float* c
-    launch.arg(&p); //     GemmParams p
-                    // SAFETY: the arguments match gemm's C signature, and the caller's asserts keep every
-                    // index the kernel forms inside its buffer.
-    unsafe { launch.launch(cfg) }?;
-    Ok(())
+    // SAFETY: the arguments match gemm's C signature, and the caller's asserts keep every
+    // index the kernel forms inside its buffer.
+    unsafe {
+        launch(gpu, &gpu.k.gemm, cfg, |args| {
+            args.arg(a.data); // const float* a
+            args.arg(b.data); // const float* b
+            args.arg(c); //      float* c
+            args.arg(&p); //     GemmParams p
+        })
+    }
 }

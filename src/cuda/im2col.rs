@@ -5,7 +5,7 @@
 //! image after image, each image's block laid out exactly as the CPU's: K = c*kh*kw rows,
 //! P = oh*ow columns. col2im is the gather form (one thread per pixel; see the .cu).
 
-use super::{grid_1d, to_u32, CudaResult, Gpu};
+use super::{grid_1d, launch, to_u32, CudaResult, Gpu};
 use crate::geom::ConvGeom;
 use cudarc::driver::{CudaSlice, DeviceRepr, PushKernelArg};
 
@@ -52,18 +52,16 @@ pub fn im2col(gpu: &Gpu, x: &CudaSlice<f32>, g: &ConvGeom, n: usize, col: &mut C
     assert_eq!(x.len(), n * g.c * g.h * g.w, "im2col: x must hold {n} images of {}x{}x{}", g.c, g.h, g.w);
     let len = n * g.col_rows() * g.col_cols();
     assert_eq!(col.len(), len, "im2col: col must hold {n} blocks of {}x{}", g.col_rows(), g.col_cols());
-    if len == 0 {
-        return Ok(());
-    }
     let p = ConvParams::new(g, n);
-    let mut launch = gpu.stream.launch_builder(&gpu.k.im2col);
-    launch.arg(x); //   const float* x
-    launch.arg(col); // float* col
-    launch.arg(&p); //  ConvParams g
-                    // SAFETY: arguments as in im2col's C signature; the lengths were checked against the
-                    // geometry the kernel indexes with. One thread per col entry.
-    unsafe { launch.launch(grid_1d(len)) }?;
-    Ok(())
+    // SAFETY: arguments as in im2col's C signature; the lengths were checked against the
+    // geometry the kernel indexes with. One thread per col entry.
+    unsafe {
+        launch(gpu, &gpu.k.im2col, grid_1d(len), |args| {
+            args.arg(x); //   const float* x
+            args.arg(col); // float* col
+            args.arg(&p); //  ConvParams g
+        })
+    }
 }
 
 /// x (n, g.c, g.h, g.w) += the adjoint of im2col applied to col (n, K, P).
@@ -76,16 +74,14 @@ pub fn col2im(gpu: &Gpu, col: &CudaSlice<f32>, g: &ConvGeom, n: usize, x: &mut C
         g.col_rows(),
         g.col_cols()
     );
-    if x.is_empty() {
-        return Ok(());
-    }
     let p = ConvParams::new(g, n);
     let pixels = x.len();
-    let mut launch = gpu.stream.launch_builder(&gpu.k.col2im);
-    launch.arg(col); // const float* col
-    launch.arg(x); //   float* x
-    launch.arg(&p); //  ConvParams g
-                    // SAFETY: as for im2col; one thread per image pixel.
-    unsafe { launch.launch(grid_1d(pixels)) }?;
-    Ok(())
+    // SAFETY: as for im2col; one thread per image pixel.
+    unsafe {
+        launch(gpu, &gpu.k.col2im, grid_1d(pixels), |args| {
+            args.arg(col); // const float* col
+            args.arg(x); //   float* x
+            args.arg(&p); //  ConvParams g
+        })
+    }
 }

@@ -8,7 +8,7 @@
 //! factor 2 (or -2, for the target) for mse and 1 for mean_abs; so backward never waits for
 //! the forward pass to finish.
 
-use super::{grid_1d, to_u32, CudaResult, Gpu};
+use super::{grid_1d, launch, to_u32, CudaResult, Gpu};
 use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
 
 /// Blocks of the first pass and threads of every block: `LOSS_BLOCKS` and `LOSS_THREADS`
@@ -21,14 +21,16 @@ pub fn mse_forward(gpu: &Gpu, x: &CudaSlice<f32>, t: &CudaSlice<f32>, out: &mut 
     assert_eq!(x.len(), t.len(), "mse: prediction and target differ in length");
     let mut partials = gpu.uninit::<f64>(LOSS_BLOCKS as usize)?;
     let n = to_u32(x.len());
-    let mut launch = gpu.stream.launch_builder(&gpu.k.mse_forward_partials);
-    launch.arg(x); //             const float* x
-    launch.arg(t); //             const float* t
-    launch.arg(&mut partials); // double* partials
-    launch.arg(&n); //            unsigned int n
-                    // SAFETY: arguments as in the C signature; x and t hold n floats, partials one double
-                    // per block of this grid.
-    unsafe { launch.launch(first_pass()) }?;
+    // SAFETY: arguments as in the C signature; x and t hold n floats, partials one double
+    // per block of this grid.
+    unsafe {
+        launch(gpu, &gpu.k.mse_forward_partials, first_pass(), |args| {
+            args.arg(x); //             const float* x
+            args.arg(t); //             const float* t
+            args.arg(&mut partials); // double* partials
+            args.arg(&n); //            unsigned int n
+        })
+    }?;
     mean_of_partials(gpu, &partials, x.len(), out)
 }
 
@@ -36,12 +38,14 @@ pub fn mse_forward(gpu: &Gpu, x: &CudaSlice<f32>, t: &CudaSlice<f32>, out: &mut 
 pub fn mean_abs_forward(gpu: &Gpu, x: &CudaSlice<f32>, out: &mut CudaSlice<f32>) -> CudaResult<()> {
     let mut partials = gpu.uninit::<f64>(LOSS_BLOCKS as usize)?;
     let n = to_u32(x.len());
-    let mut launch = gpu.stream.launch_builder(&gpu.k.mean_abs_forward_partials);
-    launch.arg(x); //             const float* x
-    launch.arg(&mut partials); // double* partials
-    launch.arg(&n); //            unsigned int n
-                    // SAFETY: as for mse_forward.
-    unsafe { launch.launch(first_pass()) }?;
+    // SAFETY: as for mse_forward.
+    unsafe {
+        launch(gpu, &gpu.k.mean_abs_forward_partials, first_pass(), |args| {
+            args.arg(x); //             const float* x
+            args.arg(&mut partials); // double* partials
+            args.arg(&n); //            unsigned int n
+        })
+    }?;
     mean_of_partials(gpu, &partials, x.len(), out)
 }
 
@@ -57,20 +61,18 @@ pub fn mse_backward(
     assert!(x.len() == t.len() && x.len() == d.len(), "mse backward: x, t and d differ in length");
     assert_eq!(dout.len(), 1, "mse backward: the loss's gradient is one value");
     let n = x.len();
-    if n == 0 {
-        return Ok(());
-    }
     let n32 = to_u32(n);
-    let mut launch = gpu.stream.launch_builder(&gpu.k.mse_backward);
-    launch.arg(x); //       const float* x
-    launch.arg(t); //       const float* t
-    launch.arg(dout); //    const float* dout
-    launch.arg(&factor); // float factor
-    launch.arg(d); //       float* d
-    launch.arg(&n32); //    unsigned int n
-                      // SAFETY: arguments as in the C signature; x, t and d hold n floats, dout one.
-    unsafe { launch.launch(grid_1d(n)) }?;
-    Ok(())
+    // SAFETY: arguments as in the C signature; x, t and d hold n floats, dout one.
+    unsafe {
+        launch(gpu, &gpu.k.mse_backward, grid_1d(n), |args| {
+            args.arg(x); //       const float* x
+            args.arg(t); //       const float* t
+            args.arg(dout); //    const float* dout
+            args.arg(&factor); // float factor
+            args.arg(d); //       float* d
+            args.arg(&n32); //    unsigned int n
+        })
+    }
 }
 
 /// `dx += scale * sign(x)`, with `sign(0) = 0` and `scale = dout[0] / N`.
@@ -83,18 +85,16 @@ pub fn mean_abs_backward(
     assert_eq!(x.len(), dx.len(), "mean_abs backward: x and dx differ in length");
     assert_eq!(dout.len(), 1, "mean_abs backward: the loss's gradient is one value");
     let n = x.len();
-    if n == 0 {
-        return Ok(());
-    }
     let n32 = to_u32(n);
-    let mut launch = gpu.stream.launch_builder(&gpu.k.mean_abs_backward);
-    launch.arg(x); //    const float* x
-    launch.arg(dout); // const float* dout
-    launch.arg(dx); //   float* dx
-    launch.arg(&n32); // unsigned int n
-                      // SAFETY: arguments as in the C signature; x and dx hold n floats, dout one.
-    unsafe { launch.launch(grid_1d(n)) }?;
-    Ok(())
+    // SAFETY: arguments as in the C signature; x and dx hold n floats, dout one.
+    unsafe {
+        launch(gpu, &gpu.k.mean_abs_backward, grid_1d(n), |args| {
+            args.arg(x); //    const float* x
+            args.arg(dout); // const float* dout
+            args.arg(dx); //   float* dx
+            args.arg(&n32); // unsigned int n
+        })
+    }
 }
 
 /// The first pass's fixed grid: LOSS_BLOCKS blocks whatever N, so the grouping of the sum,
@@ -107,13 +107,14 @@ fn first_pass() -> LaunchConfig {
 fn mean_of_partials(gpu: &Gpu, partials: &CudaSlice<f64>, n: usize, out: &mut CudaSlice<f32>) -> CudaResult<()> {
     assert_eq!(out.len(), 1, "a loss is one value");
     let n32 = to_u32(n);
-    let mut launch = gpu.stream.launch_builder(&gpu.k.mean_of_partials);
-    launch.arg(partials); // const double* partials
-    launch.arg(out); //      float* out
-    launch.arg(&n32); //     unsigned int n
     let cfg = LaunchConfig { grid_dim: (1, 1, 1), block_dim: (LOSS_THREADS, 1, 1), shared_mem_bytes: 0 };
     // SAFETY: arguments as in the C signature; partials holds LOSS_BLOCKS doubles, out one
     // float.
-    unsafe { launch.launch(cfg) }?;
-    Ok(())
+    unsafe {
+        launch(gpu, &gpu.k.mean_of_partials, cfg, |args| {
+            args.arg(partials); // const double* partials
+            args.arg(out); //      float* out
+            args.arg(&n32); //     unsigned int n
+        })
+    }
 }

@@ -11,13 +11,16 @@
 //!    and of the kernels in `kernels/`: `elementwise` (relu, add, scale), `gemm`, `conv`
 //!    (im2col, col2im, conv2d, conv_transpose2d), `linear`, `pool`, `loss`, `adam`, and
 //!    `data` (the training set on the device, batches gathered there).
+//!    `graph` records a run of launches as a CUDA graph and replays it (behind a switch;
+//!    not yet run on a GPU).
 //! 5. `tensor`   — `CudaTensor`, the storage of `Tensor::Cuda`, which the ops in `src/ops`
 //!    hand to these launchers.
 //!
 //! A launcher takes device buffers (`CudaSlice`) where its CPU twin takes slices, checks
 //! the same shapes with the same asserts (a kernel indexing out of bounds fails silently or
 //! much later, so the host checks every length first), and queues the kernel on the stream.
-//! Each argument pushed to a launch carries a comment naming its C parameter. Launches are
+//! Each goes through the one helper `launch`, and each argument it pushes carries a comment
+//! naming its C parameter. Launches are
 //! asynchronous: errors in a kernel surface at the next synchronising call (a download).
 //!
 //! Everything here is f32 except the pool indices (u32) and the loss partial sums (f64).
@@ -27,6 +30,7 @@ pub mod conv;
 pub mod data;
 pub mod elementwise;
 pub mod gemm;
+pub mod graph;
 pub mod im2col;
 pub mod kernels;
 pub mod linear;
@@ -39,7 +43,10 @@ pub use kernels::{compile_kernels, compile_source, Kernels, SOURCES};
 pub use probe::{probe, probe_nvrtc};
 pub use tensor::{CudaTensor, DRIVER_FAILED, LAUNCH_FAILED};
 
-use cudarc::driver::{CudaContext, CudaSlice, CudaStream, DeviceRepr, DriverError, LaunchConfig, ValidAsZeroBits};
+use cudarc::driver::{
+    CudaContext, CudaFunction, CudaSlice, CudaStream, DeviceRepr, DriverError, LaunchArgs, LaunchConfig,
+    ValidAsZeroBits,
+};
 use std::sync::Arc;
 
 /// What a launcher returns: the driver's error if the launch could not be queued.
@@ -73,7 +80,13 @@ impl Gpu {
         // SAFETY: everything here runs on `stream` alone (see its field), so no buffer is
         // ever used by two streams.
         unsafe { ctx.disable_event_tracking() };
-        let stream = ctx.default_stream();
+        // The legacy default stream unless the capture path is switched on (`graph`): a
+        // stream can be captured into a CUDA graph only if it is one of our own.
+        let stream = if graph::requested() {
+            ctx.new_stream().map_err(|e| format!("cannot create a CUDA stream: {e}"))?
+        } else {
+            ctx.default_stream()
+        };
         let k = Kernels::load(&ctx, ptx).map_err(|e| format!("cannot load the kernels' PTX: {e}"))?;
         let name = ctx.name().unwrap_or_else(|_| "CUDA device 0".into());
         Ok(Gpu { ctx, stream, k, name, split_scratch: std::sync::Mutex::new(None) })
@@ -115,6 +128,34 @@ impl std::fmt::Debug for Gpu {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Gpu({})", self.name)
     }
+}
+
+/// Queues `kernel` on the GPU's stream over the grid `cfg`, with the arguments that `args`
+/// pushes (`args.arg(x); // const float* x`: one a line, in the C signature's order, each beside
+/// the C parameter it fills). A grid with no blocks, the launch of an empty tensor, queues
+/// nothing: CUDA refuses a zero-sized grid, and there is nothing to compute. Every launcher
+/// goes through here, so each says only what differs: its kernel, its grid, its arguments.
+///
+/// # Safety
+///
+/// The arguments must be the kernel's C parameters in number, order and type, and every
+/// buffer must hold all that the kernel indexes in it: the device checks neither, so each
+/// launcher asserts the lengths first and says why its call is sound.
+pub(crate) unsafe fn launch<'a>(
+    gpu: &'a Gpu,
+    kernel: &'a CudaFunction,
+    cfg: LaunchConfig,
+    args: impl FnOnce(&mut LaunchArgs<'a>),
+) -> CudaResult<()> {
+    let (x, y, z) = cfg.grid_dim;
+    if x == 0 || y == 0 || z == 0 {
+        return Ok(());
+    }
+    let mut builder = gpu.stream.launch_builder(kernel);
+    args(&mut builder);
+    // SAFETY: the caller's promise, above.
+    unsafe { builder.launch(cfg) }?;
+    Ok(())
 }
 
 /// Threads per block of the one-thread-per-element kernels: a multiple of the 32-thread

@@ -5,7 +5,7 @@
 //! the indices (pool backward, unpool forward) run as gathers, one thread per position of
 //! the full plane; see the .cu for why that is exact and race-free.
 
-use super::{grid_1d, to_u32, CudaResult, Gpu};
+use super::{grid_1d, launch, to_u32, CudaResult, Gpu};
 use crate::geom::POOL;
 use cudarc::driver::{CudaSlice, DeviceRepr, PushKernelArg};
 
@@ -45,18 +45,16 @@ pub fn maxpool2d_forward(
     let p = params(x.len(), h, w, oh, ow);
     let cells = p.planes as usize * oh * ow;
     assert!(y.len() == cells && idx.len() == cells, "maxpool2d: y and idx must hold {cells} values");
-    if cells == 0 {
-        return Ok(());
+    // SAFETY: arguments as in the C signature; x holds `planes` full planes, y and idx as
+    // many pooled ones. One thread per pooled cell.
+    unsafe {
+        launch(gpu, &gpu.k.maxpool2d_forward, grid_1d(cells), |args| {
+            args.arg(x); //   const float* x
+            args.arg(y); //   float* y
+            args.arg(idx); // unsigned int* idx
+            args.arg(&p); //  PoolParams p
+        })
     }
-    let mut launch = gpu.stream.launch_builder(&gpu.k.maxpool2d_forward);
-    launch.arg(x); //   const float* x
-    launch.arg(y); //   float* y
-    launch.arg(idx); // unsigned int* idx
-    launch.arg(&p); //  PoolParams p
-                    // SAFETY: arguments as in the C signature; x holds `planes` full planes, y and idx as
-                    // many pooled ones. One thread per pooled cell.
-    unsafe { launch.launch(grid_1d(cells)) }?;
-    Ok(())
 }
 
 /// dx (planes, h, w) += dout (planes, oh, ow) routed to the argmax of each window.
@@ -71,18 +69,21 @@ pub fn maxpool2d_backward(
     let p = params(dx.len(), h, w, h / POOL, w / POOL);
     let cells = p.planes as usize * (h / POOL) * (w / POOL);
     assert!(dout.len() == cells && idx.len() == cells, "maxpool2d backward: dout and idx must hold {cells} values");
+    // Planes smaller than a window have no cells, and dx gets nothing; the grid (one thread
+    // per pixel) would not be empty, and each thread would read idx.
     if cells == 0 {
         return Ok(());
     }
     let pixels = dx.len();
-    let mut launch = gpu.stream.launch_builder(&gpu.k.maxpool2d_backward);
-    launch.arg(dout); // const float* dout
-    launch.arg(idx); //  const unsigned int* idx
-    launch.arg(dx); //   float* dx
-    launch.arg(&p); //   PoolParams p
-                    // SAFETY: as above. One thread per position of the full planes (a gather).
-    unsafe { launch.launch(grid_1d(pixels)) }?;
-    Ok(())
+    // SAFETY: as above. One thread per position of the full planes (a gather).
+    unsafe {
+        launch(gpu, &gpu.k.maxpool2d_backward, grid_1d(pixels), |args| {
+            args.arg(dout); // const float* dout
+            args.arg(idx); //  const unsigned int* idx
+            args.arg(dx); //   float* dx
+            args.arg(&p); //   PoolParams p
+        })
+    }
 }
 
 /// y (planes, h, w) = x (planes, ph, pw) placed at its indices, zero elsewhere.
@@ -100,19 +101,17 @@ pub fn maxunpool2d_forward(
     let p = params(y.len(), h, w, ph, pw);
     let cells = p.planes as usize * ph * pw;
     assert!(x.len() == cells && idx.len() == cells, "maxunpool2d: x and idx must hold {cells} values");
-    if y.is_empty() {
-        return Ok(());
-    }
     let pixels = y.len();
-    let mut launch = gpu.stream.launch_builder(&gpu.k.maxunpool2d_forward);
-    launch.arg(x); //   const float* x
-    launch.arg(idx); // const unsigned int* idx
-    launch.arg(y); //   float* y
-    launch.arg(&p); //  PoolParams p
-                    // SAFETY: as above. One thread per position of the full planes (a gather); it writes
-                    // every one of them, the zeros included.
-    unsafe { launch.launch(grid_1d(pixels)) }?;
-    Ok(())
+    // SAFETY: as above. One thread per position of the full planes (a gather); it writes
+    // every one of them, the zeros included.
+    unsafe {
+        launch(gpu, &gpu.k.maxunpool2d_forward, grid_1d(pixels), |args| {
+            args.arg(x); //   const float* x
+            args.arg(idx); // const unsigned int* idx
+            args.arg(y); //   float* y
+            args.arg(&p); //  PoolParams p
+        })
+    }
 }
 
 /// dx (planes, ph, pw) += dout (planes, h, w) read at the indices.
@@ -130,16 +129,14 @@ pub fn maxunpool2d_backward(
     let p = params(dout.len(), h, w, ph, pw);
     let cells = p.planes as usize * ph * pw;
     assert!(dx.len() == cells && idx.len() == cells, "maxunpool2d backward: dx and idx must hold {cells} values");
-    if cells == 0 {
-        return Ok(());
+    // SAFETY: as above; the kernel skips an index outside its h*w plane. One thread per
+    // pooled cell.
+    unsafe {
+        launch(gpu, &gpu.k.maxunpool2d_backward, grid_1d(cells), |args| {
+            args.arg(dout); // const float* dout
+            args.arg(idx); //  const unsigned int* idx
+            args.arg(dx); //   float* dx
+            args.arg(&p); //   PoolParams p
+        })
     }
-    let mut launch = gpu.stream.launch_builder(&gpu.k.maxunpool2d_backward);
-    launch.arg(dout); // const float* dout
-    launch.arg(idx); //  const unsigned int* idx
-    launch.arg(dx); //   float* dx
-    launch.arg(&p); //   PoolParams p
-                    // SAFETY: as above; the kernel skips an index outside its h*w plane. One thread per
-                    // pooled cell.
-    unsafe { launch.launch(grid_1d(cells)) }?;
-    Ok(())
 }

@@ -130,7 +130,7 @@ pub(crate) fn download_looked(dir: &Path, also: &[&Path], mirrors: &[&str], sour
             continue; // present: trusted as it is, see the top of this file
         }
         if !announced && !verbose {
-            eprintln!("downloading MNIST into {}", dir.display());
+            crate::note!("downloading MNIST into {}", dir.display());
             announced = true;
         }
         let mut done = false;
@@ -138,7 +138,7 @@ pub(crate) fn download_looked(dir: &Path, also: &[&Path], mirrors: &[&str], sour
             let url =
                 if mirror.ends_with('/') { format!("{mirror}{}", src.name) } else { format!("{mirror}/{}", src.name) };
             if verbose {
-                eprintln!("downloading {url}");
+                crate::note!("downloading {url}");
             }
             match fetch(&agent, &url, dir, src) {
                 Ok(()) => {
@@ -147,7 +147,7 @@ pub(crate) fn download_looked(dir: &Path, also: &[&Path], mirrors: &[&str], sour
                 }
                 Err(failure) => {
                     if verbose {
-                        eprintln!("  failed: {}", failure.detail.replace(['\n', '\r'], " "));
+                        crate::note!("  failed: {}", failure.detail.replace(['\n', '\r'], " "));
                     }
                     if !causes.contains(&failure.cause) {
                         causes.push(failure.cause);

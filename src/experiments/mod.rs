@@ -199,8 +199,20 @@ impl Context<'_> {
             }
             crate::note!("{name}: resuming after epoch {} of {}", state.epoch, cfg.epochs);
         }
+        // The tape of one step, drawn from the host copy (a forward pass's work, no training).
+        let graph = crate::graph::Graph::of_step(&model, cfg.batch_size, l1);
+        crate::graph::write_files(&graph, &self.outcome.dir, &format!("{name}.graph"))?;
+        self.figure(
+            &format!("{name}.graph.svg"),
+            format!("{name}: the tape of one training step (forward and loss), which backward walks in reverse; dashed red arrows carry the pool indices an unpool reuses"),
+        );
+        // With --profile, what this model's training measures, and nothing from before.
+        crate::profile::take();
         let mut model = model.to_device(&self.settings.device);
         let state = train(&mut model, &self.data.train, &cfg, state, name, |m, s| save_checkpoint(&checkpoint, m, s))?;
+        if crate::profile::enabled() {
+            self.profile(name)?;
+        }
         let history = state.history;
         let eval = evaluate(&model, &self.data.test);
         let model = model.to_cpu();
@@ -208,6 +220,23 @@ impl Context<'_> {
         draw::save_model(&self.path(&format!("{name}.safetensors")), &model, name)?;
         self.outcome.runs.push(RunResult { model: name.to_string(), eval, history });
         Ok(model)
+    }
+
+    /// `--profile`: the table of `name`'s training on stderr, its bar chart, and its entry
+    /// in metrics.json's "profile".
+    fn profile(&mut self, name: &str) -> Result<()> {
+        let profile = crate::profile::take();
+        crate::note!("{}", profile.table(name).trim_end());
+        let file = format!("{name}.profile.svg");
+        let chart = crate::profile::chart::bar_chart(&profile, &format!("{name}: where a training step's time goes"));
+        crate::figures::svg::save_svg(&self.path(&file), &chart)?;
+        self.figure(
+            &file,
+            format!("{name} (--profile): time per op kind over the whole training, forward, backward and Adam apart, as shares of the steps measured from outside"),
+        );
+        let entry = self.outcome.extra.entry("profile").or_insert_with(|| Value::Object(Default::default()));
+        entry[name] = profile.to_json();
+        Ok(())
     }
 }
 

@@ -69,13 +69,16 @@ pub fn write(graph: &Graph) -> String {
     out
 }
 
+/// A statement's attributes, (key, value) in the order written.
+pub type Attrs = Vec<(String, String)>;
+
 /// A DOT graph as read: its name, each node statement's id and attributes, and each edge
 /// (a chain `a -> b -> c` is two) with the attributes of its statement.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Dot {
     pub name: String,
-    pub nodes: Vec<(String, Vec<(String, String)>)>,
-    pub edges: Vec<(String, String, Vec<(String, String)>)>,
+    pub nodes: Vec<(String, Attrs)>,
+    pub edges: Vec<(String, String, Attrs)>,
 }
 
 impl Dot {

@@ -7,17 +7,20 @@
 //! of the pool it undoes (the same `Arc`, see `ops::pool::Indices`); each such pairing is an
 //! edge of a second kind, from the pool to the unpool, which is no input of the tape.
 //!
-//! `dot` writes the graph as Graphviz DOT and reads DOT back; `svg` draws it without an
-//! external program, laid out by the `layout-rs` crate.
+//! `tape` is what the tape shows of itself (`Tape::nodes`); `dot` writes the graph as
+//! Graphviz DOT and reads DOT back; `svg` draws it without an external program, laid out by
+//! the `layout-rs` crate.
 
 pub mod dot;
 pub mod svg;
+pub mod tape;
 
-use crate::autograd::{NodeInfo, Tape, Var};
+use crate::autograd::{Tape, Var};
 use crate::models::{Model, PIXELS};
 use crate::ops::pool::IndexData;
 use crate::tensor::{rng_from_seed, Tensor};
 use std::sync::Arc;
+pub use tape::NodeInfo;
 
 /// What a node stands for, which decides how it is drawn.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -184,12 +187,12 @@ pub fn bytes_text(bytes: usize) -> String {
     format!("{value:.decimals$} {unit}")
 }
 
-/// Writes `<name>.dot` and `<name>.svg` of `graph` into `dir` (each to a temporary sibling,
+/// Writes `<stem>.dot` and `<stem>.svg` of `graph` into `dir` (each to a temporary sibling,
 /// renamed into place); returns their paths.
-pub fn write_files(graph: &Graph, dir: &std::path::Path) -> anyhow::Result<[std::path::PathBuf; 2]> {
+pub fn write_files(graph: &Graph, dir: &std::path::Path, stem: &str) -> anyhow::Result<[std::path::PathBuf; 2]> {
     use anyhow::Context as _;
     let drawing = svg::render(graph).map_err(|e| anyhow::anyhow!("cannot draw the graph of {}: {e}", graph.name))?;
-    let paths = [dir.join(format!("{}.dot", graph.name)), dir.join(format!("{}.svg", graph.name))];
+    let paths = [dir.join(format!("{stem}.dot")), dir.join(format!("{stem}.svg"))];
     for (path, text) in paths.iter().zip([dot::write(graph), drawing]) {
         crate::io::write_atomic(path, text.as_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
     }

@@ -32,7 +32,7 @@ pub fn bar_chart(profile: &Profile, title: &str) -> String {
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{height}\" viewBox=\"0 0 {WIDTH} {height}\" font-family=\"sans-serif\" font-size=\"12\">\n\
          <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
          <text x=\"{}\" y=\"24\" font-size=\"15\" text-anchor=\"middle\">{}</text>\n\
-         <text x=\"{}\" y=\"44\" text-anchor=\"middle\" fill=\"#555\">{} steps, {:.2} ms a step; the rows hold {:.0}% of it</text>\n",
+         <text x=\"{}\" y=\"44\" text-anchor=\"middle\" fill=\"#555\">{} steps, {:.2} ms a step; the rows hold {:.1}% of it</text>\n",
         WIDTH / 2.0,
         escape(title),
         WIDTH / 2.0,
@@ -51,7 +51,7 @@ pub fn bar_chart(profile: &Profile, title: &str) -> String {
             LEFT - 6.0,
             y + 15.0,
             r.phase.name(),
-            r.op,
+            if r.op == r.phase.name() { "" } else { r.op },
             y + 3.0,
             ROW - 6.0,
             colour(r.phase),

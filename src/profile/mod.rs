@@ -23,7 +23,8 @@
 
 pub mod chart;
 
-use crate::tensor::Device;
+use crate::autograd::{Node, Op};
+use crate::tensor::{Device, Tensor};
 use cudarc::driver::CudaEvent;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -154,6 +155,20 @@ impl Timer {
                 self.events.push(event);
             }
         }
+    }
+}
+
+impl Timer {
+    /// Ends the lap of a tape node's op (its forward, its backward rule), whose output is
+    /// `value`; `nodes` holds its inputs. In the walk, leaves have no rule and take no lap.
+    pub(crate) fn lap_node(&mut self, phase: Phase, op: &Op, value: &Tensor, nodes: &[Node]) {
+        if phase == Phase::Backward && matches!(op, Op::Leaf | Op::Detached { .. }) {
+            return;
+        }
+        let inputs: Vec<(&[usize], bool)> =
+            op.inputs().iter().map(|v| (nodes[v.0].value.shape(), nodes[v.0].requires_grad)).collect();
+        let cost = cost(phase, op.name(), &inputs, value.shape());
+        self.lap(phase, op.name(), cost, &value.device());
     }
 }
 
