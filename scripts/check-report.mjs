@@ -18,7 +18,9 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
-const EXPERIMENTS = ["pca", "ae", "hidden", "non-digit", "sparse", "denoise", "manifold", "cae-unpool", "cae-deconv", "cae-deconv-unpool"];
+const EXPERIMENTS = ["pca", "ae", "hidden", "non-digit", "sparse", "denoise", "manifold", "cae-unpool", "cae-deconv", "cae-deconv-unpool", "probe"];
+// The Representations section (id "probe") must show each of its kinds of figure.
+const PROBE_FIGURES = ["_map.svg", "_interpolation.png", "_per_digit.svg"];
 // A full `all` run draws far more; the floor only rises from outside.
 const MIN_IMAGES = Math.max(50, Number(process.env.REPORT_CHECK_MIN_IMAGES) || 0);
 // Every model whose test MSE the report must list (report.rs's REFERENCE, plus the plain h900
@@ -99,7 +101,7 @@ try {
   if (response && !response.ok()) failures.push(`loading the page answered ${response.status()}`);
 
   // Wait for every image to decode (data: URIs decode asynchronously), then measure.
-  const facts = await page.evaluate(async ({ experiments, models, observations }) => {
+  const facts = await page.evaluate(async ({ experiments, models, observations, probeFigures }) => {
     const imgs = [...document.images];
     await Promise.all(imgs.map((img) => img.decode().catch(() => {})));
     const vw = document.documentElement.clientWidth;
@@ -131,7 +133,11 @@ try {
     // scores about 0.11, the worst constant 1), a mean |code| is finite and not negative.
     const table = document.querySelector("table");
     const rows = table ? [...table.querySelectorAll("tr")].filter((tr) => tr.querySelector("td")) : [];
-    const number = (s) => (/^[0-9]+(\.[0-9]+)?(e-?[0-9]+)?$/.test(s) ? Number(s) : NaN);
+    // Over several seeds a cell reads "mean ± sd": the mean is the number checked.
+    const number = (cell) => {
+      const s = cell.split(" ± ")[0];
+      return /^[0-9]+(\.[0-9]+)?(e-?[0-9]+)?$/.test(s) ? Number(s) : NaN;
+    };
     const badRows = [];
     const listed = [];
     for (const tr of rows) {
@@ -153,7 +159,7 @@ try {
     const duplicated = listed.filter((m, i) => listed.indexOf(m) !== i);
     // The observations: one list item each, judged "holds:" or "does not hold:".
     const items = [...document.querySelectorAll("li")].map((li) => li.textContent.trim());
-    const judged = (li) => /^(holds|does not hold): /.test(li);
+    const judged = (li) => /^(holds|holds within noise|does not hold): /.test(li);
     const missingObservations = observations.filter((o) => !items.some((li) => judged(li) && li.includes(o)));
     const unjudged = items.filter((li) => !judged(li));
     // Each picture drawn onto a canvas and read back: a blank or single-colour image is a
@@ -194,6 +200,8 @@ try {
         return (text.match(/stroke-dasharray/g) ?? []).length !== 3 || (text.match(/>max_unpool2d</g) ?? []).length !== 3;
       })
       .map(([m]) => m);
+    const alts = [...document.images].map((img) => img.alt);
+    const probeMissing = probeFigures.filter((k) => !alts.some((a) => a.endsWith(k)));
     const figures = [...document.querySelectorAll("figure")];
     const uncaptioned = figures.filter((f) => !f.querySelector("figcaption")?.textContent.trim()).length;
     const imageless = figures.filter((f) => f.querySelectorAll("img").length !== 1).length;
@@ -208,6 +216,7 @@ try {
       return true;
     });
     return {
+      probeMissing,
       images: imgs.length, png, svg, broken, invisible, overflowing, nonLocal,
       scripts: document.querySelectorAll("script").length,
       iframes: document.querySelectorAll("iframe, object, embed, link[rel=stylesheet], link[rel=preload]").length,
@@ -218,7 +227,7 @@ try {
       title: document.title,
       height: document.documentElement.scrollHeight,
     };
-  }, { experiments: EXPERIMENTS, models: MODELS, observations: OBSERVATIONS });
+  }, { experiments: EXPERIMENTS, models: MODELS, observations: OBSERVATIONS, probeFigures: PROBE_FIGURES });
 
   if (facts.images < MIN_IMAGES) failures.push(`only ${facts.images} images (expected at least ${MIN_IMAGES})`);
   if (facts.broken.length) failures.push(`${facts.broken.length} images did not load: ${facts.broken.slice(0, 10).join(", ")}`);
@@ -239,6 +248,7 @@ try {
   if (facts.unreadable.length) failures.push(`${facts.unreadable.length} images could not be read back: ${facts.unreadable.slice(0, 5).join(", ")}`);
   if (facts.graphless.length) failures.push(`models without their graph (NAME.graph.svg): ${facts.graphless.join(", ")}`);
   if (facts.unlinked.length) failures.push(`graphs without one dashed index link per unpool: ${facts.unlinked.join(", ")}`);
+  if (facts.probeMissing.length) failures.push(`Representations figures missing: ${facts.probeMissing.join(", ")}`);
   if (facts.uncaptioned) failures.push(`${facts.uncaptioned} figures have no caption`);
   if (facts.imageless) failures.push(`${facts.imageless} figures do not hold exactly one image`);
   if (facts.loose) failures.push(`${facts.loose} images stand outside any figure`);

@@ -86,6 +86,10 @@ pub(crate) enum Op {
     MeanAbs {
         x: Var,
     },
+    CrossEntropy {
+        x: Var,
+        labels: Vec<usize>,
+    },
     /// An op none of whose inputs needs a gradient (the reshape of the input batch): only its
     /// name and inputs are kept, to draw the tape; its saved state is freed at once.
     Detached {
@@ -106,7 +110,8 @@ impl Op {
             | Op::MaxUnpool2d { x, .. }
             | Op::Reshape { x }
             | Op::Scale { x, .. }
-            | Op::MeanAbs { x } => vec![x],
+            | Op::MeanAbs { x }
+            | Op::CrossEntropy { x, .. } => vec![x],
             Op::Add { a, b } => vec![a, b],
             Op::Mse { x, target } => vec![x, target],
             Op::Detached { ref inputs, .. } => inputs.clone(),
@@ -299,7 +304,7 @@ impl Tape {
             return;
         }
         let mut g = Grads { nodes: &self.nodes, grads: before, kernels: self.kernels };
-        use crate::ops::{conv, linear, loss, pool, relu, shape};
+        use crate::ops::{conv, cross_entropy, linear, loss, pool, relu, shape};
         match &node.op {
             Op::Leaf | Op::Detached { .. } => {}
             Op::Linear { x, w, b } => linear::linear_backward(&mut g, dout, *x, *w, *b),
@@ -317,6 +322,7 @@ impl Tape {
             Op::Scale { x, factor } => shape::scale_backward(&mut g, dout, *x, *factor),
             Op::Mse { x, target } => loss::mse_backward_tape(&mut g, dout, *x, *target),
             Op::MeanAbs { x } => loss::mean_abs_backward_tape(&mut g, dout, *x),
+            Op::CrossEntropy { x, labels } => cross_entropy::cross_entropy_backward_tape(&mut g, dout, *x, labels),
         }
     }
 

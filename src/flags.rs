@@ -61,8 +61,69 @@ pub(crate) struct Common {
     #[arg(long, default_value = "fast", value_parser = PossibleValuesParser::new(["reference", "fast"])
           .map(|k| Kernels::from_name(&k).expect("one of the possible values")))]
     kernels: Kernels,
+    /// Train at several seeds and report mean ± sd: a count N (the seeds --seed to
+    /// --seed + N - 1) or a list such as 0,4,7.
+    #[arg(long, value_name = "N|LIST", value_parser = parse_seeds)]
+    seeds: Option<Seeds>,
+    /// PyTorch's runs, as the JSON lines ../shared/peers/torch_ref.py prints, for the report's
+    /// table (mean ± sd per model).
+    #[arg(long, value_name = "FILE", value_parser = Utf8Path)]
+    peer: Option<PathBuf>,
     #[command(flatten)]
     machine: Machine,
+}
+
+/// `--seeds`: how many, or which.
+#[derive(Clone, Debug)]
+pub(crate) enum Seeds {
+    Count(u64),
+    List(Vec<u64>),
+}
+
+/// A seed count allows up to 1,000 runs of each model: more is a typo, not a study.
+const MAX_SEEDS: u64 = 1000;
+
+fn parse_seeds(v: &str) -> Result<Seeds, String> {
+    let bad = || format!("{v}: give a count from 1 to {MAX_SEEDS} or a comma-separated list of seeds, such as 0,4,7");
+    if !v.contains(',') {
+        let n: u64 = v.trim().parse().map_err(|_| bad())?;
+        return if (1..=MAX_SEEDS).contains(&n) { Ok(Seeds::Count(n)) } else { Err(bad()) };
+    }
+    let list: Vec<u64> = v.split(',').map(|s| s.trim().parse().map_err(|_| bad())).collect::<Result<_, _>>()?;
+    let mut sorted = list.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    if sorted.len() != list.len() || list.len() as u64 > MAX_SEEDS {
+        return Err(format!("{v}: each seed once, at most {MAX_SEEDS}"));
+    }
+    Ok(Seeds::List(list))
+}
+
+/// The flags of `probe`: what it reads, where it writes, and the seed of the probe's shuffles.
+#[derive(Args, Debug)]
+pub(crate) struct ProbeFlags {
+    /// Finished run folders (an experiment's, or all's), holding trained models (*.safetensors).
+    #[arg(required = true, value_name = "RUN_DIR", value_parser = Utf8Path)]
+    run_dirs: Vec<PathBuf>,
+    /// Seed of the linear probe's shuffles.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Folder of the MNIST IDX files (else $MNIST_DIR, else data/mnist, downloaded if missing).
+    #[arg(long, value_parser = Utf8Path)]
+    data: Option<PathBuf>,
+    /// Where run folders are created.
+    #[arg(long, default_value = s::OUT_DEFAULT, value_parser = Utf8Path)]
+    out: PathBuf,
+    #[command(flatten)]
+    machine: Machine,
+}
+
+impl ProbeFlags {
+    pub(crate) fn settings(self) -> (Settings, Machine, Option<PathBuf>) {
+        let mut s = Settings::study(Experiment::Probe);
+        (s.seed, s.seeds, s.out, s.probe_dirs) = (self.seed, vec![self.seed], self.out, self.run_dirs);
+        (s, self.machine, self.data)
+    }
 }
 
 /// An experiment's flags: the common ones and its own (`F`).
@@ -186,6 +247,12 @@ impl<F: Args + Own> With<F> {
         let c = self.common;
         (s.epochs, s.batch_size, s.lr, s.seed) = (c.epochs, c.batch_size, c.lr, c.seed);
         (s.kernels, s.out, s.train_limit, s.digit) = (c.kernels, c.out, c.train_limit, c.digit as u8);
+        s.seeds = match c.seeds {
+            None => vec![s.seed],
+            Some(Seeds::Count(n)) => (0..n).map(|k| s.seed.wrapping_add(k)).collect(),
+            Some(Seeds::List(list)) => list,
+        };
+        (s.seed, s.peer) = (s.seeds[0], c.peer);
         (s, c.machine, c.data)
     }
 }

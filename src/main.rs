@@ -24,7 +24,7 @@ use autoencoders::models::{Arch, Model};
 use autoencoders::tensor::Device;
 use clap::error::ErrorKind;
 use clap::{Args, CommandFactory, Parser, Subcommand};
-use flags::{Components, Every, Image, Lambdas, Machine, Noises, Nothing, Sizes, Utf8Path, With};
+use flags::{Components, Every, Image, Lambdas, Machine, Noises, Nothing, ProbeFlags, Sizes, Utf8Path, With};
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -84,8 +84,11 @@ enum Command {
     CaeDeconv(With<Nothing>),
     /// The convolutional AE whose decoder unpools, then applies transposed convolutions.
     CaeDeconvUnpool(With<Nothing>),
-    /// Every experiment into one folder, and index.html over them.
+    /// Every experiment into one folder, the probe of its models, and index.html over them.
     All(With<Every>),
+    /// The codes of every model in finished run folders: linear probe, 5-NN, error per digit,
+    /// beside PCA of each code size and the pixels; interpolations, 2-D maps, per-digit bars.
+    Probe(ProbeFlags),
     /// The tape of one training step of MODEL as MODEL.dot and MODEL.svg (trains nothing).
     Graph(GraphArgs),
 }
@@ -155,6 +158,7 @@ impl Command {
             CaeDeconv(w) => w.settings(Experiment::CaeDeconv),
             CaeDeconvUnpool(w) => w.settings(Experiment::CaeDeconvUnpool),
             All(w) => w.settings(Experiment::All),
+            Probe(p) => p.settings(),
             Graph(_) => unreachable!("`run` draws graphs itself: `graph` is not an experiment"),
         }
     }
@@ -178,6 +182,8 @@ fn run(cli: Cli) -> Result<()> {
             settings.data_dir = absolute(autoencoders::data::resolve_data_dir(data.as_deref()))?;
             settings.out = absolute(settings.out)?;
             settings.image = settings.image.map(absolute).transpose()?;
+            settings.peer = settings.peer.map(absolute).transpose()?;
+            settings.probe_dirs = settings.probe_dirs.into_iter().map(absolute).collect::<Result<_>>()?;
             (settings, machine, Folder::New)
         }
         None => {

@@ -13,8 +13,13 @@ mod draw;
 mod hidden;
 mod manifold;
 mod pca_ae;
+pub mod probe;
+pub mod probe_runs;
 pub mod report;
+pub mod report_tables;
+pub mod representations;
 pub mod run;
+pub mod seeds;
 pub mod settings;
 mod sparse;
 
@@ -291,6 +296,7 @@ pub fn run_into(
         Experiment::CaeDeconv => cae::cae(&mut ctx, Arch::CaeDeconv)?,
         Experiment::CaeDeconvUnpool => cae::cae(&mut ctx, Arch::CaeDeconvUnpool)?,
         Experiment::All => anyhow::bail!("all is run by experiments::run, section by section"),
+        Experiment::Probe => probe_runs::probe_runs(&mut ctx, &settings.probe_dirs)?,
     }
     draw::loss_curves(&mut ctx)?;
     let metrics = serde_json::to_vec_pretty(&ctx.outcome.metrics())?;

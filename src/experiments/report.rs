@@ -1,7 +1,8 @@
 //! `index.html`: every figure of every experiment next to its numbers and the seed report's,
 //! in one self-contained page (images embedded as data URIs; no network, no scripts).
 
-use super::{Outcome, Settings};
+use super::report_tables::{mse_table, observations_html, probe_table, Seeds};
+use super::Settings;
 use anyhow::{Context as _, Result};
 use std::fmt::Write as _;
 use std::path::Path;
@@ -39,11 +40,12 @@ fn explain(experiment: &str) -> &'static str {
         "cae-unpool" => "The convolutional encoder's pooling indices tell the decoder where each maximum was; unpooling puts values back there.",
         "cae-deconv" => "Transposed convolutions learn the upsampling instead of remembering positions.",
         "cae-deconv-unpool" => "Unpooling with indices followed by learned transposed convolutions: positions remembered, details learned.",
+        "probe" => "Judging the codes, not only the pixels: a softmax classifier trained on each model's standardised codes (the linear probe) and a 5-nearest-neighbour vote over the 60,000 training codes, beside PCA with as many components and the raw pixels; straight lines between two digits in pixel, PCA and code space; each model's test codes on their two principal components; the test error per digit.",
         _ => "",
     }
 }
 
-fn reference(model: &str) -> Option<(f64, &'static str)> {
+pub(super) fn reference(model: &str) -> Option<(f64, &'static str)> {
     REFERENCE.iter().find(|(m, _, _)| *m == model).map(|&(_, v, who)| (v, who))
 }
 
@@ -59,40 +61,14 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
-fn escape(s: &str) -> String {
+pub(super) fn escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-/// The orderings the seed observed, each checked against this run.
-fn orderings(outcomes: &[Outcome]) -> Vec<(String, bool)> {
-    let mse = |m: &str| outcomes.iter().flat_map(|o| &o.runs).find(|r| r.model == m).map(|r| r.eval.mse);
-    let act = |m: &str| outcomes.iter().flat_map(|o| &o.runs).find(|r| r.model == m).map(|r| r.eval.mean_activation);
-    let increasing = |names: &[&str], f: &dyn Fn(&str) -> Option<f64>| -> Option<bool> {
-        let v: Option<Vec<f64>> = names.iter().map(|n| f(n)).collect();
-        v.map(|v| v.windows(2).all(|w| w[0] < w[1]))
-    };
-    let mut checks = Vec::new();
-    let mut add = |what: &str, ok: Option<bool>| {
-        if let Some(ok) = ok {
-            checks.push((what.to_string(), ok));
-        }
-    };
-    add("error falls as h grows (h64 > h128 > h256)", increasing(&["h256", "h128", "h64"], &mse));
-    add("error rises with lambda (0.001 < 0.1 < 1)", increasing(&["sparse-0.001", "sparse-0.1", "sparse-1"], &mse));
-    add("error rises with sigma (0.1 < 0.3 < 0.7)", increasing(&["denoise-0.1", "denoise-0.3", "denoise-0.7"], &mse));
-    add(
-        "sparse codes are sparser than the plain h900 AE's (mean activation)",
-        act("sparse-0.001").zip(act("h900")).map(|(s, p)| s < p),
-    );
-    add("the deep AE beats PCA", mse("ae").zip(outcomes.iter().find_map(|o| o.pca_test_mse)).map(|(a, p)| a < p));
-    add(
-        "CAE: deconv+unpool < unpool < deconv (the PyTorch peer's order)",
-        increasing(&["cae-deconv-unpool", "cae-unpool", "cae-deconv"], &mse),
-    );
-    checks
-}
-
-pub fn write_report(dir: &Path, outcomes: &[Outcome], settings: &Settings, wall_seconds: f64) -> Result<()> {
+/// The report over one or more seeds: the tables give mean ± sd over them, the figures are
+/// the first seed's.
+pub fn write_report_seeds(dir: &Path, seeds: &Seeds, settings: &Settings, wall_seconds: f64) -> Result<()> {
+    let outcomes = &seeds.runs[0];
     let mut html = String::new();
     let _ = write!(
         html,
@@ -100,43 +76,25 @@ pub fn write_report(dir: &Path, outcomes: &[Outcome], settings: &Settings, wall_
          body{{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}}\
          table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.2em .6em;text-align:right}}\
          figure{{display:inline-block;margin:.5em;vertical-align:top;max-width:480px}}img{{max-width:480px;image-rendering:pixelated}}\
-         td:first-child{{text-align:left}}figcaption{{font-size:.85em}}.note{{background:#fff4d6;padding:.5em}}.ok{{color:#070}}.no{{color:#b00}}</style></head><body>\
-         <h1>Autoencoders on MNIST</h1><p>{} epoch{}, batch {}, Adam lr {}, seed {}, {} threads, device {}{}. Wall time {:.0} s.</p>",
-        settings.epochs, if settings.epochs == 1 { "" } else { "s" }, settings.batch_size, settings.lr, settings.seed, settings.threads, settings.device,
+         td:first-child{{text-align:left}}figcaption{{font-size:.85em}}.note{{background:#fff4d6;padding:.5em}}.ok{{color:#070}}.noise{{color:#850}}.no{{color:#b00}}</style></head><body>\
+         <h1>Autoencoders on MNIST</h1><p>{} epoch{}, batch {}, Adam lr {}, seed{} {}, {} threads, device {}{}. Wall time {:.0} s.</p>",
+        settings.epochs, if settings.epochs == 1 { "" } else { "s" }, settings.batch_size, settings.lr, if seeds.seeds.len() > 1 { "s" } else { "" },
+        seeds.seeds.iter().map(u64::to_string).collect::<Vec<_>>().join(", "), settings.threads, settings.device,
         settings.train_limit.map_or(String::new(), |n| format!(", first {n} training images")), wall_seconds
     );
     if settings.epochs < 10 || settings.train_limit.is_some() {
         html.push_str("<p class=\"note\">A shortened run (fewer than the study's 10 epochs, or part of the training set): the numbers are not comparable with the seed's, and the orderings below may not hold yet.</p>");
     }
-    html.push_str("<h2>Test MSE per pixel</h2><table><tr><th>model</th><th>this run</th><th>reference</th><th>from</th><th>mean |code|</th></tr>");
+    html.push_str("<h2>Test MSE per pixel</h2>");
+    html.push_str(&mse_table(seeds));
+    html.push_str("<h2>The seed's observations, checked</h2>");
+    html.push_str(&observations_html(seeds));
     for o in outcomes {
-        if let Some(p) = o.pca_test_mse.filter(|_| o.experiment == "pca") {
-            let _ = write!(html, "<tr><td>pca</td><td>{p:.5}</td><td>0.0180</td><td>seed</td><td></td></tr>");
+        let title = if o.experiment == "probe" { "Representations" } else { &o.experiment };
+        let _ = write!(html, "<h2 id=\"{}\">{}</h2><p>{}</p>", escape(&o.experiment), title, explain(&o.experiment));
+        if o.experiment == "probe" {
+            html.push_str(&probe_table(seeds).unwrap_or_default());
         }
-        for r in &o.runs {
-            let (rv, who) = reference(&r.model).map_or((String::new(), ""), |(v, w)| (format!("{v:.4}"), w));
-            let _ = write!(
-                html,
-                "<tr><td>{}</td><td>{:.5}</td><td>{rv}</td><td>{who}</td><td>{:.4}</td></tr>",
-                escape(&r.model),
-                r.eval.mse,
-                r.eval.mean_activation
-            );
-        }
-    }
-    html.push_str("</table><h2>The seed's observations, checked</h2><ul>");
-    for (what, ok) in orderings(outcomes) {
-        let _ = write!(
-            html,
-            "<li class=\"{}\">{} {}</li>",
-            if ok { "ok" } else { "no" },
-            if ok { "holds:" } else { "does not hold:" },
-            escape(&what)
-        );
-    }
-    html.push_str("</ul>");
-    for o in outcomes {
-        let _ = write!(html, "<h2 id=\"{0}\">{0}</h2><p>{1}</p>", escape(&o.experiment), explain(&o.experiment));
         for f in &o.figures {
             let path = o.dir.join(&f.file);
             let bytes = std::fs::read(&path).with_context(|| format!("cannot read the figure {}", path.display()))?;

@@ -5,9 +5,11 @@
 //! Everything that can be refused is refused before the run folder exists, so a refused run
 //! leaves nothing behind.
 
-use super::report::write_report;
+use super::report::write_report_seeds;
+use super::report_tables::Seeds;
+use super::seeds::read_peer;
 use super::{create_run_dir, run_into, Cache, Experiment, Metrics, Outcome, Settings};
-use crate::data::{ensure_mnist, Images};
+use crate::data::{ensure_mnist, Images, Mnist};
 use crate::memory;
 use crate::models::Arch;
 use anyhow::{bail, Context as _, Result};
@@ -27,14 +29,21 @@ pub enum Folder {
 pub struct Finished {
     pub experiment: Experiment,
     pub dir: PathBuf,
-    /// One per experiment run: one, or `all`'s ten sections.
+    /// One per experiment run: one, or `all`'s ten sections and the probe; the first seed's.
     pub outcomes: Vec<Outcome>,
+    /// The same for every seed, in the order of `seeds`.
+    pub per_seed: Vec<Vec<Outcome>>,
+    pub seeds: Vec<u64>,
     pub wall_seconds: f64,
 }
 
 /// Runs `settings.experiment` into `folder`.
 pub fn run(settings: &Settings, folder: Folder) -> Result<Finished> {
     settings.check_paths()?;
+    let peer = settings.peer.as_deref().map(read_peer).transpose()?;
+    for dir in &settings.probe_dirs {
+        super::probe_runs::find_models(dir)?;
+    }
     if let Some(path) = &settings.image {
         crate::figures::png_io::load_grey_28(path)?;
     }
@@ -65,32 +74,68 @@ pub fn run(settings: &Settings, folder: Folder) -> Result<Finished> {
             (dir, true)
         }
     };
-    let mut cache = Cache::default();
-    let outcomes = if settings.experiment == Experiment::All {
+    if settings.seeds.len() > 1 || settings.experiment == Experiment::All {
         let config = serde_json::to_vec_pretty(&settings.config())?;
         crate::io::write_atomic(&dir.join("config.json"), &config)
             .with_context(|| format!("cannot write into {}", dir.display()))?;
-        let mut outcomes = Vec::new();
-        for section in Experiment::SECTIONS {
-            crate::note!("== {}", section.name());
-            let sub = dir.join(section.name());
-            std::fs::create_dir_all(&sub).with_context(|| format!("cannot create {}", sub.display()))?;
-            outcomes.push(run_into(section, settings, &data, sub, &mut cache, resume)?);
+    }
+    // One seed runs in the folder itself; several each in a folder seed-S of it.
+    let mut per_seed = Vec::new();
+    for &seed in &settings.seeds {
+        let settings = Settings { seed, ..settings.clone() };
+        let sub = if settings.seeds.len() > 1 { dir.join(format!("seed-{seed}")) } else { dir.clone() };
+        std::fs::create_dir_all(&sub).with_context(|| format!("cannot create {}", sub.display()))?;
+        if settings.seeds.len() > 1 {
+            crate::note!("=== seed {seed}");
         }
-        write_report(&dir, &outcomes, settings, start.elapsed().as_secs_f64())?;
+        per_seed.push(run_seed(&settings, &data, sub, resume)?);
+    }
+    if settings.experiment == Experiment::All {
+        let seeds = Seeds { seeds: &settings.seeds, runs: &per_seed, peer: peer.as_ref() };
+        write_report_seeds(&dir, &seeds, settings, start.elapsed().as_secs_f64())?;
         crate::note!("report: {}", dir.join("index.html").display());
-        outcomes
-    } else {
-        vec![run_into(settings.experiment, settings, &data, dir.clone(), &mut cache, resume)?]
-    };
-    Ok(Finished { experiment: settings.experiment, dir, outcomes, wall_seconds: start.elapsed().as_secs_f64() })
+    }
+    let outcomes = per_seed[0].clone();
+    Ok(Finished {
+        experiment: settings.experiment,
+        dir,
+        outcomes,
+        per_seed,
+        seeds: settings.seeds.clone(),
+        wall_seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// One seed's run into `dir`: the experiment, or every section of `all` and then the probe
+/// of the models they trained (in `dir/probe`).
+fn run_seed(settings: &Settings, data: &Mnist, dir: PathBuf, resume: bool) -> Result<Vec<Outcome>> {
+    let mut cache = Cache::default();
+    if settings.experiment != Experiment::All {
+        return Ok(vec![run_into(settings.experiment, settings, data, dir, &mut cache, resume)?]);
+    }
+    let mut outcomes = Vec::new();
+    for section in Experiment::SECTIONS {
+        crate::note!("== {}", section.name());
+        let sub = dir.join(section.name());
+        std::fs::create_dir_all(&sub).with_context(|| format!("cannot create {}", sub.display()))?;
+        outcomes.push(run_into(section, settings, data, sub, &mut cache, resume)?);
+    }
+    crate::note!("== probe");
+    let sub = dir.join("probe");
+    std::fs::create_dir_all(&sub).with_context(|| format!("cannot create {}", sub.display()))?;
+    // The sections that trained models (pca trains none), in the study's order.
+    let trained = Experiment::SECTIONS.iter().map(|e| dir.join(e.name()));
+    let trained = trained.filter(|d| super::probe_runs::find_models(d).is_ok()).collect();
+    let probe = Settings { probe_dirs: trained, ..settings.clone() };
+    outcomes.push(run_into(Experiment::Probe, &probe, data, sub, &mut cache, resume)?);
+    Ok(outcomes)
 }
 
 /// The models `experiment` trains (one at a time).
 fn models(experiment: Experiment, settings: &Settings) -> Vec<Arch> {
     let shallow = |h| Arch::Shallow { hidden: h };
     match experiment {
-        Experiment::Pca => vec![],
+        Experiment::Pca | Experiment::Probe => vec![],
         Experiment::Ae => vec![Arch::DeepAe],
         Experiment::Hidden => settings.sizes.iter().map(|&h| shallow(h)).collect(),
         Experiment::NonDigit | Experiment::Denoise => vec![shallow(256)],
@@ -170,12 +215,68 @@ impl Finished {
             }
         };
         let line = JsonLine { metrics: outcome.metrics(), wall_seconds: self.wall_seconds };
-        serde_json::to_string(&line).expect("numbers, strings and UTF-8 paths serialise")
+        let mut line = serde_json::to_value(&line).expect("numbers, strings and UTF-8 paths serialise");
+        if self.seeds.len() > 1 {
+            // Every seed's models, and the mean ± sd of each over the seeds.
+            let seeds = self.spreads();
+            let models: Vec<String> = self.outcomes.iter().flat_map(|o| &o.runs).map(|r| r.model.clone()).collect();
+            let summary: Vec<serde_json::Value> = models
+                .iter()
+                .map(|m| {
+                    let (mse, act) = (seeds.mse(m), seeds.activation(m));
+                    serde_json::json!({"model": m, "test_mse_mean": mse.map(|s| s.mean), "test_mse_sd": mse.map(|s| s.sd),
+                        "mean_activation_mean": act.map(|s| s.mean), "mean_activation_sd": act.map(|s| s.sd)})
+                })
+                .collect();
+            let by_seed: Vec<serde_json::Value> = self
+                .seeds
+                .iter()
+                .zip(&self.per_seed)
+                .map(|(seed, o)| {
+                    let runs: Vec<serde_json::Value> = o
+                        .iter()
+                        .flat_map(|o| &o.runs)
+                        .map(|r| serde_json::json!({"model": r.model, "test_mse": r.eval.mse, "mean_activation": r.eval.mean_activation}))
+                        .collect();
+                    serde_json::json!({"seed": seed, "runs": runs})
+                })
+                .collect();
+            line["seeds"] = serde_json::json!(self.seeds);
+            line["over_seeds"] = summary.into();
+            line["by_seed"] = by_seed.into();
+        }
+        line.to_string()
     }
 
-    /// The summary for a person: each model's test error and code activity, and the folder.
+    /// The runs of every seed, for their spreads.
+    fn spreads(&self) -> Seeds<'_> {
+        Seeds { seeds: &self.seeds, runs: &self.per_seed, peer: None }
+    }
+
+    /// The summary for a person: each model's test error and code activity (mean ± sd over
+    /// the seeds when there are several), the probe's table, and the folder.
     pub fn lines(&self) -> Vec<String> {
         let mut lines = Vec::new();
+        let seeds = self.spreads();
+        if self.seeds.len() > 1 {
+            for o in &self.outcomes {
+                for r in &o.runs {
+                    let (mse, act) =
+                        (seeds.mse(&r.model).expect("trained"), seeds.activation(&r.model).expect("trained"));
+                    lines.push(format!(
+                        "{:<20} {:<18} test MSE per pixel {}   mean |code| {}   ({} seeds)",
+                        o.experiment,
+                        r.model,
+                        mse.show(5),
+                        act.show(4),
+                        mse.n
+                    ));
+                }
+            }
+            lines.extend(super::report_tables::probe_lines(&seeds));
+            lines.push(format!("wrote {} ({:.0} s)", self.dir.display(), self.wall_seconds));
+            return lines;
+        }
         for o in &self.outcomes {
             if let Some(p) = o.pca_test_mse {
                 lines.push(format!("{:<20} pca test MSE per pixel {p:.5}", o.experiment));
@@ -187,6 +288,7 @@ impl Finished {
                 ));
             }
         }
+        lines.extend(super::report_tables::probe_lines(&seeds));
         lines.push(format!("wrote {} ({:.0} s)", self.dir.display(), self.wall_seconds));
         lines
     }

@@ -28,6 +28,8 @@ pub enum Experiment {
     CaeDeconv,
     CaeDeconvUnpool,
     All,
+    /// The code evaluation of finished run folders (`probe_runs`).
+    Probe,
 }
 
 impl Experiment {
@@ -59,6 +61,7 @@ impl Experiment {
             Experiment::CaeDeconv => "cae-deconv",
             Experiment::CaeDeconvUnpool => "cae-deconv-unpool",
             Experiment::All => "all",
+            Experiment::Probe => "probe",
         }
     }
 }
@@ -158,6 +161,12 @@ pub struct Settings {
     pub lambdas: Vec<f32>,
     pub noises: Vec<f32>,
     pub image: Option<PathBuf>,
+    /// Every seed to train at (`seed` alone unless `--seeds` was given); `seed` is the first.
+    pub seeds: Vec<u64>,
+    /// PyTorch's runs (`torch_ref.py`'s JSON lines) for the report's table.
+    pub peer: Option<PathBuf>,
+    /// The run folders `probe` evaluates.
+    pub probe_dirs: Vec<PathBuf>,
 }
 
 impl Settings {
@@ -185,6 +194,9 @@ impl Settings {
             lambdas: LAMBDAS_DEFAULT.to_vec(),
             noises: NOISES_DEFAULT.to_vec(),
             image: None,
+            seeds: vec![0],
+            peer: None,
+            probe_dirs: Vec::new(),
         }
     }
 
@@ -212,6 +224,9 @@ impl Settings {
             lambdas: self.lambdas.clone(),
             noises: self.noises.clone(),
             image: self.image.as_deref().map(exact),
+            seeds: self.seeds.clone(),
+            peer: self.peer.as_deref().map(exact),
+            probe_dirs: self.probe_dirs.iter().map(|p| exact(p)).collect(),
             crate_version: env!("CARGO_PKG_VERSION").to_string(),
         }
     }
@@ -246,6 +261,9 @@ impl Settings {
             lambdas: c.lambdas.iter().map(|&l| non_negative(l)).collect::<Result<_, _>>().map_err(key("lambdas"))?,
             noises: c.noises.iter().map(|&l| non_negative(l)).collect::<Result<_, _>>().map_err(key("noises"))?,
             image: c.image.map(PathBuf::from),
+            seeds: if c.seeds.is_empty() { vec![c.seed] } else { c.seeds },
+            peer: c.peer.map(PathBuf::from),
+            probe_dirs: c.probe_dirs.into_iter().map(PathBuf::from).collect(),
         })
     }
 
@@ -265,6 +283,9 @@ impl Settings {
     pub fn check_paths(&self) -> Result<()> {
         for (what, path) in
             [("the data folder", Some(&self.data_dir)), ("--out", Some(&self.out)), ("--image", self.image.as_ref())]
+                .into_iter()
+                .chain([("--peer", self.peer.as_ref())])
+                .chain(self.probe_dirs.iter().map(|d| ("the run folder", Some(d))))
         {
             if let Some(path) = path.filter(|p| p.to_str().is_none()) {
                 bail!(
@@ -310,6 +331,13 @@ pub struct Config {
     pub lambdas: Vec<f32>,
     pub noises: Vec<f32>,
     pub image: Option<String>,
+    /// Absent from the files of earlier versions, which trained at `seed` alone.
+    #[serde(default)]
+    pub seeds: Vec<u64>,
+    #[serde(default)]
+    pub peer: Option<String>,
+    #[serde(default)]
+    pub probe_dirs: Vec<String>,
     pub crate_version: String,
 }
 

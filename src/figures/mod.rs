@@ -5,6 +5,7 @@
 //! Every file is written through `crate::io::write_atomic`, so an interrupted run never
 //! leaves a half-written figure behind.
 
+pub mod charts;
 pub mod grid;
 pub mod png_io;
 pub mod svg;

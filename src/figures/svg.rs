@@ -36,7 +36,7 @@ const BOTTOM: f64 = 370.0;
 
 /// Tableau-10, the matplotlib default cycle: ten colours that stay distinct in print and for
 /// common colour-vision deficiencies. Past ten series, the cycle repeats with dashes.
-const COLOURS: [&str; 10] =
+pub(crate) const COLOURS: [&str; 10] =
     ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
 const DASHES: [&str; 3] = ["none", "7 4", "2 3"];
 
@@ -60,48 +60,7 @@ pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &[Series], 
     let px = |x: f64| LEFT + frac(x, x_lo, x_hi) * (RIGHT - LEFT);
     let py = |y: f64| BOTTOM - frac(y, y_lo, y_hi) * (BOTTOM - TOP);
 
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="13">"#
-    );
-    let _ = writeln!(s, r#"<rect x="0" y="0" width="{WIDTH}" height="{HEIGHT}" fill="white"/>"#);
-    let _ = writeln!(
-        s,
-        r#"<text x="{:.1}" y="28" text-anchor="middle" font-size="16" font-weight="bold">{}</text>"#,
-        (LEFT + RIGHT) / 2.0,
-        escape(title)
-    );
-    // Grid lines and tick labels.
-    for (v, label) in &x_ticks {
-        let x = px(*v);
-        let _ = writeln!(s, r##"<line x1="{x:.2}" y1="{TOP}" x2="{x:.2}" y2="{BOTTOM}" stroke="#e0e0e0"/>"##);
-        let _ = writeln!(s, r#"<text x="{x:.2}" y="{:.1}" text-anchor="middle">{label}</text>"#, BOTTOM + 18.0);
-    }
-    for (v, label) in &y_ticks {
-        let y = py(*v);
-        let _ = writeln!(s, r##"<line x1="{LEFT}" y1="{y:.2}" x2="{RIGHT}" y2="{y:.2}" stroke="#e0e0e0"/>"##);
-        let _ = writeln!(s, r#"<text x="{:.1}" y="{:.2}" text-anchor="end">{label}</text>"#, LEFT - 6.0, y + 4.5);
-    }
-    let _ = writeln!(
-        s,
-        r#"<rect x="{LEFT}" y="{TOP}" width="{}" height="{}" fill="none" stroke="black"/>"#,
-        RIGHT - LEFT,
-        BOTTOM - TOP
-    );
-    let _ = writeln!(
-        s,
-        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
-        (LEFT + RIGHT) / 2.0,
-        BOTTOM + 45.0,
-        escape(x_label)
-    );
-    let (yx, yy) = (22.0, (TOP + BOTTOM) / 2.0);
-    let _ = writeln!(
-        s,
-        r#"<text x="{yx}" y="{yy:.1}" text-anchor="middle" transform="rotate(-90 {yx} {yy:.1})">{}</text>"#,
-        escape(y_label)
-    );
+    let mut s = frame(title, x_label, y_label, &x_ticks, &y_ticks, px, py);
     // The series, then the legend entries in the same style.
     for (i, (ser, pts)) in series.iter().zip(&drawn).enumerate() {
         let colour = COLOURS[i % COLOURS.len()];
@@ -132,6 +91,62 @@ pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &[Series], 
     s
 }
 
+/// What every chart of this module shares: the white canvas, the title, grid lines and tick
+/// labels at the ticks, the plot box and the axis labels; `px` and `py` map data to the canvas.
+pub(crate) fn frame(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    x_ticks: &[(f64, String)],
+    y_ticks: &[(f64, String)],
+    px: impl Fn(f64) -> f64,
+    py: impl Fn(f64) -> f64,
+) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="13">"#
+    );
+    let _ = writeln!(s, r#"<rect x="0" y="0" width="{WIDTH}" height="{HEIGHT}" fill="white"/>"#);
+    let _ = writeln!(
+        s,
+        r#"<text x="{:.1}" y="28" text-anchor="middle" font-size="16" font-weight="bold">{}</text>"#,
+        (LEFT + RIGHT) / 2.0,
+        escape(title)
+    );
+    // Grid lines and tick labels.
+    for (v, label) in x_ticks {
+        let x = px(*v);
+        let _ = writeln!(s, r##"<line x1="{x:.2}" y1="{TOP}" x2="{x:.2}" y2="{BOTTOM}" stroke="#e0e0e0"/>"##);
+        let _ = writeln!(s, r#"<text x="{x:.2}" y="{:.1}" text-anchor="middle">{label}</text>"#, BOTTOM + 18.0);
+    }
+    for (v, label) in y_ticks {
+        let y = py(*v);
+        let _ = writeln!(s, r##"<line x1="{LEFT}" y1="{y:.2}" x2="{RIGHT}" y2="{y:.2}" stroke="#e0e0e0"/>"##);
+        let _ = writeln!(s, r#"<text x="{:.1}" y="{:.2}" text-anchor="end">{label}</text>"#, LEFT - 6.0, y + 4.5);
+    }
+    let _ = writeln!(
+        s,
+        r#"<rect x="{LEFT}" y="{TOP}" width="{}" height="{}" fill="none" stroke="black"/>"#,
+        RIGHT - LEFT,
+        BOTTOM - TOP
+    );
+    let _ = writeln!(
+        s,
+        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+        (LEFT + RIGHT) / 2.0,
+        BOTTOM + 45.0,
+        escape(x_label)
+    );
+    let (yx, yy) = (22.0, (TOP + BOTTOM) / 2.0);
+    let _ = writeln!(
+        s,
+        r#"<text x="{yx}" y="{yy:.1}" text-anchor="middle" transform="rotate(-90 {yx} {yy:.1})">{}</text>"#,
+        escape(y_label)
+    );
+    s
+}
+
 /// Writes an SVG string to `path` atomically.
 pub fn save_svg(path: &Path, svg: &str) -> Result<()> {
     crate::io::write_atomic(path, svg.as_bytes()).with_context(|| {
@@ -141,12 +156,12 @@ pub fn save_svg(path: &Path, svg: &str) -> Result<()> {
 
 /// Where v lies between lo (0) and hi (1). Everything is halved first (exact in binary)
 /// so that hi - lo cannot overflow to infinity when the data spans most of the f64 range.
-fn frac(v: f64, lo: f64, hi: f64) -> f64 {
+pub(crate) fn frac(v: f64, lo: f64, hi: f64) -> f64 {
     (v * 0.5 - lo * 0.5) / (hi * 0.5 - lo * 0.5)
 }
 
 /// (min, max) of the values, or None when there are none.
-fn data_range(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
+pub(crate) fn data_range(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
     values.fold(None, |r, v| match r {
         None => Some((v, v)),
         Some((lo, hi)) => Some((lo.min(v), hi.max(v))),
@@ -249,7 +264,7 @@ fn log_label(m: i32, e: i32) -> String {
 }
 
 /// Escapes text for XML content and attribute values.
-fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

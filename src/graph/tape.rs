@@ -21,6 +21,7 @@ impl Op {
             Op::Scale { .. } => "scale",
             Op::Mse { .. } => "mse",
             Op::MeanAbs { .. } => "mean_abs",
+            Op::CrossEntropy { .. } => "cross_entropy",
             Op::Detached { name, .. } => name,
         }
     }
@@ -61,6 +62,7 @@ impl Tape {
                     }
                     Op::Mse { x, target } => (None, bytes(x) + bytes(target)),
                     Op::MeanAbs { x } => (None, bytes(x)),
+                    Op::CrossEntropy { x, labels } => (None, bytes(x) + 8 * labels.len()),
                     Op::Leaf | Op::Detached { .. } | Op::Reshape { .. } | Op::Add { .. } | Op::Scale { .. } => {
                         (None, 0)
                     }

@@ -4,6 +4,7 @@
 //! then the `Tape` method that records the op and the backward rule the tape calls.
 
 pub mod conv;
+pub mod cross_entropy;
 pub mod linear;
 pub mod loss;
 pub mod pool;
