@@ -189,8 +189,9 @@ pub fn linear_ticks(range: Option<(f64, f64)>) -> (f64, f64, Vec<(f64, String)>)
     let (mut lo, mut hi) = range.unwrap_or((0.0, 1.0));
     if hi - lo <= 1e-12 * hi.abs().max(lo.abs()) {
         // Constant data: widen by 10% of its value (or by 1 around 0) so it sits mid-axis.
+        // Clamped: near the ends of f64 the widened ends would overflow to infinity.
         let d = if lo == 0.0 { 1.0 } else { 0.1 * lo.abs() };
-        (lo, hi) = (lo - d, hi + d);
+        (lo, hi) = ((lo - d).max(f64::MIN), (hi + d).min(f64::MAX));
     }
     let step = nice_step((hi - lo) / 4.0);
     let (k0, k1) = ((lo / step).floor() as i64, (hi / step).ceil() as i64);
