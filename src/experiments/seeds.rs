@@ -67,7 +67,7 @@ impl Verdict {
     }
 }
 
-/// The verdict on "chain[0] < chain[1] < ..." (see the module comment).
+/// The verdict on `chain[0] < chain[1] < ...` (see the module comment).
 pub fn judge_increasing(chain: &[Spread]) -> Verdict {
     let mut verdict = Verdict::Holds;
     for w in chain.windows(2) {

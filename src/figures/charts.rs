@@ -43,7 +43,7 @@ pub fn scatter_chart(
     s
 }
 
-/// Grouped bars: for each category, one bar per series (series[s].1[category]), from 0.
+/// Grouped bars: for each category, one bar per series (`series[s].1[category]`), from 0.
 /// Missing values (NaN) draw no bar.
 pub fn bar_chart(
     title: &str,

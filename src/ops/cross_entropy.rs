@@ -15,8 +15,8 @@
 //! The labels are integers, not a value on the tape: nothing flows into them. Each row of
 //! the gradient sums to zero (the softmax sums to 1), which a test checks.
 //!
-//! Example: x = [[0, ln 3]], l = [1]: softmax = [1/4, 3/4], loss = -ln(3/4) = 0.2877,
-//! dx = [[1/4, -1/4]].
+//! Example: `x = [[0, ln 3]]`, `l = [1]`: softmax = `[1/4, 3/4]`, loss = -ln(3/4) = 0.2877,
+//! `dx = [[1/4, -1/4]]`.
 //!
 //! Only the plain loops exist (no fast floor, no GPU kernel): the probe's logits are a few
 //! hundred thousand numbers, trained on the host.
