@@ -1,7 +1,8 @@
 //! MSE and mean |x| (`ops::loss`) in parallel: the sums in f64 over fixed chunks of `CHUNK`
 //! terms, the chunks' sums then added in order (the same bits whatever the thread count), and
 //! the gradients as parallel elementwise loops. The terms are the reference's; only the order
-//! of the f64 additions differs, which the final rounding to f32 almost always hides.
+//! of the f64 additions differs, which the final rounding to f32 almost always hides. Measured
+//! alone at the study's sizes this is slower than the reference (see `relu.rs` for the figures).
 
 use super::relu::CHUNK;
 use rayon::prelude::*;

@@ -1,6 +1,8 @@
 //! Max-pool with indices and max-unpool (`ops::pool`'s four maps) split over (n, c) planes,
 //! one rayon task per plane; the forward walks two input rows in pairs and compares the four
 //! candidates in window order with strict `>`, as branch-free selects the compiler vectorises.
+//! The CAE's first pool and its unpool (64 x 16 x 28 x 28) take 0.21 ms against the reference
+//! loops' 2.84, 13.6x, on 2 threads (`cargo bench --bench ladder -- pool`, docs/performance.md).
 
 use crate::geom::POOL;
 use crate::ops::pool::in_window;
