@@ -40,12 +40,11 @@ use crate::geom::ConvGeom;
 use crate::ops::Kernels;
 use crate::tensor::Tensor;
 
-/// The input value that tap (ki, kj) of output (oy, ox) reads, or None where it falls on the
-/// zero padding: x[ci][oy*s - p + ki][ox*s - p + kj] of one image x (c, h, w).
-fn tap(x: &[f32], g: &ConvGeom, ci: usize, oy: usize, ox: usize, ki: usize, kj: usize) -> Option<usize> {
+/// Where in one image (c, h, w) tap (ki, kj) of output (oy, ox) reads channel ci, the flat
+/// index of `[ci][oy*s - p + ki][ox*s - p + kj]`, or None where it falls on the zero padding.
+fn tap(g: &ConvGeom, ci: usize, oy: usize, ox: usize, ki: usize, kj: usize) -> Option<usize> {
     let iy = (oy * g.stride + ki).checked_sub(g.padding).filter(|&iy| iy < g.h)?;
     let ix = (ox * g.stride + kj).checked_sub(g.padding).filter(|&ix| ix < g.w)?;
-    debug_assert!(ci < g.c && x.len() == g.c * g.h * g.w);
     Some((ci * g.h + iy) * g.w + ix)
 }
 
@@ -61,7 +60,7 @@ pub fn conv2d_forward(x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32], g:
                     for ci in 0..g.c {
                         for ki in 0..g.kh {
                             for kj in 0..g.kw {
-                                if let Some(i) = tap(x, g, ci, oy, ox, ki, kj) {
+                                if let Some(i) = tap(g, ci, oy, ox, ki, kj) {
                                     sum += w[((co * g.c + ci) * g.kh + ki) * g.kw + kj] * x[i];
                                 }
                             }
@@ -87,7 +86,7 @@ pub fn conv2d_backward_input(dout: &[f32], w: &[f32], dx: &mut [f32], g: &ConvGe
                     for ci in 0..g.c {
                         for ki in 0..g.kh {
                             for kj in 0..g.kw {
-                                if let Some(i) = tap(dx, g, ci, oy, ox, ki, kj) {
+                                if let Some(i) = tap(g, ci, oy, ox, ki, kj) {
                                     dx[i] += w[((co * g.c + ci) * g.kh + ki) * g.kw + kj] * d;
                                 }
                             }
@@ -112,7 +111,7 @@ pub fn conv2d_backward_weight(dout: &[f32], x: &[f32], dw: &mut [f32], g: &ConvG
                         let (x, dout) = (&x[n * image..][..image], &dout[n * out..][..out]);
                         for oy in 0..g.oh {
                             for ox in 0..g.ow {
-                                if let Some(i) = tap(x, g, ci, oy, ox, ki, kj) {
+                                if let Some(i) = tap(g, ci, oy, ox, ki, kj) {
                                     sum += dout[(co * g.oh + oy) * g.ow + ox] * x[i];
                                 }
                             }
