@@ -3,7 +3,7 @@
 with shapes, strides and paddings drawn from a seed, so that tests/torch_reference.rs can be
 checked against cases it has never seen:
 
-    /tmp/torch/bin/python scripts/make_torch_reference.py --seed 7 > /tmp/ref7.json
+    /work/torch-venv/bin/python scripts/make_torch_reference.py --seed 7 > /tmp/ref7.json
     TORCH_REFERENCE=/tmp/ref7.json cargo test --release --test torch_reference
 
 Every case: inputs, PyTorch's output (and pool indices), an upstream gradient r, and the
@@ -68,6 +68,7 @@ def main():
     for _ in range(4):
         n, ci, co, k, s, p = rnd.randint(1, 3), rnd.randint(1, 4), rnd.randint(1, 4), rnd.randint(1, 4), rnd.randint(1, 3), rnd.randint(0, 1)
         h, w = rnd.randint(2, 6), rnd.randint(2, 6)
+        p = min(p, ((min(h, w) - 1) * s + k - 1) // 2)  # an output of at least one pixel
         cases.append(case("conv_transpose2d", {"stride": s, "padding": p},
                           {"x": torch.randn(n, ci, h, w), "weight": torch.randn(ci, co, k, k), "bias": torch.randn(co)},
                           lambda x, weight, bias, s=s, p=p: F.conv_transpose2d(x, weight, bias, stride=s, padding=p)))
