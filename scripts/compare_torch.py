@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Training speed of every model beside PyTorch's, in the steady state, on this machine, same thread count.
 
-usage: scripts/compare_torch.py [--threads 2] [--epochs 3] [--reps 1] [--steps N] [--python PATH] [MODEL ...]
+usage: scripts/compare_torch.py [--threads 2] [--epochs 3] [--reps 1] [--steps N] [--python PATH]
+                                [--baseline BIN] [MODEL ...]
 
 For each model, three whole training runs of EPOCHS epochs (batch 64, the full training set:
 938 steps an epoch): ours (`cargo bench --bench step -- MODEL EPOCHS`), and
@@ -18,9 +19,16 @@ GEMM path (`cargo bench --bench ops -- gemm`) beside the deep AE's rates over it
 measured in the same run. `--steps N` shortens every epoch to N steps, on both sides, for
 a quick look only. These machines are shared and noisy: compare ratios from one run,
 never numbers across runs, and name the processor (`lscpu | grep 'Model name'`).
+
+`--baseline BIN` also times a change: BIN is the program built from an earlier commit
+(`git worktree add ../base COMMIT && cargo build --release` there), and each model is then
+trained, in the same rotation, by BIN and by this tree's `target/release/autoencoders` through
+the command line (`hidden --size 64 --epochs EPOCHS --json`, ...), whose JSON line gives each
+epoch's seconds. A second table gives both medians, after / before, and whether the two
+programs printed the same test MSE.
 PyTorch for it: python3 -m venv ../torch-venv && ../torch-venv/bin/pip install torch numpy scikit-learn
 """
-import argparse, json, os, statistics, subprocess, sys
+import argparse, json, os, statistics, subprocess, sys, tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PEER = os.path.join(ROOT, "..", "shared", "peers", "torch_ref.py")
@@ -67,6 +75,28 @@ def theirs(model, args, flush):
     return json.loads(stdout.strip().splitlines()[-1])["epoch_seconds"], rss
 
 
+# The command line that trains each model (for --baseline, which times whole programs).
+CLI = {
+    "ae": ["ae"], "h64": ["hidden", "--size", "64"], "h128": ["hidden", "--size", "128"],
+    "h256": ["hidden", "--size", "256"], "h900": ["hidden", "--size", "900"],
+    "sparse-0.1": ["sparse", "--lambda", "0.1"], "denoise-0.3": ["denoise", "--noise", "0.3"],
+    "manifold": ["manifold"], "cae-unpool": ["cae-unpool"], "cae-deconv": ["cae-deconv"],
+    "cae-deconv-unpool": ["cae-deconv-unpool"],
+}
+
+
+def program(binary, model, args, out):
+    """A whole run of the program `binary` on `model`: its epoch seconds and test MSE."""
+    cmd = [binary, *CLI[model], "--epochs", str(args.epochs), "--threads", str(args.threads), "--device", "cpu",
+           "--out", out, "--json"]
+    if args.steps:
+        cmd += ["--train-limit", str(64 * args.steps)]
+    stdout, _ = timed(cmd)
+    line = json.loads(stdout.strip().splitlines()[-1])
+    run = next(r for r in line["runs"] if r["model"] == model)
+    return run["epoch_seconds"], run["test_mse"]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("models", nargs="*", default=MODELS)
@@ -75,7 +105,17 @@ def main():
     ap.add_argument("--reps", type=int, default=1)
     ap.add_argument("--steps", type=int, default=0, help="shorten every epoch to this many steps (a quick look, not the steady state)")
     ap.add_argument("--python", default=next((p for p in PYTHONS if os.path.exists(p)), PYTHONS[0]))
+    ap.add_argument("--baseline", help="the program built from an earlier commit, timed beside this tree's")
     args = ap.parse_args()
+    current = os.path.join(ROOT, "target", "release", "autoencoders")
+    if args.baseline:
+        for path in (args.baseline, current):
+            if not os.access(path, os.X_OK):
+                sys.exit(f"error: no program at {path}; build it with cargo build --release")
+        unknown = [m for m in args.models if m not in CLI]
+        if unknown:
+            sys.exit(f"error: --baseline times only {sorted(CLI)}, not {unknown}")
+    out = tempfile.mkdtemp(prefix="compare-torch-runs-") if args.baseline else None
     if args.epochs < 2:
         sys.exit("error: --epochs must be at least 2: the first epoch is not the steady state")
     if not os.path.exists(args.python):
@@ -89,10 +129,11 @@ def main():
           f"{args.reps} repetition(s); PyTorch {torch_version}; seconds per epoch, median from epoch 2 on\n")
     print("| model | ours s | PyTorch s | PyTorch flush s | PyTorch / ours | flush / ours | our last / first | our last / second | ours MB | PyTorch MB |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    ae_rates = []
+    ae_rates, changes = [], []
     for model in args.models:
-        runs = {"ours": [], "torch": [], "flush": []}
+        runs = {"ours": [], "torch": [], "flush": [], "before": [], "after": []}
         rss = {"ours": [], "torch": []}
+        mse = {"before": set(), "after": set()}
 
         def run_ours():
             r, mb = ours(binary, model, args)
@@ -102,10 +143,19 @@ def main():
             seconds, mb = theirs(model, args, flush)
             runs["flush" if flush else "torch"].append(seconds); rss["torch"].append(mb)
 
+        def run_program(side):
+            seconds, test_mse = program(args.baseline if side == "before" else current, model, args, out)
+            runs[side].append(seconds); mse[side].add(round(test_mse, 9))
+
         order = [run_ours, lambda: run_torch(False), lambda: run_torch(True)]
+        if args.baseline:
+            order += [lambda: run_program("before"), lambda: run_program("after")]
         for rep in range(args.reps):
-            for run in order[rep % 3:] + order[:rep % 3]:
+            for run in order[rep % len(order):] + order[:rep % len(order)]:
                 run()
+        if args.baseline:
+            changes.append((model, statistics.median(later_median(s) for s in runs["before"]),
+                            statistics.median(later_median(s) for s in runs["after"]), mse["before"] == mse["after"]))
         a = statistics.median(r["median_epoch_s"] for r in runs["ours"])
         b = statistics.median(later_median(s) for s in runs["torch"])
         c = statistics.median(later_median(s) for s in runs["flush"])
@@ -115,6 +165,12 @@ def main():
             ae_rates = [(r["gflops"], r["dense_gflops"]) for r in runs["ours"]]
         print(f"| {model} | {a:.2f} | {b:.2f} | {c:.2f} | {b / a:.2f} | {c / a:.2f} | {first:.2f} | {second:.2f} "
               f"| {max(rss['ours']):.0f} | {max(rss['torch']):.0f} |", flush=True)
+    if changes:
+        print(f"\nbefore: {args.baseline}; after: {current} (the command line, whole runs, median epoch from 2 on)\n")
+        print("| model | before s | after s | after / before | same test MSE |")
+        print("| --- | --- | --- | --- | --- |")
+        for model, before, after, same in changes:
+            print(f"| {model} | {before:.2f} | {after:.2f} | {after / before:.2f} | {'yes' if same else 'no'} |")
     # This machine's SGEMM rate through our own GEMM path (par_gemm), measured now, beside
     # the deep AE's epochs: the issue's yardstick for how much of the machine a step uses.
     if ae_rates:

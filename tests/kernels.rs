@@ -372,13 +372,14 @@ fn linear_at_the_study_sizes() {
 }
 
 /// The study's convolutions at batches of 5 and 64 (the weight gradient sums in fixed groups
-/// of 4 images: a ragged last group, and 16 groups): the CAE encoder's 1 -> 16 and 16 -> 8
-/// layers (k3 p1 on 28x28 and 14x14), the decoders' 16 -> 8 and 8 -> 1 convolutions and
-/// transposed convolutions, and cae-deconv's strided k4 s2 p1 and k3 s2 p0 (im2col route).
+/// of 4 images: a ragged last group, and 16 groups): the CAE encoder's 1 -> 8, 8 -> 16 and
+/// 16 -> 16 layers (k3 p1 on 28x28, 14x14 and 7x7, `models::arch`), cae-unpool's 16 -> 8 and
+/// 8 -> 1 convolutions and cae-deconv-unpool's transposed ones, and cae-deconv's strided k4 s2
+/// p1 and k3 s2 p0 (im2col route).
 #[test]
 fn conv_at_the_study_sizes() {
     for n in [5, 64] {
-        let conv2d = [(1, 28, 16), (16, 14, 8), (16, 7, 16), (16, 14, 8), (8, 28, 1)];
+        let conv2d = [(1, 28, 8), (8, 14, 16), (16, 7, 16), (16, 14, 8), (8, 28, 1)];
         for (i, &(c_in, hw, c_out)) in conv2d.iter().enumerate() {
             check_conv2d(&ConvCase { g: ConvGeom::new(c_in, hw, hw, 3, 3, 1, 1), n, c: c_out }, i as u64);
         }
