@@ -83,24 +83,21 @@ pub fn safetensors(data: &[u8]) {
 /// config's bytes, a 0 byte, then the checkpoint's bytes (no 0 byte: all config, no
 /// checkpoint), so that the fuzzer mutates both halves independently.
 ///
-/// The config goes through `Config`'s parser and `Settings::from_config`, as `--resume`
-/// does; what they accept must survive being written back (`Settings::config`, as JSON) and
-/// read again, unchanged, and what they refuse must be one printable line. The checkpoint goes
+/// The config goes through `Settings::from_json`, as `--resume` reads it: what it accepts
+/// must survive being written back (`Settings::config`, as JSON) and read again, unchanged,
+/// and what it refuses must be one printable line. The checkpoint goes
 /// through `load_checkpoint` (from a temporary file: it reads a path) for the smallest model
 /// there is, a 784-1-1-784 shallow autoencoder; what it accepts must be a state training can
 /// continue from: every value finite, the moments as long as the parameters, the loss
 /// history as long as the epoch count.
 pub fn resume(data: &[u8]) {
-    use autoencoders::experiments::settings::{Config, Settings};
+    use autoencoders::experiments::settings::Settings;
     use autoencoders::tensor::Device;
     let (config, checkpoint) = match data.iter().position(|&b| b == 0) {
         Some(i) => (&data[..i], Some(&data[i + 1..])),
         None => (data, None),
     };
-    let read = |bytes: &[u8]| -> anyhow::Result<Settings> {
-        let config: Config = serde_json::from_slice(bytes)?;
-        Settings::from_config(config, 1, Device::Cpu).map_err(anyhow::Error::msg)
-    };
+    let read = |bytes: &[u8]| Settings::from_json(bytes, 1, Device::Cpu).map_err(anyhow::Error::msg);
     match read(config) {
         Ok(settings) => {
             let written = serde_json::to_vec(&settings.config()).expect("a config serialises");

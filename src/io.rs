@@ -98,6 +98,13 @@ pub fn remove_stale_temporaries(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(removed)
 }
 
+/// `text` with each control character replaced by its Rust escape (`\n`, `\r`, `\u{1b}`), so
+/// that it prints as one line whatever it quotes: parsers' errors quote the file's own strings
+/// (a tensor's name, an experiment's), which may hold line breaks and terminal control codes.
+pub fn one_line(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
+}
+
 /// One line on stderr (progress, notes). A closed stderr (`2>&1 | head -n 1`, a terminal
 /// gone) must not stop a run: `eprintln!` would panic there; this drops the line.
 pub fn note(args: std::fmt::Arguments) {

@@ -297,7 +297,8 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            autoencoders::note!("error: {e:#}");
+            // One line, whatever the error quotes (a path or a file's own strings).
+            autoencoders::note!("error: {}", autoencoders::io::one_line(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }

@@ -159,7 +159,7 @@ pub fn load(path: &Path) -> Result<(Vec<TensorEntry>, BTreeMap<String, String>)>
     if integrity == Integrity::Unchecked {
         crate::note!(
             "note: {}: no {SHA256_KEY} in its metadata (not written by this program), so its data could not be checked",
-            escape_controls(&file)
+            crate::io::one_line(&file)
         );
     }
     Ok((tensors, metadata))
@@ -175,17 +175,7 @@ pub fn parse_checked(bytes: &[u8], file: &str) -> Result<(Vec<TensorEntry>, BTre
     // Errors quote the header's own strings (tensor names, dtypes, keys), and JSON escapes let
     // those hold line breaks and terminal control codes: escape them (`\n`, `\u{1b}`) so every
     // error stays one printable line. Found by fuzzing (fuzz/regressions/safetensors/).
-    parse_raw(bytes, file).map_err(|e| anyhow::anyhow!("{}", escape_controls(&format!("{e:#}"))))
-}
-
-/// `s` with each control character replaced by its Rust escape (`\n`, `\r`, `\u{1b}`).
-fn escape_controls(s: &str) -> String {
-    s.chars()
-        .map(|c| match c.is_control() {
-            true => c.escape_default().to_string(),
-            false => c.to_string(),
-        })
-        .collect()
+    parse_raw(bytes, file).map_err(|e| anyhow::anyhow!("{}", crate::io::one_line(&format!("{e:#}"))))
 }
 
 /// What [`parse_checked`] returns.

@@ -113,6 +113,8 @@ fn resume_checks_every_value_of_config_json() {
         ("noises", serde_json::json!([1e39]), "noises: inf must be a finite number, 0 or more"),
         ("kernels", serde_json::json!("simd"), "kernels: simd is neither reference nor fast"),
         ("experiment", serde_json::json!("autoencoder"), "unknown variant `autoencoder`"),
+        // serde quotes the file's string; its line break comes out escaped, on the one line.
+        ("experiment", serde_json::json!("hidd\nen"), "unknown variant `hidd\\nen`, expected one of"),
         ("epochs", serde_json::json!("ten"), "invalid type: string \"ten\""),
     ] {
         let dir = tempfile::tempdir().unwrap();

@@ -273,9 +273,18 @@ impl Settings {
         let text = std::fs::read(&path).with_context(|| {
             format!("{}: no config.json; --resume takes a run folder this program made", dir.display())
         })?;
-        let config: Config = serde_json::from_slice(&text)
-            .map_err(|e| anyhow::anyhow!("{}: {e}; the file is damaged, or not from this program", path.display()))?;
-        Settings::from_config(config, threads, device).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+        Settings::from_json(&text, threads, device).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    }
+
+    /// Parses and checks the bytes of a config.json (what `load` and the `resume` fuzz target
+    /// read). The error is one printable line: serde quotes the file's own strings (an
+    /// experiment name it does not know), and JSON lets those hold line breaks (found by
+    /// fuzzing: fuzz/regressions/resume/).
+    pub fn from_json(text: &[u8], threads: usize, device: Device) -> Result<Settings, String> {
+        let config: Config = serde_json::from_slice(text).map_err(|e| {
+            format!("{}; the file is damaged, or not from this program", crate::io::one_line(&e.to_string()))
+        })?;
+        Settings::from_config(config, threads, device).map_err(|e| crate::io::one_line(&e))
     }
 
     /// Refuses paths that `config.json` cannot store exactly (it is UTF-8 text): such a run
