@@ -21,11 +21,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 PEER = os.path.join(ROOT, "..", "shared", "peers", "torch_ref.py")
 
-# Our subcommand (and its flags) for each model the peer knows.
+# Our subcommand (and its flags) for each model the peer knows (compare_torch.py uses it too).
 OURS = {
     "h64": ["hidden", "--size", "64"],
     "h128": ["hidden", "--size", "128"],
     "h256": ["hidden", "--size", "256"],
+    "h900": ["hidden", "--size", "900"],
+    "sparse-0.1": ["sparse", "--lambda", "0.1"],
+    "denoise-0.3": ["denoise", "--noise", "0.3"],
     "manifold": ["manifold"],
     "ae": ["ae"],
     "cae-unpool": ["cae-unpool"],

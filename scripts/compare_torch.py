@@ -76,13 +76,7 @@ def theirs(model, args, flush):
 
 
 # The command line that trains each model (for --baseline, which times whole programs).
-CLI = {
-    "ae": ["ae"], "h64": ["hidden", "--size", "64"], "h128": ["hidden", "--size", "128"],
-    "h256": ["hidden", "--size", "256"], "h900": ["hidden", "--size", "900"],
-    "sparse-0.1": ["sparse", "--lambda", "0.1"], "denoise-0.3": ["denoise", "--noise", "0.3"],
-    "manifold": ["manifold"], "cae-unpool": ["cae-unpool"], "cae-deconv": ["cae-deconv"],
-    "cae-deconv-unpool": ["cae-deconv-unpool"],
-}
+from agreement import OURS as CLI
 
 
 def program(binary, model, args, out):
