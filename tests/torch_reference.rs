@@ -162,15 +162,26 @@ fn compare(what: &str, got: &Tensor, want: &Value, rule: Rule, terms: Option<&Te
             terms.ok_or(format!("{what}: no magnitude run"))?.as_slice().iter().map(|&m| m.abs() as f64).collect()
         }
     };
+    let bounds: Vec<f64> = magnitude.iter().map(|m| gamma(rule.k + rule.c) * m + TINY).collect();
+    within_bounds(what, got.as_slice(), &want, &bounds, |i| {
+        format!(" (k {}, c {}, M {:e})", rule.k, rule.c, magnitude[i])
+    })
+}
+
+/// The largest err / bound over the entries of `got` against PyTorch's `want`, or the first
+/// entry past its bound, named `what[i]`; `note(i)` says what that bound was made of.
+fn within_bounds(
+    what: &str,
+    got: &[f32],
+    want: &[f64],
+    bounds: &[f64],
+    note: impl Fn(usize) -> String,
+) -> Result<Worst, String> {
     let mut worst = (0.0, String::new());
-    for (i, ((&g, &w), &m)) in got.as_slice().iter().zip(&want).zip(&magnitude).enumerate() {
-        let (g, bound) = (g as f64, gamma(rule.k + rule.c) * m + TINY);
-        let err = (g - w).abs();
+    for (i, ((&g, &w), &bound)) in got.iter().zip(want).zip(bounds).enumerate() {
+        let (g, err) = (g as f64, (g as f64 - w).abs());
         if !within(err, bound) {
-            return Err(format!(
-                "{what}[{i}] = {g}, PyTorch {w}: off by {err:e}, bound {bound:e} (k {}, c {}, M {m:e})",
-                rule.k, rule.c
-            ));
+            return Err(format!("{what}[{i}] = {g}, PyTorch {w}: off by {err:e}, bound {bound:e}{}", note(i)));
         }
         if err / bound > worst.0 {
             worst = (err / bound, format!("{what}[{i}]"));
@@ -488,20 +499,14 @@ fn check_adam(case: &Value, kernels: Kernels) -> Result<Worst, String> {
         if param.len() != want.len() {
             return Err(format!("param after step {}: {} values, PyTorch {}", step + 1, param.len(), want.len()));
         }
-        for (i, ((&got, &want), &s)) in param.as_slice().iter().zip(&want).zip(steps.as_slice()).enumerate() {
-            history[i].push(want);
-            let bound = adam_bound(step + 1, &history[i], s.abs() as f64);
-            let err = (got as f64 - want).abs();
-            if !within(err, bound) {
-                return Err(format!(
-                    "param after step {}[{i}] = {got}, PyTorch {want}: off by {err:e}, bound {bound:e}",
-                    step + 1
-                ));
-            }
-            if err / bound > worst.0 {
-                worst = (err / bound, format!("param after step {}[{i}]", step + 1));
-            }
-        }
+        let bounds: Vec<f64> = (history.iter_mut().zip(&want).zip(steps.as_slice()))
+            .map(|((history, &want), &s)| {
+                history.push(want);
+                adam_bound(step + 1, history, s.abs() as f64)
+            })
+            .collect();
+        let what = format!("param after step {}", step + 1);
+        worst = max(worst, within_bounds(&what, param.as_slice(), &want, &bounds, |_| String::new())?);
     }
     Ok(worst)
 }
