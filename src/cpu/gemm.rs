@@ -103,12 +103,12 @@ impl<'a, T> Mat<'a, T> {
     }
 
     /// Rows `r0 .. r0 + count`.
-    fn rows_from(self, r0: usize, count: usize) -> Self {
+    pub(super) fn rows_from(self, r0: usize, count: usize) -> Self {
         Mat { data: &self.data[r0 * self.rs..], rows: count, ..self }
     }
 
     /// Columns `c0 .. c0 + count`.
-    fn cols_from(self, c0: usize, count: usize) -> Self {
+    pub(super) fn cols_from(self, c0: usize, count: usize) -> Self {
         Mat { data: &self.data[c0 * self.cs..], cols: count, ..self }
     }
 

@@ -4,9 +4,11 @@
 //!
 //! Each product adds into its gradient (beta = 1), as the reference does.
 //! The two backward products leave out the output units whose column of dout is all zeros
-//! (`Live`): behind a ReLU these are many, and their terms add nothing. The forward product
-//! likewise leaves out the input units that are zero in every image of the batch, when there
-//! are enough of them to pay for computing it transposed (`forward_transposed`).
+//! (`Live`): behind a ReLU these are many, and their terms add nothing. `thin`'s kernels
+//! skip them where they lie; the packed product is given copies of the live part
+//! (`packed_a_b_terms`). With AVX-512 the forward product likewise leaves out the input units
+//! that are zero in every image of the batch, when there are enough of them to pay for
+//! computing it transposed (`forward_transposed`).
 //!
 //! What each step buys (`cargo bench --bench ladder -- linear`, 784 -> 512 at batch 64,
 //! forward + dx + dW, 2 threads): 88.3 ms in the reference loops, 0.95 by the packed GEMM,
@@ -153,18 +155,92 @@ impl Products {
     }
 
     /// C += A B, where B's rows are contiguous (W for dx, x for dW), computing the `terms`
-    /// named; the packed product computes them all (the others add zeros: the same result).
+    /// named (the others add zeros); the packed product computes them all unless leaving
+    /// some out pays for its copies (`packed_a_b_terms`).
     fn a_b(self, a: Mat, b: Mat, c: &mut [f32], terms: Terms) {
-        count(match (self, terms) {
-            (Products::Thin, Terms::Rows(rows)) => rows.len() * b.cols * a.cols,
-            (Products::Thin, Terms::Steps(steps)) => c.len() * steps.len(),
-            _ => c.len() * a.cols,
+        let pays = |live: usize, all: usize| (all - live) * PACKED_LEAVES_OUT_AT_LEAST >= all;
+        let terms = match (self, terms) {
+            (Products::Packed, Terms::Rows(rows)) if !pays(rows.len(), a.rows) => Terms::All,
+            (Products::Packed, Terms::Steps(steps)) if !pays(steps.len(), a.cols) => Terms::All,
+            _ => terms,
+        };
+        count(match terms {
+            Terms::Rows(rows) => rows.len() * b.cols * a.cols,
+            Terms::Steps(steps) => c.len() * steps.len(),
+            Terms::All => c.len() * a.cols,
         });
         match self {
             Products::Thin => thin_rows::par_a_b_terms(a, b, c, terms),
-            Products::Packed => par_gemm(a, b, 1.0, c),
+            Products::Packed => packed_a_b_terms(a, b, c, terms),
         }
     }
+}
+
+/// C += A B by the packed product over the terms listed. matrixmultiply computes every term
+/// it is given, so the live part is copied out first: for `Rows`, A's listed rows and C's,
+/// whose sums are then added to and put back; for `Steps`, A's listed columns and B's listed
+/// rows, a product of fewer steps. Each copy is one pass over values the product itself
+/// reads (and packs) again, so `Products::a_b` takes this only when enough terms are left
+/// out (`PACKED_LEAVES_OUT_AT_LEAST`).
+///
+/// C comes out with the bits of the product over every term. matrixmultiply adds up each sum
+/// in blocks of 256 steps (`PACKED_BLOCK_OF_STEPS`), and each block onto C in turn; within a
+/// block, a term left out would have added an exact zero. `Rows` keeps every step, so its
+/// blocks are the full product's; `Steps` runs one product per block of the full product,
+/// over that block's live steps.
+fn packed_a_b_terms(a: Mat, b: Mat, c: &mut [f32], terms: Terms) {
+    match terms {
+        Terms::All => par_gemm(a, b, 1.0, c),
+        Terms::Rows(rows) => {
+            let a_live = gather_rows(a, rows);
+            let mut c_live = gather_rows(Mat::new(c, a.rows, b.cols), rows);
+            par_gemm(Mat::new(&a_live, rows.len(), a.cols), b, 1.0, &mut c_live);
+            for (live, &r) in c_live.chunks_exact(b.cols.max(1)).zip(rows) {
+                c[r * b.cols..][..b.cols].copy_from_slice(live);
+            }
+        }
+        Terms::Steps(steps) => {
+            let (a_live, b_live) = (gather_rows(a.t(), steps), gather_rows(b, steps));
+            let (a_live, b_live) = (Mat::new(&a_live, steps.len(), a.rows).t(), Mat::new(&b_live, steps.len(), b.cols));
+            // One product per block of matrixmultiply's steps: each block's sum, and the order
+            // in which the blocks are added to C, are then those of the product over all steps.
+            let mut first = 0;
+            for block in steps.chunk_by(|s, t| s / PACKED_BLOCK_OF_STEPS == t / PACKED_BLOCK_OF_STEPS) {
+                par_gemm(a_live.cols_from(first, block.len()), b_live.rows_from(first, block.len()), 1.0, c);
+                first += block.len();
+            }
+        }
+    }
+}
+
+/// matrixmultiply's blocks of steps in a single-precision product (its `S_KC`, set when it is
+/// built).
+const PACKED_BLOCK_OF_STEPS: usize = 256;
+
+/// The packed product leaves terms out when at least 1 in this many units is dead. Each value
+/// copied costs about as much as a multiply-add or two, and each unit left out saves as many
+/// multiply-adds per value of its row or column as the batch has images (64): with fewer than
+/// 1 in 8 dead, too little is saved to be worth a change of path.
+const PACKED_LEAVES_OUT_AT_LEAST: usize = 8;
+
+/// The listed rows of `m`, row-major, in a new buffer. A transposed view is read along its
+/// storage's rows (its columns), so that the reads run forward through memory.
+fn gather_rows(m: Mat, rows: &[usize]) -> Vec<f32> {
+    let cols = m.cols;
+    let mut out = vec![0.0; rows.len() * cols];
+    if cols == 0 {
+        return out;
+    }
+    if m.cs == 1 {
+        out.par_chunks_mut(cols).zip(rows).for_each(|(dst, &r)| dst.copy_from_slice(&m.data[r * m.rs..][..cols]));
+    } else {
+        for j in 0..cols {
+            for (i, &r) in rows.iter().enumerate() {
+                out[i * cols + j] = m.data[r * m.rs + j * m.cs];
+            }
+        }
+    }
+    out
 }
 
 /// The multiply-adds that the linear layers' products on the CPU have done since the program
@@ -244,29 +320,40 @@ mod tests {
     }
 
     /// A batch where units 0, 3, 6, ... get no gradient from any image: the live units are the
-    /// others, and the products over them alone give dx and dW to the bit of the products
-    /// over every unit (on AVX-512 processors, the ones that skip). A NaN makes its unit live.
+    /// others, and both kinds of product over them alone give dx and dW to the bit of the
+    /// products over every unit (the packed one copies the live part out, and with over 256
+    /// units runs one product per block of 256 steps).
     #[test]
-    fn skipping_the_units_without_gradient_changes_no_bit() {
-        let (n, d_in, d_out) = (64, 50, 30);
-        let mut dout = values(n * d_out, 3);
-        for row in dout.chunks_exact_mut(d_out) {
-            row.iter_mut().step_by(3).for_each(|g| *g = 0.0);
-        }
-        let live = Live::of(&dout, d_out);
-        assert_eq!(live.0.as_deref(), Some(&(0..d_out).filter(|j| j % 3 != 0).collect::<Vec<_>>()[..]));
-        let (x, w, dx0, dw0) =
-            (values(n * d_in, 1), values(d_out * d_in, 2), values(n * d_in, 5), values(d_out * d_in, 6));
+    fn leaving_out_the_units_without_gradient_changes_no_bit() {
         let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-        let every = Live(None);
-        let (mut dx_all, mut dx_live, mut dw_all, mut dw_live) = (dx0.clone(), dx0.clone(), dw0.clone(), dw0.clone());
-        backward_input(&dout, &w, &mut dx_all, d_in, d_out, &every);
-        backward_input(&dout, &w, &mut dx_live, d_in, d_out, &live);
-        backward_weight(&dout, &x, &mut dw_all, d_in, d_out, &every);
-        backward_weight(&dout, &x, &mut dw_live, d_in, d_out, &live);
-        assert_eq!(bits(&dx_all), bits(&dx_live), "dx");
-        assert_eq!(bits(&dw_all), bits(&dw_live), "dW");
-
+        for (n, d_in, d_out) in [(64, 50, 30), (5, 17, 9), (64, 40, 300), (16, 20, 784)] {
+            let mut dout = values(n * d_out, 3);
+            for row in dout.chunks_exact_mut(d_out) {
+                row.iter_mut().step_by(3).for_each(|g| *g = 0.0);
+            }
+            let live = Live::of(&dout, d_out);
+            let units: Vec<usize> = (0..d_out).filter(|j| j % 3 != 0).collect();
+            assert_eq!(live.0.as_deref(), Some(&units[..]));
+            let (x, w, dx0, dw0) =
+                (values(n * d_in, 1), values(d_out * d_in, 2), values(n * d_in, 5), values(d_out * d_in, 6));
+            let (xm, wm, doutm) = (Mat::new(&x, n, d_in), Mat::new(&w, d_out, d_in), Mat::new(&dout, n, d_out));
+            for kind in
+                [Products::Thin, Products::Packed].into_iter().filter(|&k| k == Products::Packed || thin::applies())
+            {
+                let shape = format!("{kind:?} {n}x{d_in}<-{d_out}");
+                let (mut dx_all, mut dx_live, mut dw_all, mut dw_live) =
+                    (dx0.clone(), dx0.clone(), dw0.clone(), dw0.clone());
+                kind.a_b(doutm, wm, &mut dx_all, Terms::All);
+                kind.a_b(doutm, wm, &mut dx_live, Terms::Steps(&units));
+                kind.a_b(doutm.t(), xm, &mut dw_all, Terms::All);
+                kind.a_b(doutm.t(), xm, &mut dw_live, Terms::Rows(&units));
+                assert_eq!(bits(&dw_all), bits(&dw_live), "{shape} dW");
+                assert_eq!(bits(&dx_all), bits(&dx_live), "{shape} dx");
+            }
+        }
+        let (n, d_out) = (64, 30);
+        let mut dout = values(n * d_out, 3);
+        dout.iter_mut().step_by(3).for_each(|g| *g = 0.0);
         dout[d_out + 3] = f32::NAN;
         assert!(Live::of(&dout, d_out).0.is_some_and(|live| live.contains(&3)), "a NaN's unit is live");
         assert_eq!(Live::of(&values(n * d_out, 3), d_out).0, None, "no unit without gradient: all terms");
