@@ -13,6 +13,7 @@
 
 mod common;
 
+use autoencoders::autograd::Tape;
 use autoencoders::checkpoint::{load_checkpoint, save_checkpoint};
 use autoencoders::cuda::data::{batch_into, DeviceImages};
 use autoencoders::data::Images;
@@ -110,6 +111,35 @@ fn cae_deconv_unpool_trains_alike_on_both_devices() {
 fn sparse_denoising_ae_trains_alike_on_both_devices() {
     // The L1 penalty (mean_abs, scale, add on the tape) and the noise drawn on the host.
     trains_alike(Arch::Shallow { hidden: 32 }, 0.1, 0.3);
+}
+
+/// The losses' tape rules on the GPU against the CPU's, for both of mse's arguments: the
+/// models never ask for the target's gradient, so a sign lost there would go unseen by the
+/// training tests (mutation testing found one such mutant). Each gradient value is
+/// (2/N)(x - t) plus (1/N) sign(x), formed with a few roundings on either device: they agree
+/// within 8 units of f32 rounding of those terms' sizes.
+#[test]
+fn loss_rules_give_both_arguments_their_gradients() {
+    let Some(cuda) = gpu() else { return };
+    let mut rng = rng_from_seed(3);
+    let (x, t) = (Tensor::uniform(&[4, 25], 1.0, &mut rng), Tensor::uniform(&[4, 25], 1.0, &mut rng));
+    let grads = |device: &Device| {
+        let mut tape = Tape::new();
+        let (xv, tv) = (tape.param(x.to_device(device)), tape.param(t.to_device(device)));
+        let (mse, l1) = (tape.mse(xv, tv), tape.mean_abs(xv));
+        let loss = tape.add(mse, l1);
+        tape.backward(loss);
+        [xv, tv].map(|v| tape.grad(v).expect("a parameter gets a gradient").to_device(&Device::Cpu).to_vec())
+    };
+    let (on_gpu, on_cpu) = (grads(&cuda), grads(&Device::Cpu));
+    let n = x.len() as f32;
+    let (x, t) = (x.to_vec(), t.to_vec());
+    for (which, (gpu, cpu)) in ["x", "target"].iter().zip(on_gpu.iter().zip(&on_cpu)) {
+        for (i, (g, c)) in gpu.iter().zip(cpu).enumerate() {
+            let size = (2.0 * (x[i] - t[i]).abs() + 1.0) / n;
+            assert!((g - c).abs() <= 8.0 * f32::EPSILON / 2.0 * size, "d{which}[{i}]: GPU {g}, CPU {c}");
+        }
+    }
 }
 
 #[test]
