@@ -118,6 +118,12 @@ fn run() {
         let mut c = vec![0.0; m * n];
         let s = median_seconds(|| par_gemm(Mat::new(a.as_slice(), m, k), Mat::new(b.as_slice(), k, n), 0.0, &mut c));
         report(&name, s, 2.0 * (m * k * n) as f64);
+        // The same product with B held transposed (n x k, row-major), as a linear layer's
+        // forward x W^T reads its weights: the packing then gathers B a value at a time.
+        let bt = random(&[n, k], &mut rng);
+        let s =
+            median_seconds(|| par_gemm(Mat::new(a.as_slice(), m, k), Mat::new(bt.as_slice(), n, k).t(), 0.0, &mut c));
+        report(&format!("{name} (B transposed)"), s, 2.0 * (m * k * n) as f64);
     }
 
     for (d_in, d_out) in [(784, 512), (512, 256), (30, 128), (256, 784), (784, 784), (784, 900), (900, 784)] {
