@@ -176,7 +176,8 @@ impl Products {
     }
 }
 
-/// C += A B by the packed product over the terms listed. matrixmultiply computes every term
+/// C += A B by the packed product over the terms listed (in increasing order, as `Live`
+/// lists them). matrixmultiply computes every term
 /// it is given, so the live part is copied out first: for `Rows`, A's listed rows and C's,
 /// whose sums are then added to and put back; for `Steps`, A's listed columns and B's listed
 /// rows, a product of fewer steps. Each copy is one pass over values the product itself
@@ -195,9 +196,11 @@ fn packed_a_b_terms(a: Mat, b: Mat, c: &mut [f32], terms: Terms) {
             let a_live = gather_rows(a, rows);
             let mut c_live = gather_rows(Mat::new(c, a.rows, b.cols), rows);
             par_gemm(Mat::new(&a_live, rows.len(), a.cols), b, 1.0, &mut c_live);
-            for (live, &r) in c_live.chunks_exact(b.cols.max(1)).zip(rows) {
-                c[r * b.cols..][..b.cols].copy_from_slice(live);
-            }
+            c.par_chunks_mut(b.cols.max(1)).enumerate().for_each(|(r, c_row)| {
+                if let Ok(i) = rows.binary_search(&r) {
+                    c_row.copy_from_slice(&c_live[i * b.cols..][..b.cols]);
+                }
+            });
         }
         Terms::Steps(steps) => {
             let (a_live, b_live) = (gather_rows(a.t(), steps), gather_rows(b, steps));
