@@ -223,7 +223,8 @@ const PACKED_BLOCK_OF_STEPS: usize = 256;
 /// The packed product leaves terms out when at least 1 in this many units is dead. Each value
 /// copied costs about as much as a multiply-add or two, and each unit left out saves as many
 /// multiply-adds per value of its row or column as the batch has images (64): with fewer than
-/// 1 in 8 dead, too little is saved to be worth a change of path.
+/// 1 in 8 dead, too little is saved to be worth a change of path. (An estimate, not tuned: the
+/// timings in docs/performance.md compare leaving out at this rate with not at all.)
 const PACKED_LEAVES_OUT_AT_LEAST: usize = 8;
 
 /// The listed rows of `m`, row-major, in a new buffer. A transposed view is read along its
