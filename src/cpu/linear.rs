@@ -177,10 +177,9 @@ impl Products {
 }
 
 /// C += A B by the packed product over the terms listed (in increasing order, as `Live`
-/// lists them). matrixmultiply computes every term
-/// it is given, so the live part is copied out first: for `Rows`, A's listed rows and C's,
-/// whose sums are then added to and put back; for `Steps`, A's listed columns and B's listed
-/// rows, a product of fewer steps. Each copy is one pass over values the product itself
+/// lists them). matrixmultiply computes every term it is given, so the live part is copied
+/// out first: for `Rows`, A's listed rows and C's, whose sums are then added to and put back;
+/// for `Steps`, A's listed columns and B's listed rows, a product of fewer steps. Each copy is one pass over values the product itself
 /// reads (and packs) again, so `Products::a_b` takes this only when enough terms are left
 /// out (`PACKED_LEAVES_OUT_AT_LEAST`).
 ///
