@@ -9,6 +9,7 @@ use autoencoders::models::{Arch, Model, SIDE};
 use autoencoders::profile::{self, Phase, Profile};
 use autoencoders::tensor::rng_from_seed;
 use autoencoders::train::{train, TrainConfig, TrainState};
+use autoencoders::{Tape, Tensor};
 use rand::Rng as _;
 
 const BATCH: usize = 64;
@@ -52,6 +53,13 @@ fn profile_rows_add_up_to_the_step() {
         let product = p.rows.iter().find(|r| r.phase == Phase::Forward && r.op == op).expect("a row");
         assert!(Profile::gflops(product).is_some_and(|g| g > 0.0), "{arch:?}: the products have a rate");
     }
+    // Evaluation (a no_grad tape) is not part of the steps: profiling on, it records nothing.
+    let mut eval = Tape::no_grad();
+    let x = eval.input(Tensor::from_vec(&[2, 3], vec![1.0, -2.0, 3.0, 0.5, 0.0, -1.0]));
+    let w = eval.param(Tensor::from_vec(&[4, 3], vec![0.25; 12]));
+    eval.linear(x, w, None);
+    drop(eval);
+    assert_eq!(profile::take(), Profile::default(), "a no_grad tape's ops went into the profile");
     profile::enable(false);
     assert_eq!(profiled_run(Arch::Shallow { hidden: 64 }), Profile::default(), "profiling off records nothing");
 }

@@ -1,5 +1,7 @@
-//! The tape's own rules, seen from outside: what `backward_each` hands out, and when.
+//! The tape's own rules, seen from outside: what `backward_each` hands out, and when; what a
+//! `no_grad` tape keeps; which floor's kernels a tape computes with.
 
+use autoencoders::ops::Kernels;
 use autoencoders::{Tape, Tensor};
 
 /// `backward_each` hands out each parameter once, with the gradient `backward` gives it:
@@ -34,4 +36,65 @@ fn backward_each_hands_out_final_gradients_once() {
     assert_eq!(got, vec![(b, want[2].clone()), (a, want[0].clone()), (unused, vec![0.0, 0.0])]);
     assert_eq!(tape.value(a).len(), 0, "the tape let go of a's value");
     assert_eq!(tape.value(loss).len(), 1, "the loss is still there");
+}
+
+/// A `no_grad` tape (evaluation) computes the same values as a recording one, says it does
+/// not record, keeps no gradient, and refuses `backward`; a recording tape keeps gradients
+/// only for what depends on a parameter: a value computed from inputs alone gets none.
+#[test]
+fn only_a_recording_tape_keeps_gradients_and_only_where_a_parameter_leads() {
+    let record = |tape: &mut Tape| {
+        let x = tape.input(Tensor::from_vec(&[4], vec![0.5, -1.0, 2.0, -0.25]));
+        let w = tape.param(Tensor::from_vec(&[4], vec![1.0, 2.0, -3.0, 0.5]));
+        let doubled = tape.scale(x, 2.0); // inputs alone
+        let sum = tape.add(doubled, w); // a parameter leads here
+        let loss = tape.mean_abs(sum);
+        (doubled, sum, w, loss)
+    };
+    let mut tape = Tape::new();
+    assert!(tape.is_recording());
+    let (doubled, sum, w, loss) = record(&mut tape);
+    tape.backward(loss);
+    assert!(tape.grad(doubled).is_none(), "a value computed from inputs alone got a gradient");
+    assert!(tape.grad(sum).is_some() && tape.grad(w).is_some(), "the parameter's path has gradients");
+    let value = tape.value(loss).to_vec();
+
+    let mut eval = Tape::no_grad();
+    assert!(!eval.is_recording());
+    let (_, _, w, loss) = record(&mut eval);
+    assert_eq!(eval.value(loss).to_vec(), value, "no_grad computes the same values");
+    assert!(eval.grad(w).is_none());
+    let refused = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| eval.backward(loss)));
+    let message = refused.expect_err("backward on a no_grad tape must be refused");
+    let message = message.downcast_ref::<String>().map(String::as_str).or(message.downcast_ref::<&str>().copied());
+    assert!(message.is_some_and(|m| m.contains("no_grad")), "refused for another reason: {message:?}");
+}
+
+/// A tape given the reference kernels computes its CPU ops with the plain loops of `ops/`,
+/// and by default with the fast ones of `cpu/`: each tape's linear layer has the bits of its
+/// own floor's function. (On this input the two floors' sums differ in their last bits, as
+/// checked first, so the test can tell which ran.)
+#[test]
+fn a_tape_computes_with_the_kernels_it_was_given() {
+    let (n, d_in, d_out) = (64, 300, 40);
+    let values = |len: usize, seed: usize| -> Vec<f32> {
+        (0..len).map(|i| ((i * 7919 + seed * 104729) % 2003) as f32 / 1001.0 - 1.0).collect()
+    };
+    let (x, w) = (values(n * d_in, 1), values(d_out * d_in, 2));
+    let floor = |f: fn(&[f32], &[f32], Option<&[f32]>, &mut [f32], usize, usize)| {
+        let mut y = vec![0.0; n * d_out];
+        f(&x, &w, None, &mut y, d_in, d_out);
+        y
+    };
+    let (reference, fast) =
+        (floor(autoencoders::ops::linear::linear_forward), floor(autoencoders::cpu::linear::linear_forward));
+    assert_ne!(reference, fast, "the floors agree to the bit here: pick an input where they differ");
+    for (kernels, want) in [(Kernels::Reference, &reference), (Kernels::Fast, &fast)] {
+        let mut tape = Tape::new().with_kernels(kernels);
+        assert_eq!(tape.kernels(), kernels);
+        let xv = tape.input(Tensor::from_vec(&[n, d_in], x.clone()));
+        let wv = tape.param(Tensor::from_vec(&[d_out, d_in], w.clone()));
+        let y = tape.linear(xv, wv, None);
+        assert!(tape.value(y).to_vec() == *want, "{kernels:?}: not the bits of that floor's linear_forward");
+    }
 }
