@@ -71,30 +71,37 @@ fn only_a_recording_tape_keeps_gradients_and_only_where_a_parameter_leads() {
 }
 
 /// A tape given the reference kernels computes its CPU ops with the plain loops of `ops/`,
-/// and by default with the fast ones of `cpu/`: each tape's linear layer has the bits of its
-/// own floor's function. (On this input the two floors' sums differ in their last bits, as
-/// checked first, so the test can tell which ran.)
+/// and by default with the fast ones of `cpu/`, backward rules included: each tape's linear
+/// layer has the bits of its own floor's functions, forward and weight gradient. (On this
+/// input the two floors' sums differ in their last bits, as checked first, so the test can
+/// tell which ran.)
 #[test]
 fn a_tape_computes_with_the_kernels_it_was_given() {
+    use autoencoders::{cpu, ops};
     let (n, d_in, d_out) = (64, 300, 40);
     let values = |len: usize, seed: usize| -> Vec<f32> {
         (0..len).map(|i| ((i * 7919 + seed * 104729) % 2003) as f32 / 1001.0 - 1.0).collect()
     };
-    let (x, w) = (values(n * d_in, 1), values(d_out * d_in, 2));
-    let floor = |f: fn(&[f32], &[f32], Option<&[f32]>, &mut [f32], usize, usize)| {
-        let mut y = vec![0.0; n * d_out];
-        f(&x, &w, None, &mut y, d_in, d_out);
-        y
+    let (x, w, dout) = (values(n * d_in, 1), values(d_out * d_in, 2), values(n * d_out, 3));
+    type Forward = fn(&[f32], &[f32], Option<&[f32]>, &mut [f32], usize, usize);
+    type Backward = fn(&[f32], &[f32], &mut [f32], usize, usize);
+    let floor = |forward: Forward, backward_weight: Backward| {
+        let (mut y, mut dw) = (vec![0.0; n * d_out], vec![0.0; d_out * d_in]);
+        forward(&x, &w, None, &mut y, d_in, d_out);
+        backward_weight(&dout, &x, &mut dw, d_in, d_out);
+        (y, dw)
     };
-    let (reference, fast) =
-        (floor(autoencoders::ops::linear::linear_forward), floor(autoencoders::cpu::linear::linear_forward));
-    assert_ne!(reference, fast, "the floors agree to the bit here: pick an input where they differ");
-    for (kernels, want) in [(Kernels::Reference, &reference), (Kernels::Fast, &fast)] {
+    let reference = floor(ops::linear::linear_forward, ops::linear::linear_backward_weight);
+    let fast = floor(cpu::linear::linear_forward, cpu::linear::linear_backward_weight);
+    assert!(reference.0 != fast.0 && reference.1 != fast.1, "the floors agree to the bit here: pick another input");
+    for (kernels, (y_want, dw_want)) in [(Kernels::Reference, &reference), (Kernels::Fast, &fast)] {
         let mut tape = Tape::new().with_kernels(kernels);
         assert_eq!(tape.kernels(), kernels);
         let xv = tape.input(Tensor::from_vec(&[n, d_in], x.clone()));
         let wv = tape.param(Tensor::from_vec(&[d_out, d_in], w.clone()));
         let y = tape.linear(xv, wv, None);
-        assert!(tape.value(y).to_vec() == *want, "{kernels:?}: not the bits of that floor's linear_forward");
+        assert!(tape.value(y).to_vec() == *y_want, "{kernels:?}: y is not that floor's linear_forward");
+        tape.backward_with(y, Tensor::from_vec(&[n, d_out], dout.clone()));
+        assert!(tape.take_grad(wv).to_vec() == *dw_want, "{kernels:?}: dW is not that floor's");
     }
 }
