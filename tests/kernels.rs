@@ -409,6 +409,13 @@ fn pool_at_the_study_sizes() {
     }
 }
 
+/// Pool indices print their positions, which is what a failed assertion on them shows.
+#[test]
+fn pool_indices_print_their_positions() {
+    let indices = pool::Indices::from_vec([1, 1, 1, 2], vec![3, 0]);
+    assert_eq!(format!("{:?}", indices.data), "Cpu([3, 0])");
+}
+
 /// The fast conv takes the route this test says for each of the study's layers, so that the
 /// cases above exercise both routes and all three direct weight loops.
 #[test]
