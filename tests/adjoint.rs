@@ -262,6 +262,18 @@ fn an_index_outside_its_window_is_refused() {
     );
     assert!(unpool(vec![0, 3, 9, 9]).is_err(), "index 9 reused by window 3");
     assert!(unpool(vec![16, 3, 9, 15]).is_err(), "an index past the plane");
+    // A 6x6 plane pooled to 3x3, where the window's number is the position modulo 9 (with
+    // 2x2 windows, ph * pw and ph + pw are both 4): window 7 covers 26, 27, 32 and 33.
+    let message = std::panic::catch_unwind(|| {
+        let mut t = Tape::new();
+        let x = t.input(autoencoders::Tensor::from_vec(&[1, 1, 3, 3], vec![1.0; 9]));
+        t.max_unpool2d(x, &Indices::from_vec([1, 1, 3, 3], vec![0, 2, 4, 12, 14, 16, 24, 0, 28]), 6, 6);
+    })
+    .expect_err("0 is in window 0, not 7");
+    assert_eq!(
+        message.downcast_ref::<String>().map(String::as_str),
+        Some("maxunpool2d: index 0 lies outside window 7 of a 6x6 plane")
+    );
 }
 
 /// The hand-checkable examples in the op files' opening comments.
