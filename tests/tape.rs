@@ -72,8 +72,9 @@ fn only_a_recording_tape_keeps_gradients_and_only_where_a_parameter_leads() {
 
 /// A tape given the reference kernels computes its CPU ops with the plain loops of `ops/`,
 /// and by default with the fast ones of `cpu/`, backward rules included: each tape's linear
-/// layer has the bits of its own floor's functions, forward and weight gradient. (On this
-/// input the two floors' sums differ in their last bits, as checked first, so the test can
+/// layer has the bits of its own floor's functions, forward and weight gradient, and its
+/// transposed convolution the weight gradient of its floor. (On these
+/// inputs the two floors' sums differ in their last bits, as checked first, so the test can
 /// tell which ran.)
 #[test]
 fn a_tape_computes_with_the_kernels_it_was_given() {
@@ -103,5 +104,26 @@ fn a_tape_computes_with_the_kernels_it_was_given() {
         assert!(tape.value(y).to_vec() == *y_want, "{kernels:?}: y is not that floor's linear_forward");
         tape.backward_with(y, Tensor::from_vec(&[n, d_out], dout.clone()));
         assert!(tape.take_grad(wv).to_vec() == *dw_want, "{kernels:?}: dW is not that floor's");
+    }
+
+    // The same for a transposed convolution's weight gradient (cae-deconv's 8 -> 16 at
+    // stride 2): x (4, 8, 7, 7), W (8, 16, 2, 2), y (4, 16, 14, 14).
+    let geom = autoencoders::geom::ConvGeom::new(16, 14, 14, 2, 2, 2, 0);
+    let (x, w, dout) = (values(4 * 8 * 49, 4), values(8 * 16 * 4, 5), values(4 * 16 * 196, 6));
+    let floor = |backward_weight: fn(&[f32], &[f32], &mut [f32], &autoencoders::geom::ConvGeom, usize)| {
+        let mut dw = vec![0.0; w.len()];
+        backward_weight(&dout, &x, &mut dw, &geom, 8);
+        dw
+    };
+    let reference = floor(ops::conv::conv_transpose2d_backward_weight);
+    let fast = floor(cpu::conv::conv_transpose2d_backward_weight);
+    assert!(reference != fast, "the floors' dW agree to the bit here: pick another input");
+    for (kernels, want) in [(Kernels::Reference, &reference), (Kernels::Fast, &fast)] {
+        let mut tape = Tape::new().with_kernels(kernels);
+        let xv = tape.input(Tensor::from_vec(&[4, 8, 7, 7], x.clone()));
+        let wv = tape.param(Tensor::from_vec(&[8, 16, 2, 2], w.clone()));
+        let y = tape.conv_transpose2d(xv, wv, None, 2, 0);
+        tape.backward_with(y, Tensor::from_vec(&[4, 16, 14, 14], dout.clone()));
+        assert!(tape.take_grad(wv).to_vec() == *want, "{kernels:?}: conv_transpose2d's dW is not that floor's");
     }
 }
