@@ -244,36 +244,27 @@ fn pool_tie_goes_to_the_first_maximum() {
 }
 
 /// Unpooling trusts its indices to lie in their own windows; one that does not is named.
-/// A 4x4 plane pooled to 2x2: window 3 covers positions 10, 11, 14 and 15.
+/// A 4x4 plane pooled to 2x2: window 3 covers positions 10, 11, 14 and 15. And a 6x6 plane
+/// pooled to 3x3, where a window's number is its position modulo 9 (with 2x2 windows,
+/// ph * pw and ph + pw are both 4): window 7 covers 26, 27, 32 and 33.
 #[test]
 fn an_index_outside_its_window_is_refused() {
-    let unpool = |idx: Vec<u32>| {
+    // Unpools a plane of `side` x `side` ones, the pooled side, to twice that side.
+    let unpool = |side: usize, idx: Vec<u32>| {
         std::panic::catch_unwind(|| {
             let mut t = Tape::new();
-            let x = t.input(autoencoders::Tensor::from_vec(&[1, 1, 2, 2], vec![1.0; 4]));
-            t.max_unpool2d(x, &Indices::from_vec([1, 1, 2, 2], idx), 4, 4);
+            let x = t.input(autoencoders::Tensor::from_vec(&[1, 1, side, side], vec![1.0; side * side]));
+            t.max_unpool2d(x, &Indices::from_vec([1, 1, side, side], idx), 2 * side, 2 * side);
         })
     };
-    assert!(unpool(vec![0, 3, 9, 15]).is_ok());
-    let message = unpool(vec![0, 3, 9, 12]).expect_err("12 is in window 2, not 3");
-    assert_eq!(
-        message.downcast_ref::<String>().map(String::as_str),
-        Some("maxunpool2d: index 12 lies outside window 3 of a 4x4 plane")
-    );
-    assert!(unpool(vec![0, 3, 9, 9]).is_err(), "index 9 reused by window 3");
-    assert!(unpool(vec![16, 3, 9, 15]).is_err(), "an index past the plane");
-    // A 6x6 plane pooled to 3x3, where the window's number is the position modulo 9 (with
-    // 2x2 windows, ph * pw and ph + pw are both 4): window 7 covers 26, 27, 32 and 33.
-    let message = std::panic::catch_unwind(|| {
-        let mut t = Tape::new();
-        let x = t.input(autoencoders::Tensor::from_vec(&[1, 1, 3, 3], vec![1.0; 9]));
-        t.max_unpool2d(x, &Indices::from_vec([1, 1, 3, 3], vec![0, 2, 4, 12, 14, 16, 24, 0, 28]), 6, 6);
-    })
-    .expect_err("0 is in window 0, not 7");
-    assert_eq!(
-        message.downcast_ref::<String>().map(String::as_str),
-        Some("maxunpool2d: index 0 lies outside window 7 of a 6x6 plane")
-    );
+    assert!(unpool(2, vec![0, 3, 9, 15]).is_ok());
+    let message = unpool(2, vec![0, 3, 9, 12]).expect_err("12 is in window 2, not 3");
+    assert_eq!(panic_message(&*message), Some("maxunpool2d: index 12 lies outside window 3 of a 4x4 plane"));
+    assert!(unpool(2, vec![0, 3, 9, 9]).is_err(), "index 9 reused by window 3");
+    assert!(unpool(2, vec![16, 3, 9, 15]).is_err(), "an index past the plane");
+    assert!(unpool(3, vec![0, 2, 4, 12, 14, 16, 24, 26, 28]).is_ok());
+    let message = unpool(3, vec![0, 2, 4, 12, 14, 16, 24, 0, 28]).expect_err("0 is in window 0, not 7");
+    assert_eq!(panic_message(&*message), Some("maxunpool2d: index 0 lies outside window 7 of a 6x6 plane"));
 }
 
 /// The hand-checkable examples in the op files' opening comments.

@@ -1,8 +1,11 @@
 //! The tape's own rules, seen from outside: what `backward_each` hands out, and when; what a
 //! `no_grad` tape keeps; which floor's kernels a tape computes with.
 
+mod common;
+
 use autoencoders::ops::Kernels;
 use autoencoders::{Tape, Tensor};
+use common::{normal, panic_message, rng};
 
 /// `backward_each` hands out each parameter once, with the gradient `backward` gives it:
 /// a leaf used twice only after its earlier use has been walked (the sum of both), a leaf
@@ -66,24 +69,22 @@ fn only_a_recording_tape_keeps_gradients_and_only_where_a_parameter_leads() {
     assert!(eval.grad(w).is_none());
     let refused = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| eval.backward(loss)));
     let message = refused.expect_err("backward on a no_grad tape must be refused");
-    let message = message.downcast_ref::<String>().map(String::as_str).or(message.downcast_ref::<&str>().copied());
+    let message = panic_message(&*message);
     assert!(message.is_some_and(|m| m.contains("no_grad")), "refused for another reason: {message:?}");
 }
 
 /// A tape given the reference kernels computes its CPU ops with the plain loops of `ops/`,
 /// and by default with the fast ones of `cpu/`, backward rules included: each tape's linear
 /// layer has the bits of its own floor's functions, forward and weight gradient, and its
-/// transposed convolution the weight gradient of its floor. (On these
-/// inputs the two floors' sums differ in their last bits, as checked first, so the test can
-/// tell which ran.)
+/// transposed convolution the weight gradient of its floor. (On these inputs the two floors'
+/// sums differ in their last bits, as checked first, so the test can tell which ran.)
 #[test]
 fn a_tape_computes_with_the_kernels_it_was_given() {
     use autoencoders::{cpu, ops};
     let (n, d_in, d_out) = (64, 300, 40);
-    let values = |len: usize, seed: usize| -> Vec<f32> {
-        (0..len).map(|i| ((i * 7919 + seed * 104729) % 2003) as f32 / 1001.0 - 1.0).collect()
-    };
-    let (x, w, dout) = (values(n * d_in, 1), values(d_out * d_in, 2), values(n * d_out, 3));
+    let mut rng = rng(7);
+    let mut values = |len: usize| normal(&[len], &mut rng).to_vec();
+    let (x, w, dout) = (values(n * d_in), values(d_out * d_in), values(n * d_out));
     type Forward = fn(&[f32], &[f32], Option<&[f32]>, &mut [f32], usize, usize);
     type Backward = fn(&[f32], &[f32], &mut [f32], usize, usize);
     let floor = |forward: Forward, backward_weight: Backward| {
@@ -109,7 +110,7 @@ fn a_tape_computes_with_the_kernels_it_was_given() {
     // The same for a transposed convolution's weight gradient (cae-deconv's 8 -> 16 at
     // stride 2): x (4, 8, 7, 7), W (8, 16, 2, 2), y (4, 16, 14, 14).
     let geom = autoencoders::geom::ConvGeom::new(16, 14, 14, 2, 2, 2, 0);
-    let (x, w, dout) = (values(4 * 8 * 49, 4), values(8 * 16 * 4, 5), values(4 * 16 * 196, 6));
+    let (x, w, dout) = (values(4 * 8 * 49), values(8 * 16 * 4), values(4 * 16 * 196));
     let floor = |backward_weight: fn(&[f32], &[f32], &mut [f32], &autoencoders::geom::ConvGeom, usize)| {
         let mut dw = vec![0.0; w.len()];
         backward_weight(&dout, &x, &mut dw, &geom, 8);

@@ -179,9 +179,9 @@ impl Products {
 /// C += A B by the packed product over the terms listed (in increasing order, as `Live`
 /// lists them). matrixmultiply computes every term it is given, so the live part is copied
 /// out first: for `Rows`, A's listed rows and C's, whose sums are then added to and put back;
-/// for `Steps`, A's listed columns and B's listed rows, a product of fewer steps. Each copy is one pass over values the product itself
-/// reads (and packs) again, so `Products::a_b` takes this only when enough terms are left
-/// out (`PACKED_LEAVES_OUT_AT_LEAST`).
+/// for `Steps`, A's listed columns and B's listed rows, a product of fewer steps. Each copy
+/// is one pass over values the product itself reads (and packs) again, so `Products::a_b`
+/// takes this only when enough terms are left out (`PACKED_LEAVES_OUT_AT_LEAST`).
 ///
 /// C comes out with the bits of the product over every term. matrixmultiply adds up each sum
 /// in blocks of 256 steps (`PACKED_BLOCK_OF_STEPS`), and each block onto C in turn; within a

@@ -17,6 +17,12 @@ use ndarray::{ArrayD, IxDyn};
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 
+/// The message a caught panic carried: `panic!` with arguments leaves a `String`, a bare
+/// literal a `&str`.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> Option<&str> {
+    payload.downcast_ref::<String>().map(String::as_str).or_else(|| payload.downcast_ref::<&str>().copied())
+}
+
 pub fn rng(seed: u64) -> Rng64 {
     rng_from_seed(seed)
 }
