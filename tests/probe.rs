@@ -52,12 +52,12 @@ fn separable_clusters_are_found_and_random_labels_are_not() {
         (codes(10, values), labels(&classes))
     };
     let ((train, train_labels), (test, test_labels)) = (make(3000), make(1000));
-    assert_eq!(probe::linear_probe(&train, &train_labels, &test, &test_labels, 0), 1.0);
+    assert_eq!(probe::linear_probe(train.clone(), &train_labels, &test, &test_labels, 0), 1.0);
     assert_eq!(probe::knn_accuracy(&train, &train_labels, &test, &test_labels, 5), 1.0);
     let mut rng = rng_from_seed(5);
     let shuffled = |n: usize, rng: &mut Rng64| labels(&(0..n).map(|_| rng.random_range(0..10u8)).collect::<Vec<_>>());
     let (random_train, random_test) = (shuffled(3000, &mut rng), shuffled(1000, &mut rng));
-    let lp = probe::linear_probe(&train, &random_train, &test, &random_test, 0);
+    let lp = probe::linear_probe(train.clone(), &random_train, &test, &random_test, 0);
     let knn = probe::knn_accuracy(&train, &random_train, &test, &random_test, 5);
     assert!(lp < 0.16 && knn < 0.16, "random labels predicted: linear {lp}, 5-NN {knn}");
 }
@@ -154,8 +154,8 @@ fn pixels_land_near_the_published_figures() {
     let m = Mnist::load(&dir).unwrap();
     let (train, test) = (codes(784, m.train.to_f32(0..10_000)), codes(784, m.test.to_f32(0..2000)));
     let (train_labels, test_labels) = (labels(&m.train_labels.labels[..10_000]), labels(&m.test_labels.labels[..2000]));
-    let lp = probe::linear_probe(&train, &train_labels, &test, &test_labels, 0);
     let knn = probe::knn_accuracy(&train, &train_labels, &test, &test_labels, 5);
+    let lp = probe::linear_probe(train, &train_labels, &test, &test_labels, 0);
     eprintln!("pixels, 10,000 training images: linear probe {lp:.4}, 5-NN {knn:.4}");
     assert!((0.85..0.95).contains(&lp), "linear probe on pixels {lp}");
     assert!((0.90..0.98).contains(&knn), "5-NN on pixels {knn}");

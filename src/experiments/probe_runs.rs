@@ -91,10 +91,11 @@ fn truncate(full: &Pca, k: usize) -> Pca {
     }
 }
 
-/// Both probes of a pair of code sets.
-fn scores(train: &Codes, test: &Codes, data: &Mnist, seed: u64) -> (f64, f64) {
+/// Both probes of a pair of code sets: (linear probe, k-NN). The training codes are used up
+/// (the linear probe standardises them in place), so the k-NN vote runs first.
+fn scores(train: Codes, test: &Codes, data: &Mnist, seed: u64) -> (f64, f64) {
+    let knn = probe::knn_accuracy(&train, &data.train_labels, test, &data.test_labels, K_NEIGHBOURS);
     let lp = probe::linear_probe(train, &data.train_labels, test, &data.test_labels, seed);
-    let knn = probe::knn_accuracy(train, &data.train_labels, test, &data.test_labels, K_NEIGHBOURS);
     (lp, knn)
 }
 
@@ -106,7 +107,7 @@ fn model_row(name: &str, model: &Model, data: &Mnist, seed: u64) -> (ProbeRow, C
     let images = data.test.to_f32(0..data.test.n);
     let per_class = probe::mse_per_class(&images, &recon, &data.test_labels.labels, PIXELS);
     let mse = images.iter().zip(&recon).map(|(&a, &b)| ((a - b) as f64).powi(2)).sum::<f64>() / images.len() as f64;
-    let (linear_probe, knn) = scores(&train, &test, data, seed);
+    let (linear_probe, knn) = scores(train, &test, data, seed);
     let row = ProbeRow {
         name: name.to_string(),
         code_size: test.d,
@@ -127,7 +128,7 @@ fn pca_row(pca: &Pca, data: &Mnist, seed: u64) -> (ProbeRow, Codes) {
     let test = Codes { n: data.test.n, d: k, values: pca.project(&test_x, data.test.n) };
     let recon = pca.reconstruct(&test.values, test.n);
     let per_class = probe::mse_per_class(&test_x, &recon, &data.test_labels.labels, PIXELS);
-    let (linear_probe, knn) = scores(&train, &test, data, seed);
+    let (linear_probe, knn) = scores(train, &test, data, seed);
     let row = ProbeRow {
         name: format!("pca-{k}"),
         code_size: k,
@@ -156,9 +157,9 @@ pub fn probe_runs(ctx: &mut Context, run_dirs: &[PathBuf]) -> Result<()> {
     crate::note!("probe: PCA with every component in {:.1} s", start.elapsed().as_secs_f64());
 
     let mut rows: Vec<ProbeRow> = Vec::new();
-    let pixels = (probe::pixel_codes(&data.train), probe::pixel_codes(&data.test));
-    let (lp, knn) = scores(&pixels.0, &pixels.1, data, seed);
-    let mean_abs_code = probe::mean_abs(&pixels.1);
+    let pixels = probe::pixel_codes(&data.test);
+    let (lp, knn) = scores(probe::pixel_codes(&data.train), &pixels, data, seed);
+    let mean_abs_code = probe::mean_abs(&pixels);
     rows.push(ProbeRow {
         name: "pixels".into(),
         code_size: PIXELS,
@@ -169,7 +170,7 @@ pub fn probe_runs(ctx: &mut Context, run_dirs: &[PathBuf]) -> Result<()> {
         mean_abs_code,
     });
     crate::note!("probe: pixels: linear probe {:.2}%, {K_NEIGHBOURS}-NN {:.2}%", 100.0 * lp, 100.0 * knn);
-    let map = representations::code_map(&ctx.path("pixels_map.svg"), "pixels", &pixels.1, &data.test_labels.labels)?;
+    let map = representations::code_map(&ctx.path("pixels_map.svg"), "pixels", &pixels, &data.test_labels.labels)?;
     ctx.figure("pixels_map.svg", map);
     drop(pixels);
 
