@@ -10,7 +10,7 @@
 
 use super::probe::{self, Codes, ProbeRow, K_NEIGHBOURS};
 use super::{representations, Context};
-use crate::data::Mnist;
+use crate::data::{Images, Mnist};
 use crate::models::{Arch, Model, PIXELS};
 use crate::pca::Pca;
 use crate::safetensors::load;
@@ -120,12 +120,27 @@ fn model_row(name: &str, model: &Model, data: &Mnist, seed: u64) -> (ProbeRow, C
     (row, test)
 }
 
+/// Images converted to f32 at a time by `pca_codes`: 12.8 MB of them.
+const PCA_SLAB: usize = 4096;
+
+/// The PCA codes of `images`, converted to f32 a slab at a time: all 60,000 training images
+/// as f32 would hold 188 MB more. Each code depends on its own image alone, so the slabs
+/// change no bit.
+fn pca_codes(pca: &Pca, images: &Images) -> Codes {
+    let k = pca.explained_variance.len();
+    let mut values = Vec::with_capacity(images.n * k);
+    for start in (0..images.n).step_by(PCA_SLAB) {
+        let end = (start + PCA_SLAB).min(images.n);
+        values.extend(pca.project(&images.to_f32(start..end), end - start));
+    }
+    Codes { n: images.n, d: k, values }
+}
+
 /// The row of PCA-k, and its test codes.
 fn pca_row(pca: &Pca, data: &Mnist, seed: u64) -> (ProbeRow, Codes) {
     let k = pca.explained_variance.len();
-    let (train_x, test_x) = (data.train.to_f32(0..data.train.n), data.test.to_f32(0..data.test.n));
-    let train = Codes { n: data.train.n, d: k, values: pca.project(&train_x, data.train.n) };
-    let test = Codes { n: data.test.n, d: k, values: pca.project(&test_x, data.test.n) };
+    let test_x = data.test.to_f32(0..data.test.n);
+    let (train, test) = (pca_codes(pca, &data.train), pca_codes(pca, &data.test));
     let recon = pca.reconstruct(&test.values, test.n);
     let per_class = probe::mse_per_class(&test_x, &recon, &data.test_labels.labels, PIXELS);
     let (linear_probe, knn) = scores(train, &test, data, seed);
@@ -173,6 +188,7 @@ pub fn probe_runs(ctx: &mut Context, run_dirs: &[PathBuf]) -> Result<()> {
     let map = representations::code_map(&ctx.path("pixels_map.svg"), "pixels", &pixels, &data.test_labels.labels)?;
     ctx.figure("pixels_map.svg", map);
     drop(pixels);
+    crate::memory::return_freed_memory();
 
     for (name, model) in &models {
         let (row, codes) = model_row(name, model, data, seed);
@@ -212,6 +228,7 @@ pub fn probe_runs(ctx: &mut Context, run_dirs: &[PathBuf]) -> Result<()> {
             rows.push(r);
         }
         rows.push(row);
+        crate::memory::return_freed_memory();
     }
     let table: Vec<Value> = rows.iter().map(row_json).collect();
     ctx.outcome.extra.insert("probe".into(), Value::Array(table));
