@@ -356,6 +356,19 @@ fn pca_small_example_by_hand() {
     }
 }
 
+/// A component's sign is set by its first entry of largest magnitude, also when two entries
+/// tie: points on the line (0, 2), (1, 1), (2, 0) give the component (1, -1) / sqrt 2, whose
+/// entries have the same magnitude to the bit (checked, so the test knows it has a tie), and
+/// the first one is made positive. Taking the last of the tied entries would flip it.
+#[test]
+fn a_tie_in_magnitude_goes_to_the_first_entry() {
+    let x = [0.0, 2.0, 1.0, 1.0, 2.0, 0.0];
+    let pca = Pca::fit(&x, 3, 2, 1);
+    let c = &pca.components;
+    assert_eq!(c[0].abs(), c[1].abs(), "no tie to break: {c:?}");
+    assert!(c[0] > 0.0 && c[1] < 0.0, "the first of the tied entries is not the positive one: {c:?}");
+}
+
 #[test]
 fn project_and_reconstruct_agree_with_naive_loops() {
     // n spans several parallel slabs (512 rows) and ends part-way through one.
