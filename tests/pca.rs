@@ -369,6 +369,20 @@ fn a_tie_in_magnitude_goes_to_the_first_entry() {
     assert!(c[0] > 0.0 && c[1] < 0.0, "the first of the tied entries is not the positive one: {c:?}");
 }
 
+/// With no components (the command line asks for at least one; the library allows none) a
+/// code is empty and every reconstruction is the training mean.
+#[test]
+fn no_components_give_empty_codes_and_the_mean() {
+    let x = [0.0, 2.0, 1.0, 1.0, 2.0, 6.0];
+    let pca = Pca::fit(&x, 3, 2, 0);
+    assert!(pca.components.is_empty() && pca.explained_variance.is_empty());
+    let codes = pca.project(&x, 3);
+    assert!(codes.is_empty(), "codes {codes:?}");
+    assert_eq!(pca.reconstruct(&codes, 3), [1.0, 3.0, 1.0, 3.0, 1.0, 3.0]);
+    // Squared deviations from the mean (1, 3): 1 + 1, 0 + 4, 1 + 9, over 6 entries.
+    assert!((pca.reconstruction_mse(&x, 3) - 16.0 / 6.0).abs() < 1e-12);
+}
+
 #[test]
 fn project_and_reconstruct_agree_with_naive_loops() {
     // n spans several parallel slabs (512 rows) and ends part-way through one.
