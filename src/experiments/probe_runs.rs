@@ -172,9 +172,9 @@ pub fn probe_runs(ctx: &mut Context, run_dirs: &[PathBuf]) -> Result<()> {
     crate::note!("probe: PCA with every component in {:.1} s", start.elapsed().as_secs_f64());
 
     let mut rows: Vec<ProbeRow> = Vec::new();
-    let pixels = probe::pixel_codes(&data.test);
-    let (lp, knn) = scores(probe::pixel_codes(&data.train), &pixels, data, seed);
-    let mean_abs_code = probe::mean_abs(&pixels);
+    let test_pixels = probe::pixel_codes(&data.test);
+    let (lp, knn) = scores(probe::pixel_codes(&data.train), &test_pixels, data, seed);
+    let mean_abs_code = probe::mean_abs(&test_pixels);
     rows.push(ProbeRow {
         name: "pixels".into(),
         code_size: PIXELS,
@@ -185,9 +185,9 @@ pub fn probe_runs(ctx: &mut Context, run_dirs: &[PathBuf]) -> Result<()> {
         mean_abs_code,
     });
     crate::note!("probe: pixels: linear probe {:.2}%, {K_NEIGHBOURS}-NN {:.2}%", 100.0 * lp, 100.0 * knn);
-    let map = representations::code_map(&ctx.path("pixels_map.svg"), "pixels", &pixels, &data.test_labels.labels)?;
+    let map = representations::code_map(&ctx.path("pixels_map.svg"), "pixels", &test_pixels, &data.test_labels.labels)?;
     ctx.figure("pixels_map.svg", map);
-    drop(pixels);
+    drop(test_pixels);
     crate::memory::return_freed_memory();
 
     for (name, model) in &models {
