@@ -125,7 +125,7 @@ const PCA_SLAB: usize = 4096;
 
 /// The PCA codes of `images`, converted to f32 a slab at a time: all 60,000 training images
 /// as f32 would hold 188 MB more. Each code depends on its own image alone, so the slabs
-/// change no bit.
+/// change no bit. (The test images are converted whole anyway, for their reconstructions.)
 fn pca_codes(pca: &Pca, images: &Images) -> Codes {
     let k = pca.explained_variance.len();
     let mut values = Vec::with_capacity(images.n * k);
@@ -140,7 +140,8 @@ fn pca_codes(pca: &Pca, images: &Images) -> Codes {
 fn pca_row(pca: &Pca, data: &Mnist, seed: u64) -> (ProbeRow, Codes) {
     let k = pca.explained_variance.len();
     let test_x = data.test.to_f32(0..data.test.n);
-    let (train, test) = (pca_codes(pca, &data.train), pca_codes(pca, &data.test));
+    let train = pca_codes(pca, &data.train);
+    let test = Codes { n: data.test.n, d: k, values: pca.project(&test_x, data.test.n) };
     let recon = pca.reconstruct(&test.values, test.n);
     let per_class = probe::mse_per_class(&test_x, &recon, &data.test_labels.labels, PIXELS);
     let (linear_probe, knn) = scores(train, &test, data, seed);
