@@ -35,7 +35,7 @@ pub fn keep_freed_memory() {
 /// next training step is, once training is over, resident memory that nothing uses: `probe`
 /// frees a model's codes, reconstructions and images (up to 32 MB each, so from the heap)
 /// and calls this before the next model's, which need not fit into the same blocks. Its
-/// peak over an `all` run's models fell from 628 to 591 MB. A no-op off glibc.
+/// peak over an `all` run's models fell from 628 MB to about 590 (sampled). A no-op off glibc.
 pub fn return_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only releases free memory at the heap's top and free pages inside
