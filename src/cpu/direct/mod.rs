@@ -94,9 +94,11 @@ impl Layout {
         &self.taps[..g.kh * g.kw]
     }
 
-    /// Copies image x (c, h, w) into the middle of the zeroed planes of `xpad`.
+    /// Copies image x (c, h, w) into the middle of the planes of `xpad`, whose other values
+    /// (the border, the slack) must be zero. `pad`, `spread` and `spread_lanes` write only an
+    /// image's own positions, so a buffer made zeroed and used for one layout stays zero
+    /// everywhere else, from image to image: no clearing pass per image.
     fn pad(&self, g: &ConvGeom, x: &[f32], xpad: &mut [f32]) {
-        xpad.fill(0.0);
         for (src, dst) in x.chunks_exact(g.h * g.w).zip(xpad.chunks_mut(self.plane)) {
             for (row, out) in src.chunks_exact(g.w).zip(dst[g.padding * self.wp..].chunks_mut(self.wp)) {
                 out[g.padding..g.padding + g.w].copy_from_slice(row);
@@ -104,9 +106,9 @@ impl Layout {
         }
     }
 
-    /// Lays dout (c, oh, ow) out like y': rows of Wp, zeros in the junk columns and tail.
+    /// Lays dout (c, oh, ow) out like y': rows of Wp, zeros in the junk columns and tail
+    /// (which `spread` leaves as they are: zero, see `pad`).
     fn spread(&self, g: &ConvGeom, dout: &[f32], spread: &mut [f32]) {
-        spread.fill(0.0);
         for (src, dst) in dout.chunks_exact(g.oh * g.ow).zip(spread.chunks_exact_mut(self.run)) {
             for (row, out) in src.chunks_exact(g.ow).zip(dst.chunks_mut(self.wp)) {
                 out[..g.ow].copy_from_slice(row);
@@ -115,9 +117,9 @@ impl Layout {
     }
 
     /// dout (c, oh, ow) as blocks of C channels, each a run of [f32; C] positions laid out
-    /// like y' (dt[block][j][c]), with zeros in the junk columns and tail.
+    /// like y' (dt[block][j][c]), with zeros in the junk columns and tail (left as they
+    /// are: zero, see `pad`).
     fn spread_lanes<const C: usize>(&self, g: &ConvGeom, dout: &[f32], dt: &mut [f32]) {
-        dt.fill(0.0);
         let plane = g.oh * g.ow;
         for (block, dt) in dt.chunks_exact_mut(C * self.run).enumerate() {
             for c in 0..C {
