@@ -375,6 +375,20 @@ impl<'t> Grads<'t> {
         self.slot(v).map(Tensor::as_slice_mut)
     }
 
+    /// For a CPU rule whose kernel comes in both forms: the first gradient to reach `v` is
+    /// made whole by `new`, with no zeros written first to add it to; a later one (v used
+    /// twice) is added by `add`. Nothing when `v` needs no gradient.
+    pub(crate) fn grad_new_or_add(&mut self, v: Var, new: impl FnOnce() -> Vec<f32>, add: impl FnOnce(&mut [f32])) {
+        let node = &self.nodes[v.0];
+        if !node.requires_grad {
+            return;
+        }
+        match &mut self.grads[v.0] {
+            Some(grad) => add(grad.as_slice_mut()),
+            empty => *empty = Some(Tensor::from_vec(node.value.shape(), new())),
+        }
+    }
+
     /// `slot` for a CUDA rule: the gradient's device buffer.
     pub(crate) fn grad_mut_cuda(&mut self, v: Var) -> Option<&mut CudaSlice<f32>> {
         self.slot(v).map(Tensor::cuda_mut)

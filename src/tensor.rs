@@ -23,6 +23,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
+use std::ops::Range;
 use std::sync::Arc;
 
 /// The random generator of the whole crate: seeded, portable and reproducible (never
@@ -240,6 +241,31 @@ pub(crate) fn zeros_vec(n: usize) -> Vec<f32> {
     let mut data = Vec::with_capacity(n);
     data.spare_capacity_mut()[..n].par_chunks_mut(PARALLEL_ZEROS).for_each(|chunk| chunk.fill(MaybeUninit::new(0.0)));
     // SAFETY: the capacity is at least n, and the loop above has written each of the first n.
+    unsafe { data.set_len(n) };
+    data
+}
+
+/// A new buffer of n values written once each, in parallel chunks of `chunk` positions, from
+/// `values(range)`, the values of the positions in `range`: no clearing pass first, as a
+/// buffer from `zeros_vec` gets, for kernels that write every value of their output (ReLU).
+/// Panics if `values` gives fewer values than its range has positions.
+pub(crate) fn written_vec<I: Iterator<Item = f32>>(
+    n: usize,
+    chunk: usize,
+    values: impl Fn(Range<usize>) -> I + Sync,
+) -> Vec<f32> {
+    let mut data = Vec::with_capacity(n);
+    data.spare_capacity_mut()[..n].par_chunks_mut(chunk.max(1)).enumerate().for_each(|(i, out)| {
+        let (start, len) = (i * chunk.max(1), out.len());
+        let mut written = 0;
+        for (out, v) in out.iter_mut().zip(values(start..start + len)) {
+            out.write(v);
+            written += 1;
+        }
+        assert_eq!(written, len, "written_vec: too few values for positions {start}..");
+    });
+    // SAFETY: the capacity is at least n, the chunks cover the first n values, and each chunk
+    // wrote all of its values (asserted) before this line is reached.
     unsafe { data.set_len(n) };
     data
 }

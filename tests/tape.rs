@@ -128,3 +128,22 @@ fn a_tape_computes_with_the_kernels_it_was_given() {
         assert!(tape.take_grad(wv).to_vec() == *want, "{kernels:?}: conv_transpose2d's dW is not that floor's");
     }
 }
+
+/// A value fed to two ReLUs gets the sum of both gradients on either floor. The fast floor
+/// makes the first gradient to reach a ReLU's input whole (`grad_new_or_add`, no zeros
+/// first) and adds the second: here 2 dout where x > 0 and 0 elsewhere, exactly (a sum of
+/// two equal values), and the same from the plain loops.
+#[test]
+fn a_value_used_by_two_relus_gets_both_gradients() {
+    let mut rng = rng(11);
+    let (x, dout) = (normal(&[5000], &mut rng).to_vec(), normal(&[5000], &mut rng).to_vec());
+    let want: Vec<f32> = x.iter().zip(&dout).map(|(&x, &d)| if x > 0.0 { 2.0 * d } else { 0.0 }).collect();
+    for kernels in [Kernels::Reference, Kernels::Fast] {
+        let mut tape = Tape::new().with_kernels(kernels);
+        let xv = tape.param(Tensor::from_vec(&[5000], x.clone()));
+        let (a, b) = (tape.relu(xv), tape.relu(xv));
+        let sum = tape.add(a, b);
+        tape.backward_with(sum, Tensor::from_vec(&[5000], dout.clone()));
+        assert!(tape.take_grad(xv).to_vec() == want, "{kernels:?}: dx is not 2 dout where x > 0");
+    }
+}

@@ -35,16 +35,19 @@ pub fn relu_backward(y: &[f32], dout: &[f32], dx: &mut [f32]) {
 impl Tape {
     pub fn relu(&mut self, x: Var) -> Var {
         let xv = self.value(x);
-        let mut y = Tensor::output_on(xv.shape(), &xv.device());
-        match xv {
-            Tensor::Cpu(_) => match self.kernels() {
-                Kernels::Reference => relu_forward(xv.as_slice(), y.as_slice_mut()),
-                Kernels::Fast => cpu::relu::relu_forward(xv.as_slice(), y.as_slice_mut()),
-            },
-            Tensor::Cuda(xc) => {
-                cuda::elementwise::relu_forward(xc.gpu(), xc.slice(), y.cuda_mut()).expect(LAUNCH_FAILED)
+        let y = match (xv, self.kernels()) {
+            (Tensor::Cpu(_), Kernels::Reference) => {
+                let mut y = Tensor::zeros(xv.shape());
+                relu_forward(xv.as_slice(), y.as_slice_mut());
+                y
             }
-        }
+            (Tensor::Cpu(_), Kernels::Fast) => Tensor::from_vec(xv.shape(), cpu::relu::relu_forward_new(xv.as_slice())),
+            (Tensor::Cuda(xc), _) => {
+                let mut y = Tensor::output_on(xv.shape(), &xv.device());
+                cuda::elementwise::relu_forward(xc.gpu(), xc.slice(), y.cuda_mut()).expect(LAUNCH_FAILED);
+                y
+            }
+        };
         self.push(y, Op::Relu { x })
     }
 }
@@ -52,12 +55,18 @@ impl Tape {
 pub(crate) fn relu_backward_tape(g: &mut Grads, dout: &Tensor, y: &Tensor, x: Var) {
     match dout {
         Tensor::Cpu(_) => {
-            let kernels = g.kernels;
-            if let Some(dx) = g.grad_mut(x) {
-                match kernels {
-                    Kernels::Reference => relu_backward(y.as_slice(), dout.as_slice(), dx),
-                    Kernels::Fast => cpu::relu::relu_backward(y.as_slice(), dout.as_slice(), dx),
+            let (y, dout) = (y.as_slice(), dout.as_slice());
+            match g.kernels {
+                Kernels::Reference => {
+                    if let Some(dx) = g.grad_mut(x) {
+                        relu_backward(y, dout, dx)
+                    }
                 }
+                Kernels::Fast => g.grad_new_or_add(
+                    x,
+                    || cpu::relu::relu_backward_new(y, dout),
+                    |dx| cpu::relu::relu_backward(y, dout, dx),
+                ),
             }
         }
         Tensor::Cuda(dc) => {
