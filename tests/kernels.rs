@@ -476,3 +476,26 @@ fn every_family_trains_alike_on_both_floors() {
         }
     }
 }
+
+/// The fast index check against the definition of a window, index by index: on planes of
+/// odd and even sizes, every cell given every index of the plane and a few past its end
+/// (the others at their windows' corners) is accepted exactly when the index's row and
+/// column both fall in that cell's 2x2 window.
+#[test]
+fn the_fast_index_check_accepts_exactly_the_windows() {
+    for (h, w) in [(5, 7), (4, 4), (3, 2)] {
+        let (ph, pw) = (h / 2, w / 2);
+        let corners: Vec<u32> = (0..ph * pw).map(|q| (2 * (q / pw) * w + 2 * (q % pw)) as u32).collect();
+        assert!(cpu::pool::all_in_windows(&corners, ph, pw, w));
+        for q in 0..ph * pw {
+            let (wy, wx) = (q / pw, q % pw);
+            for i in (0..(h * w + 3) as u32).chain([u32::MAX]) {
+                let (row, col) = (i as usize / w, i as usize % w);
+                let inside = (2 * wy..2 * wy + 2).contains(&row) && (2 * wx..2 * wx + 2).contains(&col);
+                let mut idx = corners.clone();
+                idx[q] = i;
+                assert_eq!(cpu::pool::all_in_windows(&idx, ph, pw, w), inside, "{h}x{w}: cell {q}, index {i}");
+            }
+        }
+    }
+}

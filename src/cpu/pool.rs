@@ -5,7 +5,6 @@
 //! loops' 2.84, 13.6x, on 2 threads (`cargo bench --bench ladder -- pool`, docs/performance.md).
 
 use crate::geom::POOL;
-use crate::ops::pool::in_window;
 use rayon::prelude::*;
 
 /// y (planes, h/2, w/2) = max over each 2x2 window of x (planes, h, w); idx its argmax.
@@ -63,13 +62,22 @@ pub fn maxunpool2d_backward(dout: &[f32], idx: &[u32], dx: &mut [f32], ph: usize
 }
 
 /// Whether every index of `idx` (planes, ph, pw) lies in its own window of a plane `w` wide:
-/// `ops::pool`'s check, row by row of cells and in parallel, since it runs on every unpool.
+/// `ops::pool`'s check, in parallel over planes, since it runs on every unpool. The same
+/// test as `in_window`, put so that it vectorises: the index's offset from its window's
+/// corner is dy * w + dx with dx < POOL for some row dy < POOL, that is offset - dy * w is
+/// below POOL for some dy (unsigned, so an offset before the row's start wraps above); the
+/// corners are listed once for all planes, the cells' answers are and-ed rather than
+/// short-circuited, and each task takes whole planes, at least `CHECKED_PER_TASK` indices.
 pub fn all_in_windows(idx: &[u32], ph: usize, pw: usize, w: usize) -> bool {
+    let corners: Vec<u32> = (0..ph * pw).map(|q| (POOL * (q / pw) * w + POOL * (q % pw)) as u32).collect();
     let plane_ok = |plane: &[u32]| {
-        plane
-            .chunks_exact(pw)
-            .enumerate()
-            .all(|(wy, row)| row.iter().enumerate().all(|(wx, &i)| in_window(wy, wx, i, w)))
+        plane.iter().zip(&corners).fold(true, |ok, (&i, &corner)| {
+            let offset = i.wrapping_sub(corner);
+            ok & (0..POOL).fold(false, |inside, dy| inside | (offset.wrapping_sub((dy * w) as u32) < POOL as u32))
+        })
     };
-    idx.par_chunks(ph * pw).all(plane_ok)
+    idx.par_chunks(corners.len().max(1)).with_min_len(CHECKED_PER_TASK.div_ceil(corners.len().max(1))).all(plane_ok)
 }
+
+/// Indices a task of `all_in_windows` checks at least: the CAE's smallest planes hold 9.
+const CHECKED_PER_TASK: usize = 4096;
