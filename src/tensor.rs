@@ -270,6 +270,25 @@ pub(crate) fn written_vec<I: Iterator<Item = f32>>(
     data
 }
 
+/// A new buffer of n values in chunks of `chunk`, each chunk zeroed and at once handed to
+/// `fill(index of the chunk, chunk)` by the same task, while it is in cache: for kernels that
+/// write into zeros a chunk (a plane) at a time, such as the unpool's, in place of a buffer
+/// cleared whole beforehand, in a pass over memory of its own (`zeros_vec`).
+pub(crate) fn zeroed_chunks_vec(n: usize, chunk: usize, fill: impl Fn(usize, &mut [f32]) + Sync) -> Vec<f32> {
+    let mut data = Vec::with_capacity(n);
+    data.spare_capacity_mut()[..n].par_chunks_mut(chunk.max(1)).enumerate().for_each(|(i, values)| {
+        values.fill(MaybeUninit::new(0.0));
+        // SAFETY: every value of the chunk was written just above, and MaybeUninit<f32> has
+        // f32's size and alignment, so the chunk may be seen as initialised f32s.
+        let values = unsafe { &mut *(values as *mut [MaybeUninit<f32>] as *mut [f32]) };
+        fill(i, values);
+    });
+    // SAFETY: the capacity is at least n, and the chunks, which cover the first n values,
+    // were each zeroed before `fill` saw them.
+    unsafe { data.set_len(n) };
+    data
+}
+
 const ON_GPU: &str =
     "this tensor lives on the GPU: take a host copy with to_cpu() (or to_vec()) before reading its values";
 const MIXED: &str = "a CPU tensor where a GPU one was expected: an op's inputs must all live on one device (move the model with Model::to_device, the data with Tensor::to_device)";

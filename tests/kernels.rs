@@ -271,6 +271,9 @@ fn check_pool(planes: usize, h: usize, w: usize, ties: bool, seed: u64) {
             cpu::pool::maxunpool2d_backward(&dout_u, &i, &mut dxu, ph, pw, h, w);
             assert_eq!(bits(&dxu), bits(&dxu_ref), "unpool backward {planes}x{h}x{w}");
             assert!(cpu::pool::all_in_windows(&i, ph, pw, w), "the pool's own indices lie in their windows");
+            // Into a new buffer, zeroed a plane at a time.
+            let up_new = cpu::pool::maxunpool2d_forward_new(&dout_p, &i, ph, pw, h, w);
+            assert_eq!(bits(&up_new), bits(&up_ref), "unpool into a new buffer {planes}x{h}x{w}");
         });
     }
     // A stray index is found by the fast check as by the reference's.
@@ -296,6 +299,11 @@ fn check_elementwise(len: usize, seed: u64) {
     relu::relu_backward(&y_ref, &dout, &mut dx_ref);
     cpu::relu::relu_backward(&y_ref, &dout, &mut dx);
     assert_eq!(bits(&dx), bits(&dx_ref), "relu backward {len}");
+    // Into new buffers: the output, and a first gradient (the reference's added to zeros).
+    assert_eq!(bits(&cpu::relu::relu_forward_new(&x)), bits(&y_ref), "relu into a new buffer {len}");
+    let mut first_ref = vec![0.0; len];
+    relu::relu_backward(&y_ref, &dout, &mut first_ref);
+    assert_eq!(bits(&cpu::relu::relu_backward_new(&y_ref, &dout)), bits(&first_ref), "relu backward, new {len}");
 
     let ulp = |a: f32, b: f32| (a - b).abs() <= f32::EPSILON * a.abs().max(b.abs());
     let (m_ref, m) = (loss::mse_forward(&x, &t), cpu::loss::mse_forward(&x, &t));

@@ -5,6 +5,7 @@
 //! loops' 2.84, 13.6x, on 2 threads (`cargo bench --bench ladder -- pool`, docs/performance.md).
 
 use crate::geom::POOL;
+use crate::tensor::zeroed_chunks_vec;
 use rayon::prelude::*;
 
 /// y (planes, h/2, w/2) = max over each 2x2 window of x (planes, h, w); idx its argmax.
@@ -48,8 +49,23 @@ pub fn maxpool2d_backward(dout: &[f32], idx: &[u32], dx: &mut [f32], h: usize, w
 pub fn maxunpool2d_forward(x: &[f32], idx: &[u32], y: &mut [f32], ph: usize, pw: usize, h: usize, w: usize) {
     y.par_chunks_mut(h * w).zip(x.par_chunks(ph * pw)).zip(idx.par_chunks(ph * pw)).for_each(|((y, x), idx)| {
         y.fill(0.0);
-        idx.iter().zip(x).for_each(|(&i, &v)| y[i as usize] = v);
+        place_plane(x, idx, y);
     });
+}
+
+/// `maxunpool2d_forward` into a new buffer, each plane zeroed by the task that then places
+/// its values (`tensor::zeroed_chunks_vec`), not cleared whole first.
+pub fn maxunpool2d_forward_new(x: &[f32], idx: &[u32], ph: usize, pw: usize, h: usize, w: usize) -> Vec<f32> {
+    let cells = ph * pw;
+    let planes = x.len() / cells.max(1);
+    zeroed_chunks_vec(planes * h * w, h * w, |p, y| {
+        place_plane(&x[p * cells..][..cells], &idx[p * cells..][..cells], y)
+    })
+}
+
+/// One plane of `maxunpool2d_forward`, onto zeros.
+fn place_plane(x: &[f32], idx: &[u32], y: &mut [f32]) {
+    idx.iter().zip(x).for_each(|(&i, &v)| y[i as usize] = v);
 }
 
 /// dx (planes, ph, pw) += dout (planes, h, w) read at the indices.

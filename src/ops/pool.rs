@@ -249,20 +249,24 @@ impl Tape {
         assert_eq!(xv.shape(), indices.shape, "max_unpool2d: input and indices differ in shape");
         check_indices(indices, h, w, self.kernels());
         let [n, c, ph, pw] = indices.shape;
+        let shape = [n, c, h, w];
         // The unpool writes every value (a gather: the input, or a zero).
-        let mut y = Tensor::output_on(&[n, c, h, w], &xv.device());
-        match xv {
-            Tensor::Cpu(_) => match self.kernels() {
-                Kernels::Reference => maxunpool2d_forward(xv.as_slice(), indices.cpu(), y.as_slice_mut(), ph, pw, h, w),
-                Kernels::Fast => {
-                    cpu::pool::maxunpool2d_forward(xv.as_slice(), indices.cpu(), y.as_slice_mut(), ph, pw, h, w)
-                }
-            },
-            Tensor::Cuda(xc) => {
-                cuda::pool::maxunpool2d_forward(xc.gpu(), xc.slice(), indices.cuda(), y.cuda_mut(), ph, pw, h, w)
-                    .expect(LAUNCH_FAILED)
+        let y = match (xv, self.kernels()) {
+            (Tensor::Cpu(_), Kernels::Reference) => {
+                let mut y = Tensor::zeros(&shape);
+                maxunpool2d_forward(xv.as_slice(), indices.cpu(), y.as_slice_mut(), ph, pw, h, w);
+                y
             }
-        }
+            (Tensor::Cpu(_), Kernels::Fast) => {
+                Tensor::from_vec(&shape, cpu::pool::maxunpool2d_forward_new(xv.as_slice(), indices.cpu(), ph, pw, h, w))
+            }
+            (Tensor::Cuda(xc), _) => {
+                let mut y = Tensor::output_on(&shape, &xv.device());
+                cuda::pool::maxunpool2d_forward(xc.gpu(), xc.slice(), indices.cuda(), y.cuda_mut(), ph, pw, h, w)
+                    .expect(LAUNCH_FAILED);
+                y
+            }
+        };
         self.push(y, Op::MaxUnpool2d { x, indices: indices.clone(), h, w })
     }
 }
