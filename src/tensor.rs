@@ -230,19 +230,16 @@ impl Tensor {
 const PARALLEL_ZEROS: usize = 1 << 16;
 
 /// n zeros, cleared in parallel (see `Tensor::zeros`); also the ops' large scratch buffers.
-/// Each thread clears its chunks of the new buffer's memory with one `fill` (a memset), the
-/// only write each value gets: twice as fast as collecting zeros through rayon's iterators, which
-/// write them one at a time (2.2 million zeros, h900's weight gradients, in 68 and 93 us
-/// against 199 on two threads of the Zen 3 development machine, best of 300, two runs).
+/// Each thread clears its chunks of the new buffer's memory with one `fill` (a memset,
+/// `zeroed_chunks_vec` with nothing to add), the only write each value gets: twice as fast
+/// as collecting zeros through rayon's iterators, which write them one at a time (2.2
+/// million zeros, h900's weight gradients, in 68 and 93 us against 199 on two threads of the
+/// Zen 3 development machine, best of 300, two runs).
 pub(crate) fn zeros_vec(n: usize) -> Vec<f32> {
     if n < PARALLEL_ZEROS {
         return vec![0.0; n];
     }
-    let mut data = Vec::with_capacity(n);
-    data.spare_capacity_mut()[..n].par_chunks_mut(PARALLEL_ZEROS).for_each(|chunk| chunk.fill(MaybeUninit::new(0.0)));
-    // SAFETY: the capacity is at least n, and the loop above has written each of the first n.
-    unsafe { data.set_len(n) };
-    data
+    zeroed_chunks_vec(n, PARALLEL_ZEROS, |_, _| {})
 }
 
 /// A new buffer of n values written once each, in parallel chunks of `chunk` positions, from
