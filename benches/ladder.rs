@@ -188,6 +188,12 @@ fn main() {
             cpu::pool::maxpool2d_forward(&x, &mut y, &mut idx, h, w);
             cpu::pool::maxunpool2d_forward(&y, &idx, &mut up, 14, 14, h, w);
         });
+        // What the tape calls: the unpool's output made a plane at a time, each plane zeroed
+        // by the task that fills it, instead of a given buffer cleared and written.
+        l.rung("+ the unpool into a new buffer, a plane zeroed as it is filled", 1.0, || {
+            cpu::pool::maxpool2d_forward(&x, &mut y, &mut idx, h, w);
+            black_box(cpu::pool::maxunpool2d_forward_new(&y, &idx, 14, 14, h, w));
+        });
         black_box(&up);
         l.print();
     }
@@ -208,6 +214,14 @@ fn main() {
         l.rung("chunks of 16K values in parallel", 0.5, || {
             cpu::relu::relu_forward(&x, &mut y);
             cpu::relu::relu_backward(&y, &dout, &mut dx);
+            black_box(cpu::loss::mse_forward(&p, &t));
+            cpu::loss::mse_backward(&p, &t, 1e-3, &mut dp);
+        });
+        // What the tape calls: the ReLU's output and the first gradient to reach its input
+        // written once into new buffers, not into given (already cleared) ones.
+        l.rung("+ ReLU's output and gradient into new buffers, written once", 0.5, || {
+            black_box(cpu::relu::relu_forward_new(&x));
+            black_box(cpu::relu::relu_backward_new(&y, &dout));
             black_box(cpu::loss::mse_forward(&p, &t));
             cpu::loss::mse_backward(&p, &t, 1e-3, &mut dp);
         });
