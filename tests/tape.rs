@@ -147,3 +147,36 @@ fn a_value_used_by_two_relus_gets_both_gradients() {
         assert!(tape.take_grad(xv).to_vec() == want, "{kernels:?}: dx is not 2 dout where x > 0");
     }
 }
+
+/// A linear layer applied twice to the same input with the same weight: x and W each get
+/// two equal gradients, so each must come out exactly twice what one use gives, on either
+/// floor. The fast floor writes the first gradient of x and of W into a new buffer
+/// (`grad_new_or_add`: no zeros first) and adds the second onto it; a third of the output
+/// units get no gradient, so its products take their leaving-out paths too.
+#[test]
+fn a_linear_layer_used_twice_gets_both_gradients() {
+    let (n, d_in, d_out) = (8, 40, 30);
+    let mut r = rng(12);
+    let (x, w) = (normal(&[n, d_in], &mut r).to_vec(), normal(&[d_out, d_in], &mut r).to_vec());
+    let mut dout = normal(&[n, d_out], &mut r).to_vec();
+    dout.iter_mut().enumerate().filter(|(i, _)| i % d_out % 3 == 0).for_each(|(_, g)| *g = 0.0);
+    for kernels in [Kernels::Reference, Kernels::Fast] {
+        let grads = |twice: bool| {
+            let mut tape = Tape::new().with_kernels(kernels);
+            let xv = tape.param(Tensor::from_vec(&[n, d_in], x.clone()));
+            let wv = tape.param(Tensor::from_vec(&[d_out, d_in], w.clone()));
+            let mut y = tape.linear(xv, wv, None);
+            if twice {
+                let again = tape.linear(xv, wv, None);
+                y = tape.add(y, again);
+            }
+            tape.backward_with(y, Tensor::from_vec(&[n, d_out], dout.clone()));
+            (tape.take_grad(xv).to_vec(), tape.take_grad(wv).to_vec())
+        };
+        let ((dx1, dw1), (dx2, dw2)) = (grads(false), grads(true));
+        let doubled = |g: &[f32]| g.iter().map(|g| 2.0 * g).collect::<Vec<f32>>();
+        assert!(dx2 == doubled(&dx1), "{kernels:?}: dx of two uses is not twice one use's");
+        assert!(dw2 == doubled(&dw1), "{kernels:?}: dW of two uses is not twice one use's");
+        assert!(dx1.iter().any(|&g| g != 0.0) && dw1.iter().any(|&g| g != 0.0), "gradients of zeros prove nothing");
+    }
+}

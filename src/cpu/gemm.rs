@@ -104,12 +104,15 @@ impl<'a, T> Mat<'a, T> {
 
     /// Rows `r0 .. r0 + count`.
     pub(super) fn rows_from(self, r0: usize, count: usize) -> Self {
-        Mat { data: &self.data[r0 * self.rs..], rows: count, ..self }
+        let empty = count == 0 || self.cols == 0;
+        Mat { data: if empty { &[] } else { &self.data[r0 * self.rs..] }, rows: count, ..self }
     }
 
-    /// Columns `c0 .. c0 + count`.
+    /// Columns `c0 .. c0 + count`. An empty view holds no storage: a matrix of no rows (the
+    /// live rows of a layer whose every unit is dead) has none to offset into.
     pub(super) fn cols_from(self, c0: usize, count: usize) -> Self {
-        Mat { data: &self.data[c0 * self.cs..], cols: count, ..self }
+        let empty = count == 0 || self.rows == 0;
+        Mat { data: if empty { &[] } else { &self.data[c0 * self.cs..] }, cols: count, ..self }
     }
 
     /// Every element this view can touch lies inside `data`: what makes the raw call sound.
@@ -209,25 +212,50 @@ impl SendPtr {
 pub fn par_gemm(a: Mat, b: Mat, beta: f32, c: &mut [f32]) {
     let (m, n) = (a.rows, b.cols);
     assert_eq!(c.len(), m * n, "par_gemm: C must hold {m}x{n} values");
-    let threads = rayon::current_num_threads();
+    // SAFETY: c holds the m x n values, and is borrowed mutably for the call.
+    unsafe { par_gemm_into(a, b, beta, c.as_mut_ptr()) }
+}
+
+/// C = A B into a new buffer, `par_gemm` with beta = 0: matrixmultiply then writes every value
+/// of C without reading it ("if beta is zero, C does not need to be initialized"), so the
+/// buffer is not cleared first, a pass over memory saved (a first gradient, `cpu::linear`).
+/// The same bits as `par_gemm` onto zeros with beta = 1: each sum starts from +0 and cannot
+/// end at -0, so adding it to a zero changes nothing.
+pub fn par_gemm_new(a: Mat, b: Mat) -> Vec<f32> {
+    let len = a.rows * b.cols;
+    let mut c = Vec::with_capacity(len);
+    // SAFETY: the capacity holds the m x n values, which nothing else can see; with beta = 0
+    // the product writes each of them once, so all are set before the length says so.
+    unsafe {
+        par_gemm_into(a, b, 0.0, c.as_mut_ptr());
+        c.set_len(len);
+    }
+    c
+}
+
+/// The product of `par_gemm` into the m x n row-major storage at `c`.
+///
+/// # Safety
+/// `c` must be valid for writes of m x n values (and reads, unless beta is 0), which no other
+/// thread touches during the call.
+unsafe fn par_gemm_into(a: Mat, b: Mat, beta: f32, c: *mut f32) {
+    let (m, n) = (a.rows, b.cols);
     // Bands of at least 16 rows or columns: below that, a task's share of the arithmetic no
     // longer pays for packing the other operand again.
-    let band = m.max(n).div_ceil(threads).max(16);
+    let band = m.max(n).div_ceil(rayon::current_num_threads()).max(16);
+    let c = SendPtr(c);
+    // SAFETY (each call below): a band of rows, or of columns, of C lies inside the m x n
+    // values at c (the caller's contract), C's rows are n apart, and the bands are disjoint,
+    // so no two tasks touch the same value.
     if band >= m.max(n) || m == 0 || n == 0 {
-        gemm(a, b, beta, c)
+        unsafe { gemm_into(a, b, beta, c.0, n) }
     } else if m >= n {
-        c.par_chunks_mut(band * n).enumerate().for_each(|(i, c_band)| {
-            gemm(a.rows_from(i * band, c_band.len() / n), b, beta, c_band);
+        for_each_band(m, 1, 16, |rows| unsafe {
+            gemm_into(a.rows_from(rows.start, rows.len()), b, beta, c.at(rows.start * n), n)
         });
     } else {
-        // A band of columns is not contiguous in row-major C, so it cannot be a sub-slice:
-        // each task writes its band in place through the row stride n.
-        let c = SendPtr(c.as_mut_ptr());
-        for_each_band(n, 1, 16, |cols| {
-            // SAFETY: the band's elements c[r * n + j] (r < m, j in cols) lie inside the
-            // m x n matrix C, which is borrowed mutably for this call, and the bands' column
-            // ranges are disjoint, so no two tasks touch the same element.
-            unsafe { gemm_into(a, b.cols_from(cols.start, cols.len()), beta, c.at(cols.start), n) }
+        for_each_band(n, 1, 16, |cols| unsafe {
+            gemm_into(a, b.cols_from(cols.start, cols.len()), beta, c.at(cols.start), n)
         });
     }
 }

@@ -2,7 +2,9 @@
 //! with AVX-512 the kernels of `thin`, which read the operands where they lie, else
 //! `par_gemm` (matrixmultiply).
 //!
-//! Each product adds into its gradient (beta = 1), as the reference does.
+//! Each product adds into its gradient (beta = 1), as the reference does; the `_new` forms
+//! write the first gradient to reach a value into a new buffer, the same bits without the
+//! zeros first.
 //! The two backward products leave out the output units whose column of dout is all zeros
 //! (`Live`): behind a ReLU these are many, and their terms add nothing. `thin`'s kernels
 //! skip them where they lie; the packed product is given copies of the live part
@@ -15,10 +17,11 @@
 //! 0.82 with the operands read in place, 0.70 with a third of the units each side left out
 //! (126x). The whole ladder is in docs/performance.md.
 
-use super::gemm::{par_gemm, Mat};
+use super::gemm::{par_gemm, par_gemm_new, Mat};
 use super::thin;
 use super::thin_rows::{self, Terms};
 use super::transpose::par_transpose;
+use crate::tensor::{written_vec, zeros_vec};
 use rayon::prelude::*;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -92,10 +95,24 @@ pub fn backward_input(dout: &[f32], w: &[f32], dx: &mut [f32], d_in: usize, d_ou
     Products::for_this_cpu().a_b(Mat::new(dout, n, d_out), Mat::new(w, d_out, d_in), dx, live.as_terms(Terms::Steps));
 }
 
+/// dx = dout W into a new buffer: `backward_input` for the first gradient to reach x, which
+/// then need not be zeros first (the same bits).
+pub fn backward_input_new(dout: &[f32], w: &[f32], d_in: usize, d_out: usize, live: &Live) -> Vec<f32> {
+    let n = dout.len() / d_out;
+    Products::for_this_cpu().a_b_new(Mat::new(dout, n, d_out), Mat::new(w, d_out, d_in), live.as_terms(Terms::Steps))
+}
+
 /// dW += dout^T x in the rows of the live units: the others' rows would get zeros.
 pub fn backward_weight(dout: &[f32], x: &[f32], dw: &mut [f32], d_in: usize, d_out: usize, live: &Live) {
     let n = dout.len() / d_out;
     Products::for_this_cpu().a_b(Mat::new(dout, n, d_out).t(), Mat::new(x, n, d_in), dw, live.as_terms(Terms::Rows));
+}
+
+/// dW = dout^T x into a new buffer: `backward_weight` for the step's first gradient of W
+/// (the same bits).
+pub fn backward_weight_new(dout: &[f32], x: &[f32], d_in: usize, d_out: usize, live: &Live) -> Vec<f32> {
+    let n = dout.len() / d_out;
+    Products::for_this_cpu().a_b_new(Mat::new(dout, n, d_out).t(), Mat::new(x, n, d_in), live.as_terms(Terms::Rows))
 }
 
 /// The units of a batch (n, units) that some image of it reaches: the columns holding a
@@ -159,6 +176,36 @@ impl Products {
     /// named (the others add zeros); the packed product computes them all unless leaving
     /// some out pays for its copies (`packed_a_b_terms`).
     fn a_b(self, a: Mat, b: Mat, c: &mut [f32], terms: Terms) {
+        let terms = self.terms_computed(a, b, terms);
+        match self {
+            Products::Thin => thin_rows::par_a_b_terms(a, b, c, terms),
+            Products::Packed => packed_a_b_terms(a, b, &mut Sink::AddTo(c), terms),
+        }
+    }
+
+    /// C = A B into a new buffer: `a_b` onto zeros, the same bits. The packed product writes
+    /// each value of C once (`Sink::New`) rather than adding onto zeros written first;
+    /// `thin`'s kernels only add, so they get the zeros.
+    fn a_b_new(self, a: Mat, b: Mat, terms: Terms) -> Vec<f32> {
+        let terms = self.terms_computed(a, b, terms);
+        match self {
+            Products::Thin => {
+                let mut c = zeros_vec(a.rows * b.cols);
+                thin_rows::par_a_b_terms(a, b, &mut c, terms);
+                c
+            }
+            Products::Packed => {
+                let mut c = Sink::New(None);
+                packed_a_b_terms(a, b, &mut c, terms);
+                c.into_new(a.rows * b.cols)
+            }
+        }
+    }
+
+    /// The terms of A B this kind of product computes when asked for `terms` (the packed one
+    /// computes them all unless leaving some out pays for its copies), counted in
+    /// `multiply_adds`.
+    fn terms_computed<'a>(self, a: Mat, b: Mat, terms: Terms<'a>) -> Terms<'a> {
         let pays = |live: usize, all: usize| (all - live) * PACKED_LEAVES_OUT_AT_LEAST >= all;
         let terms = match (self, terms) {
             (Products::Packed, Terms::Rows(rows)) if !pays(rows.len(), a.rows) => Terms::All,
@@ -167,13 +214,10 @@ impl Products {
         };
         count(match terms {
             Terms::Rows(rows) => rows.len() * b.cols * a.cols,
-            Terms::Steps(steps) => c.len() * steps.len(),
-            Terms::All => c.len() * a.cols,
+            Terms::Steps(steps) => a.rows * b.cols * steps.len(),
+            Terms::All => a.rows * b.cols * a.cols,
         });
-        match self {
-            Products::Thin => thin_rows::par_a_b_terms(a, b, c, terms),
-            Products::Packed => packed_a_b_terms(a, b, c, terms),
-        }
+        terms
     }
 }
 
@@ -190,9 +234,9 @@ impl Products {
 /// added an exact zero. `Rows` keeps every step, and adds each block's sums, computed from
 /// zero (beta = 0), onto C's rows itself: the same roundings. `Steps` runs one product per
 /// block of the full product, over that block's live steps.
-fn packed_a_b_terms(a: Mat, b: Mat, c: &mut [f32], terms: Terms) {
+fn packed_a_b_terms(a: Mat, b: Mat, c: &mut Sink, terms: Terms) {
     match terms {
-        Terms::All => par_gemm(a, b, 1.0, c),
+        Terms::All => c.add_product(a, b),
         Terms::Rows(rows) => LIVE_A.with_borrow_mut(|a_live| {
             let a_live = gather_rows(a, rows, a_live);
             SUMS.with_borrow_mut(|sums| {
@@ -200,7 +244,7 @@ fn packed_a_b_terms(a: Mat, b: Mat, c: &mut [f32], terms: Terms) {
                 for first in (0..a.cols).step_by(PACKED_BLOCK_OF_STEPS) {
                     let steps = PACKED_BLOCK_OF_STEPS.min(a.cols - first);
                     par_gemm(a_live.cols_from(first, steps), b.rows_from(first, steps), 0.0, sums);
-                    add_to_rows(c, b.cols, rows, sums);
+                    c.add_rows(a.rows, b.cols, rows, sums);
                 }
             })
         }),
@@ -212,11 +256,48 @@ fn packed_a_b_terms(a: Mat, b: Mat, c: &mut [f32], terms: Terms) {
                 // all steps.
                 let mut first = 0;
                 for block in steps.chunk_by(|s, t| s / PACKED_BLOCK_OF_STEPS == t / PACKED_BLOCK_OF_STEPS) {
-                    par_gemm(a_live.cols_from(first, block.len()), b_live.rows_from(first, block.len()), 1.0, c);
+                    c.add_product(a_live.cols_from(first, block.len()), b_live.rows_from(first, block.len()));
                     first += block.len();
                 }
             })
         }),
+    }
+}
+
+/// Where the packed product's sums go: onto a C that holds values (`a_b`), or into a new C
+/// (`a_b_new`), which the first block's sums make, each value written once, where they would
+/// be added onto zeros written first. The same bits either way: a sum starts from +0 and
+/// cannot end at -0, so adding it to a zero leaves it as it is.
+enum Sink<'c> {
+    AddTo(&'c mut [f32]),
+    New(Option<Vec<f32>>),
+}
+
+impl Sink<'_> {
+    /// C += A B.
+    fn add_product(&mut self, a: Mat, b: Mat) {
+        match self {
+            Sink::AddTo(c) => par_gemm(a, b, 1.0, c),
+            Sink::New(Some(c)) => par_gemm(a, b, 1.0, c),
+            Sink::New(none) => *none = Some(par_gemm_new(a, b)),
+        }
+    }
+
+    /// C's listed rows (of `cols` values, of `rows_in_all`) += the rows of `sums`, in order.
+    fn add_rows(&mut self, rows_in_all: usize, cols: usize, rows: &[usize], sums: &[f32]) {
+        match self {
+            Sink::AddTo(c) => add_to_rows(c, cols, rows, sums),
+            Sink::New(Some(c)) => add_to_rows(c, cols, rows, sums),
+            Sink::New(none) => *none = Some(rows_placed(rows_in_all, cols, rows, sums)),
+        }
+    }
+
+    /// The new C, zeros if no block reached it (every unit dead).
+    fn into_new(self, len: usize) -> Vec<f32> {
+        match self {
+            Sink::New(c) => c.unwrap_or_else(|| zeros_vec(len)),
+            Sink::AddTo(_) => unreachable!("a C added onto is the caller's own"),
+        }
     }
 }
 
@@ -276,6 +357,19 @@ fn add_to_rows(c: &mut [f32], cols: usize, rows: &[usize], sums: &[f32]) {
             c_row.iter_mut().zip(&sums[i * cols..][..cols]).for_each(|(c, s)| *c += s);
         }
     });
+}
+
+/// A new `rows_in_all x cols` matrix whose listed rows are the rows of `sums`, in order, and
+/// whose other rows are zeros: each value written once, a row per task.
+fn rows_placed(rows_in_all: usize, cols: usize, rows: &[usize], sums: &[f32]) -> Vec<f32> {
+    let zeros = vec![0.0; cols];
+    written_vec(rows_in_all * cols, cols, |range| {
+        let row = match rows.binary_search(&(range.start / cols.max(1))) {
+            Ok(i) => &sums[i * cols..][..cols],
+            Err(_) => &zeros[..],
+        };
+        row.iter().copied()
+    })
 }
 
 /// The multiply-adds that the linear layers' products on the CPU have done since the program
@@ -392,5 +486,41 @@ mod tests {
         dout[d_out + 3] = f32::NAN;
         assert!(Live::of(&dout, d_out).0.is_some_and(|live| live.contains(&3)), "a NaN's unit is live");
         assert_eq!(Live::of(&values(n * d_out, 3), d_out).0, None, "no unit without gradient: all terms");
+    }
+
+    /// A first gradient written into a new buffer (`a_b_new`) has the bits of the product
+    /// added onto zeros (`a_b`), over every unit, the live ones, and none: one block of steps
+    /// and several (over 256 units for dx, over 256 images for dW), both kinds of product.
+    /// Units 0, 3, 6, ... are dead in the batch, their gradients -0: a product over all units
+    /// then has sums of -0 terms, which come out +0 both ways.
+    #[test]
+    fn a_first_gradient_written_new_has_the_bits_of_one_added_to_zeros() {
+        let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        for (n, d_in, d_out) in [(64, 50, 30), (5, 17, 9), (64, 40, 300), (600, 24, 40)] {
+            let mut dout = values(n * d_out, 3);
+            for row in dout.chunks_exact_mut(d_out) {
+                row.iter_mut().step_by(3).for_each(|g| *g = -0.0);
+            }
+            let (x, w) = (values(n * d_in, 1), values(d_out * d_in, 2));
+            let (xm, wm, doutm) = (Mat::new(&x, n, d_in), Mat::new(&w, d_out, d_in), Mat::new(&dout, n, d_out));
+            let live: Vec<usize> = (0..d_out).filter(|j| j % 3 != 0).collect();
+            for kind in
+                [Products::Thin, Products::Packed].into_iter().filter(|&k| k == Products::Packed || thin::applies())
+            {
+                for (units, name) in [(None, "all units"), (Some(&live[..]), "live units"), (Some(&[][..]), "no unit")]
+                {
+                    let shape = format!("{kind:?} {n}x{d_in}<-{d_out}, {name}");
+                    let (dx_terms, dw_terms) = match units {
+                        None => (Terms::All, Terms::All),
+                        Some(units) => (Terms::Steps(units), Terms::Rows(units)),
+                    };
+                    let (mut dx, mut dw) = (vec![0.0; n * d_in], vec![0.0; d_out * d_in]);
+                    kind.a_b(doutm, wm, &mut dx, dx_terms);
+                    kind.a_b(doutm.t(), xm, &mut dw, dw_terms);
+                    assert_eq!(bits(&kind.a_b_new(doutm, wm, dx_terms)), bits(&dx), "{shape} dx");
+                    assert_eq!(bits(&kind.a_b_new(doutm.t(), xm, dw_terms)), bits(&dw), "{shape} dW");
+                }
+            }
+        }
     }
 }

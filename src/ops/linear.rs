@@ -129,19 +129,30 @@ pub(crate) fn linear_backward(g: &mut Grads, dout: &Tensor, x: Var, w: Var, b: O
     match dout {
         Tensor::Cpu(_) => {
             let dout = dout.as_slice();
-            // The fast products leave out the output units no image sends a gradient back
-            // through; they are found once, for both products.
-            let live = (g.kernels == Kernels::Fast).then(|| cpu::linear::Live::of(dout, d_out));
-            if let Some(dx) = g.grad_mut(x) {
-                match &live {
-                    None => linear_backward_input(dout, wv.as_slice(), dx, d_in, d_out),
-                    Some(live) => cpu::linear::backward_input(dout, wv.as_slice(), dx, d_in, d_out, live),
+            match g.kernels {
+                Kernels::Reference => {
+                    if let Some(dx) = g.grad_mut(x) {
+                        linear_backward_input(dout, wv.as_slice(), dx, d_in, d_out);
+                    }
+                    if let Some(dw) = g.grad_mut(w) {
+                        linear_backward_weight(dout, xv.as_slice(), dw, d_in, d_out);
+                    }
                 }
-            }
-            if let Some(dw) = g.grad_mut(w) {
-                match &live {
-                    None => linear_backward_weight(dout, xv.as_slice(), dw, d_in, d_out),
-                    Some(live) => cpu::linear::backward_weight(dout, xv.as_slice(), dw, d_in, d_out, live),
+                Kernels::Fast => {
+                    // The fast products leave out the output units no image sends a gradient
+                    // back through, found once for both; and the first gradient to reach x or
+                    // W is written into a new buffer, not added onto zeros written first.
+                    let live = cpu::linear::Live::of(dout, d_out);
+                    g.grad_new_or_add(
+                        x,
+                        || cpu::linear::backward_input_new(dout, wv.as_slice(), d_in, d_out, &live),
+                        |dx| cpu::linear::backward_input(dout, wv.as_slice(), dx, d_in, d_out, &live),
+                    );
+                    g.grad_new_or_add(
+                        w,
+                        || cpu::linear::backward_weight_new(dout, xv.as_slice(), d_in, d_out, &live),
+                        |dw| cpu::linear::backward_weight(dout, xv.as_slice(), dw, d_in, d_out, &live),
+                    );
                 }
             }
             if let Some(db) = b.and_then(|b| g.grad_mut(b)) {
