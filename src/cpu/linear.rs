@@ -21,7 +21,7 @@ use super::gemm::{par_gemm, par_gemm_new, Mat};
 use super::thin;
 use super::thin_rows::{self, Terms};
 use super::transpose::par_transpose;
-use crate::tensor::{written_vec, zeros_vec};
+use crate::tensor::{zeroed_chunks_vec, zeros_vec};
 use rayon::prelude::*;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -360,15 +360,13 @@ fn add_to_rows(c: &mut [f32], cols: usize, rows: &[usize], sums: &[f32]) {
 }
 
 /// A new `rows_in_all x cols` matrix whose listed rows are the rows of `sums`, in order, and
-/// whose other rows are zeros: each value written once, a row per task.
+/// whose other rows are zeros, a row per task: each row is cleared and, if listed, copied
+/// into while it is in cache, not the whole matrix cleared first in a pass of its own.
 fn rows_placed(rows_in_all: usize, cols: usize, rows: &[usize], sums: &[f32]) -> Vec<f32> {
-    let zeros = vec![0.0; cols];
-    written_vec(rows_in_all * cols, cols, |range| {
-        let row = match rows.binary_search(&(range.start / cols.max(1))) {
-            Ok(i) => &sums[i * cols..][..cols],
-            Err(_) => &zeros[..],
-        };
-        row.iter().copied()
+    zeroed_chunks_vec(rows_in_all * cols, cols, |r, row| {
+        if let Ok(i) = rows.binary_search(&r) {
+            row.copy_from_slice(&sums[i * cols..][..cols]);
+        }
     })
 }
 
