@@ -265,9 +265,9 @@ fn packed_a_b_terms(a: Mat, b: Mat, c: &mut Sink, terms: Terms) {
 }
 
 /// Where the packed product's sums go: onto a C that holds values (`a_b`), or into a new C
-/// (`a_b_new`), which the first block's sums make, each value written once, where they would
-/// be added onto zeros written first. The same bits either way: a sum starts from +0 and
-/// cannot end at -0, so adding it to a zero leaves it as it is.
+/// (`a_b_new`), which the first block's sums make (beta = 0, or rows copied into place)
+/// where they would be added onto zeros cleared in a pass of their own. The same bits either
+/// way: a sum starts from +0 and cannot end at -0, so adding it to a zero leaves it as it is.
 enum Sink<'c> {
     AddTo(&'c mut [f32]),
     New(Option<Vec<f32>>),
