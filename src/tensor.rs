@@ -272,14 +272,29 @@ pub(crate) fn written_vec<I: Iterator<Item = f32>>(
 /// write into zeros a chunk (a plane) at a time, such as the unpool's, in place of a buffer
 /// cleared whole beforehand, in a pass over memory of its own (`zeros_vec`).
 pub(crate) fn zeroed_chunks_vec(n: usize, chunk: usize, fill: impl Fn(usize, &mut [f32]) + Sync) -> Vec<f32> {
+    zeroed_chunks_vec_init(n, chunk, || (), |_, i, values| fill(i, values))
+}
+
+/// `zeroed_chunks_vec` whose tasks each keep a scratch state made by `init` and handed to
+/// every `fill` they run, as rayon's `for_each_init` does: for kernels with buffers of their
+/// own per chunk (the direct convolution's padded image, an image per chunk).
+pub(crate) fn zeroed_chunks_vec_init<S>(
+    n: usize,
+    chunk: usize,
+    init: impl Fn() -> S + Sync + Send,
+    fill: impl Fn(&mut S, usize, &mut [f32]) + Sync + Send,
+) -> Vec<f32> {
     let mut data = Vec::with_capacity(n);
-    data.spare_capacity_mut()[..n].par_chunks_mut(chunk.max(1)).enumerate().for_each(|(i, values)| {
-        values.fill(MaybeUninit::new(0.0));
-        // SAFETY: every value of the chunk was written just above, and MaybeUninit<f32> has
-        // f32's size and alignment, so the chunk may be seen as initialised f32s.
-        let values = unsafe { &mut *(values as *mut [MaybeUninit<f32>] as *mut [f32]) };
-        fill(i, values);
-    });
+    data.spare_capacity_mut()[..n].par_chunks_mut(chunk.max(1)).enumerate().for_each_init(
+        init,
+        |state, (i, values)| {
+            values.fill(MaybeUninit::new(0.0));
+            // SAFETY: every value of the chunk was written just above, and MaybeUninit<f32> has
+            // f32's size and alignment, so the chunk may be seen as initialised f32s.
+            let values = unsafe { &mut *(values as *mut [MaybeUninit<f32>] as *mut [f32]) };
+            fill(state, i, values);
+        },
+    );
     // SAFETY: the capacity is at least n, and the chunks, which cover the first n values,
     // were each zeroed before `fill` saw them.
     unsafe { data.set_len(n) };

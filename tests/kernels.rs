@@ -164,6 +164,14 @@ fn check_conv2d(case: &ConvCase, seed: u64) {
             cpu::conv::conv2d_backward_input(&dout, &w, &mut dx, g, c_out);
             cpu::conv::conv2d_backward_weight(&dout, &x, &mut dw, g, c_out);
             cpu::conv::conv_backward_bias(&dout, &mut db, g.oh * g.ow);
+            // The tape's forms, into new buffers: the output, and a first input gradient,
+            // which must be the gradient added onto zeros, bit for bit.
+            let new_y = cpu::conv::conv2d_forward_new(&x, &w, Some(&b), g, c_out);
+            assert_eq!(bits(&new_y), bits(&y), "{what}: y into a new buffer");
+            let mut first = vec![0.0; x.len()];
+            cpu::conv::conv2d_backward_input(&dout, &w, &mut first, g, c_out);
+            let new_dx = cpu::conv::conv2d_backward_input_new(&dout, &w, g, c_out);
+            assert_eq!(bits(&new_dx), bits(&first), "{what}: a first dx into a new buffer");
             (y, dx, dw, db)
         });
         assert_within(&format!("{what} y"), &y, &y_ref, &y_abs, taps + 1);
@@ -224,6 +232,13 @@ fn check_conv_transpose2d(case: &ConvCase, seed: u64) {
             cpu::conv::conv_transpose2d_backward_input(&dout, &w, &mut dx2, g, c_in);
             cpu::conv::conv_transpose2d_backward_weight(&dout, &x, &mut dw2, g, c_in);
             assert_eq!((bits(&dx), bits(&dw)), (bits(&dx2), bits(&dw2)), "{what}: with and without shared columns");
+            // The tape's forms, into new buffers (see check_conv2d).
+            let new_y = cpu::conv::conv_transpose2d_forward_new(&x, &w, Some(&b), g, c_in);
+            assert_eq!(bits(&new_y), bits(&y), "{what}: y into a new buffer");
+            let mut first = vec![0.0; x.len()];
+            cpu::conv::conv_transpose2d_backward_input_with(&cols, &dout, &w, &mut first, g, c_in);
+            let new_dx = cpu::conv::conv_transpose2d_backward_input_new_with(&cols, &dout, &w, g, c_in);
+            assert_eq!(bits(&new_dx), bits(&first), "{what}: a first dx into a new buffer");
             (y, dx, dw)
         });
         // An output pixel receives at most one term per (input channel, tap); a weight one

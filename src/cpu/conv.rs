@@ -93,6 +93,17 @@ pub fn conv2d_forward_by(
     );
 }
 
+/// `conv2d_forward` into a new buffer, for the tape: on the direct route each image's output
+/// is made by the task that computes it (`direct::conv_new`), not cleared whole first.
+pub fn conv2d_forward_new(x: &[f32], w: &[f32], b: Option<&[f32]>, g: &ConvGeom, c_out: usize) -> Vec<f32> {
+    if Route::of(g) == Route::Direct {
+        return direct::conv_new(x, w, b, g, c_out);
+    }
+    let mut y = zeros_vec(x.len() / (g.c * g.h * g.w) * c_out * g.oh * g.ow);
+    conv2d_forward(x, w, b, &mut y, g, c_out);
+    y
+}
+
 /// dx (n, g.c, g.h, g.w) += the conv2d input gradient of dout (n, c_out, oh, ow): on the
 /// direct route, the full correlation of dout with the flipped, transposed kernel.
 pub fn conv2d_backward_input(dout: &[f32], w: &[f32], dx: &mut [f32], g: &ConvGeom, c_out: usize) {
@@ -113,6 +124,18 @@ pub fn conv2d_backward_input_by(route: Route, dout: &[f32], w: &[f32], dx: &mut 
             col2im(dcol, g, dx);
         },
     );
+}
+
+/// The first conv2d input gradient to reach x, into a new buffer: `conv2d_backward_input`
+/// onto zeros, the same bits (`direct::conv_new` with no bias on the direct route).
+pub fn conv2d_backward_input_new(dout: &[f32], w: &[f32], g: &ConvGeom, c_out: usize) -> Vec<f32> {
+    if Route::of(g) == Route::Direct {
+        let back = direct::gradient_geom(g, c_out);
+        return direct::conv_new(dout, &direct::flip_transpose(w, c_out, g.c, g.kh), None, &back, g.c);
+    }
+    let mut dx = zeros_vec(dout.len() / (c_out * g.oh * g.ow) * g.c * g.h * g.w);
+    conv2d_backward_input(dout, w, &mut dx, g, c_out);
+    dx
 }
 
 /// `dw (c_out, g.c, g.kh, g.kw) += sum over the batch of dout[n] im2col(x[n])^T`.
@@ -155,6 +178,17 @@ pub fn conv_transpose2d_forward(x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut
     );
 }
 
+/// `conv_transpose2d_forward` into a new buffer, for the tape (see `conv2d_forward_new`).
+pub fn conv_transpose2d_forward_new(x: &[f32], w: &[f32], b: Option<&[f32]>, g: &ConvGeom, c_in: usize) -> Vec<f32> {
+    if Route::of(g) == Route::Direct {
+        let back = direct::gradient_geom(g, c_in);
+        return direct::conv_new(x, &direct::flip_transpose(w, c_in, g.c, g.kh), b, &back, g.c);
+    }
+    let mut y = zeros_vec(x.len() / (c_in * g.oh * g.ow) * g.c * g.h * g.w);
+    conv_transpose2d_forward(x, w, b, &mut y, g, c_in);
+    y
+}
+
 /// What both gradients of conv_transpose2d read on the im2col route: `im2col(dout[n])` for
 /// every image, (n, K, oh*ow), built once for the two; nothing on the direct route.
 pub struct DoutColumns(Option<Vec<f32>>);
@@ -183,6 +217,23 @@ pub fn conv_transpose2d_backward_input_with(
         None => direct::conv(dout, w, dx, g, c_in, Start::Accumulate),
         Some(cols) => input_grad_from_columns(cols, w, dx, g, c_in),
     }
+}
+
+/// The first conv_transpose2d input gradient to reach x, into a new buffer:
+/// `conv_transpose2d_backward_input_with` onto zeros, the same bits.
+pub fn conv_transpose2d_backward_input_new_with(
+    cols: &DoutColumns,
+    dout: &[f32],
+    w: &[f32],
+    g: &ConvGeom,
+    c_in: usize,
+) -> Vec<f32> {
+    if cols.0.is_none() {
+        return direct::conv_new(dout, w, None, g, c_in);
+    }
+    let mut dx = zeros_vec(dout.len() / (g.c * g.h * g.w) * c_in * g.oh * g.ow);
+    conv_transpose2d_backward_input_with(cols, dout, w, &mut dx, g, c_in);
+    dx
 }
 
 /// `dw (c_in, c_out, kh, kw) += sum over the batch of x[n] im2col(dout[n])^T`.

@@ -203,26 +203,25 @@ impl Tape {
         let (n, c_out) = (xv.shape()[0], wv.shape()[0]);
         let bv = b.map(|b| self.value(b));
         check_bias(bv, c_out);
-        let mut y = Tensor::output_on(&[n, c_out, g.oh, g.ow], &xv.device());
-        match xv {
-            Tensor::Cpu(_) => {
-                let forward = match self.kernels() {
-                    Kernels::Reference => conv2d_forward,
-                    Kernels::Fast => cpu::conv::conv2d_forward,
-                };
-                forward(xv.as_slice(), wv.as_slice(), bv.map(Tensor::as_slice), y.as_slice_mut(), &g, c_out)
+        let shape = [n, c_out, g.oh, g.ow];
+        let y = match (xv, self.kernels()) {
+            (Tensor::Cpu(_), Kernels::Reference) => {
+                let mut y = Tensor::zeros(&shape);
+                conv2d_forward(xv.as_slice(), wv.as_slice(), bv.map(Tensor::as_slice), y.as_slice_mut(), &g, c_out);
+                y
             }
-            Tensor::Cuda(xc) => cuda::conv::conv2d_forward(
-                xc.gpu(),
-                xc.slice(),
-                wv.cuda(),
-                bv.map(Tensor::cuda),
-                y.cuda_mut(),
-                &g,
-                c_out,
-            )
-            .expect(LAUNCH_FAILED),
-        }
+            (Tensor::Cpu(_), Kernels::Fast) => Tensor::from_vec(
+                &shape,
+                cpu::conv::conv2d_forward_new(xv.as_slice(), wv.as_slice(), bv.map(Tensor::as_slice), &g, c_out),
+            ),
+            (Tensor::Cuda(xc), _) => {
+                let mut y = Tensor::output_on(&shape, &xv.device());
+                let (gpu, bias) = (xc.gpu(), bv.map(Tensor::cuda));
+                cuda::conv::conv2d_forward(gpu, xc.slice(), wv.cuda(), bias, y.cuda_mut(), &g, c_out)
+                    .expect(LAUNCH_FAILED);
+                y
+            }
+        };
         self.push(y, Op::Conv2d { x, w, b, stride, padding })
     }
 
@@ -233,26 +232,38 @@ impl Tape {
         let (n, c_in) = (xv.shape()[0], xv.shape()[1]);
         let bv = b.map(|b| self.value(b));
         check_bias(bv, g.c);
-        let mut y = Tensor::output_on(&[n, g.c, g.h, g.w], &xv.device());
-        match xv {
-            Tensor::Cpu(_) => {
-                let forward = match self.kernels() {
-                    Kernels::Reference => conv_transpose2d_forward,
-                    Kernels::Fast => cpu::conv::conv_transpose2d_forward,
-                };
-                forward(xv.as_slice(), wv.as_slice(), bv.map(Tensor::as_slice), y.as_slice_mut(), &g, c_in)
+        let shape = [n, g.c, g.h, g.w];
+        let y = match (xv, self.kernels()) {
+            (Tensor::Cpu(_), Kernels::Reference) => {
+                let mut y = Tensor::zeros(&shape);
+                conv_transpose2d_forward(
+                    xv.as_slice(),
+                    wv.as_slice(),
+                    bv.map(Tensor::as_slice),
+                    y.as_slice_mut(),
+                    &g,
+                    c_in,
+                );
+                y
             }
-            Tensor::Cuda(xc) => cuda::conv::conv_transpose2d_forward(
-                xc.gpu(),
-                xc.slice(),
-                wv.cuda(),
-                bv.map(Tensor::cuda),
-                y.cuda_mut(),
-                &g,
-                c_in,
-            )
-            .expect(LAUNCH_FAILED),
-        }
+            (Tensor::Cpu(_), Kernels::Fast) => Tensor::from_vec(
+                &shape,
+                cpu::conv::conv_transpose2d_forward_new(
+                    xv.as_slice(),
+                    wv.as_slice(),
+                    bv.map(Tensor::as_slice),
+                    &g,
+                    c_in,
+                ),
+            ),
+            (Tensor::Cuda(xc), _) => {
+                let mut y = Tensor::output_on(&shape, &xv.device());
+                let (gpu, bias) = (xc.gpu(), bv.map(Tensor::cuda));
+                cuda::conv::conv_transpose2d_forward(gpu, xc.slice(), wv.cuda(), bias, y.cuda_mut(), &g, c_in)
+                    .expect(LAUNCH_FAILED);
+                y
+            }
+        };
         self.push(y, Op::ConvTranspose2d { x, w, b, stride, padding })
     }
 }
@@ -272,11 +283,18 @@ pub(crate) fn conv2d_backward(
     match dout {
         Tensor::Cpu(_) => {
             let (dout, kernels) = (dout.as_slice(), g.kernels);
-            if let Some(dx) = g.grad_mut(x) {
-                match kernels {
-                    Kernels::Reference => conv2d_backward_input(dout, wv.as_slice(), dx, &geom, c_out),
-                    Kernels::Fast => cpu::conv::conv2d_backward_input(dout, wv.as_slice(), dx, &geom, c_out),
+            match kernels {
+                Kernels::Reference => {
+                    if let Some(dx) = g.grad_mut(x) {
+                        conv2d_backward_input(dout, wv.as_slice(), dx, &geom, c_out)
+                    }
                 }
+                // The first gradient to reach x made whole, not added onto zeros written first.
+                Kernels::Fast => g.grad_new_or_add(
+                    x,
+                    || cpu::conv::conv2d_backward_input_new(dout, wv.as_slice(), &geom, c_out),
+                    |dx| cpu::conv::conv2d_backward_input(dout, wv.as_slice(), dx, &geom, c_out),
+                ),
             }
             if let Some(dw) = g.grad_mut(w) {
                 match kernels {
@@ -324,13 +342,18 @@ pub(crate) fn conv_transpose2d_backward(
             // On the im2col route the fast floor's two gradients both read im2col(dout):
             // built once for the two (and not at all on the direct route).
             let cols = (kernels == Kernels::Fast).then(|| cpu::conv::DoutColumns::of(dout, &geom));
-            if let Some(dx) = g.grad_mut(x) {
-                match &cols {
-                    None => conv_transpose2d_backward_input(dout, wv.as_slice(), dx, &geom, c_in),
-                    Some(cols) => {
-                        cpu::conv::conv_transpose2d_backward_input_with(cols, dout, wv.as_slice(), dx, &geom, c_in)
+            match &cols {
+                None => {
+                    if let Some(dx) = g.grad_mut(x) {
+                        conv_transpose2d_backward_input(dout, wv.as_slice(), dx, &geom, c_in)
                     }
                 }
+                // The first gradient to reach x made whole, not added onto zeros written first.
+                Some(cols) => g.grad_new_or_add(
+                    x,
+                    || cpu::conv::conv_transpose2d_backward_input_new_with(cols, dout, wv.as_slice(), &geom, c_in),
+                    |dx| cpu::conv::conv_transpose2d_backward_input_with(cols, dout, wv.as_slice(), dx, &geom, c_in),
+                ),
             }
             if let Some(dw) = g.grad_mut(w) {
                 match &cols {

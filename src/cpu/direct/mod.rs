@@ -39,6 +39,7 @@
 #[cfg(target_arch = "x86_64")]
 use crate::cpu::has_avx2_fma;
 use crate::geom::ConvGeom;
+use crate::tensor::zeroed_chunks_vec_init;
 use rayon::prelude::*;
 
 /// Output values per inner block: two AVX registers (four SSE ones).
@@ -94,6 +95,12 @@ impl Layout {
         &self.taps[..g.kh * g.kw]
     }
 
+    /// A task's buffers for `conv_image`, made zeroed once (see `pad`): the padded image, and
+    /// y' for `c_out` channels.
+    fn scratch(&self, c_out: usize) -> (Vec<f32>, Vec<f32>) {
+        (vec![0.0; self.padded], vec![0.0; c_out * self.run])
+    }
+
     /// Copies image x (c, h, w) into the middle of the planes of `xpad`, whose other values
     /// (the border, the slack) must be zero. `pad`, `spread` and `spread_lanes` write only an
     /// image's own positions, so a buffer made zeroed and used for one layout stays zero
@@ -144,31 +151,62 @@ pub enum Start<'a> {
 /// y (n, c_out, oh, ow) = conv(x (n, g.c, g.h, g.w), w (c_out, g.c, k, k)), stride 1, from
 /// `start`. Only for geometries where `applies` holds.
 pub fn conv(x: &[f32], w: &[f32], y: &mut [f32], g: &ConvGeom, c_out: usize, start: Start) {
+    let (lay, wt) = prepare(w, g, c_out);
+    y.par_chunks_mut(c_out * g.oh * g.ow)
+        .zip(x.par_chunks(g.c * g.h * g.w))
+        .for_each_init(|| lay.scratch(c_out), |(xpad, acc), (y, x)| conv_image(x, &wt, y, g, &lay, xpad, acc, start));
+}
+
+/// `conv` from the bias (or zero) into a new buffer: each image's output is cleared and
+/// written by the task that computes it, in cache (`tensor::zeroed_chunks_vec_init`), not
+/// cleared whole in a pass of its own first. With no bias each value is `0 + sum`, the bits
+/// of `conv` from `Start::Accumulate` onto zeros: also the first gradient of a layer's input.
+pub fn conv_new(x: &[f32], w: &[f32], b: Option<&[f32]>, g: &ConvGeom, c_out: usize) -> Vec<f32> {
+    let (lay, wt) = prepare(w, g, c_out);
+    let (in_len, out_len) = (g.c * g.h * g.w, c_out * g.oh * g.ow);
+    zeroed_chunks_vec_init(
+        x.len() / in_len * out_len,
+        out_len,
+        || lay.scratch(c_out),
+        |(xpad, acc), i, y| conv_image(&x[i * in_len..][..in_len], &wt, y, g, &lay, xpad, acc, Start::Bias(b)),
+    )
+}
+
+/// What every image of a `conv` shares: the layout, and the weights as `correlate` reads them.
+fn prepare(w: &[f32], g: &ConvGeom, c_out: usize) -> (Layout, Vec<f32>) {
     let lay = Layout::new(g).expect("the direct route's geometry (cpu::conv::Route)");
-    let kk = g.kh * g.kw;
-    assert_eq!(w.len(), c_out * g.c * kk);
-    let out_len = c_out * g.oh * g.ow;
-    let wt = interleave(w, c_out);
-    y.par_chunks_mut(out_len).zip(x.par_chunks(g.c * g.h * g.w)).for_each_init(
-        || (vec![0.0; lay.padded], vec![0.0; c_out * lay.run]),
-        |(xpad, acc), (y, x)| {
-            lay.pad(g, x, xpad);
-            correlate(xpad, &wt, acc, &lay, g);
-            // Copy the real columns out of y', onto the chosen start.
-            for (co, (y, acc)) in y.chunks_exact_mut(g.oh * g.ow).zip(acc.chunks_exact(lay.run)).enumerate() {
-                let base = match start {
-                    Start::Bias(b) => Some(b.map_or(0.0, |b| b[co])),
-                    Start::Accumulate => None,
-                };
-                for (y, acc) in y.chunks_exact_mut(g.ow).zip(acc.chunks(lay.wp)) {
-                    match base {
-                        Some(b) => y.iter_mut().zip(acc).for_each(|(y, &a)| *y = b + a),
-                        None => y.iter_mut().zip(acc).for_each(|(y, &a)| *y += a),
-                    }
-                }
+    assert_eq!(w.len(), c_out * g.c * g.kh * g.kw);
+    (lay, interleave(w, c_out))
+}
+
+/// One image of `conv`: x (g.c, g.h, g.w) padded into `xpad`, correlated into y' (`acc`),
+/// whose real columns are copied out onto y (c_out, oh, ow) from `start`.
+#[allow(clippy::too_many_arguments)]
+fn conv_image(
+    x: &[f32],
+    wt: &[f32],
+    y: &mut [f32],
+    g: &ConvGeom,
+    lay: &Layout,
+    xpad: &mut [f32],
+    acc: &mut [f32],
+    start: Start,
+) {
+    lay.pad(g, x, xpad);
+    correlate(xpad, wt, acc, lay, g);
+    // Copy the real columns out of y', onto the chosen start.
+    for (co, (y, acc)) in y.chunks_exact_mut(g.oh * g.ow).zip(acc.chunks_exact(lay.run)).enumerate() {
+        let base = match start {
+            Start::Bias(b) => Some(b.map_or(0.0, |b| b[co])),
+            Start::Accumulate => None,
+        };
+        for (y, acc) in y.chunks_exact_mut(g.ow).zip(acc.chunks(lay.wp)) {
+            match base {
+                Some(b) => y.iter_mut().zip(acc).for_each(|(y, &a)| *y = b + a),
+                None => y.iter_mut().zip(acc).for_each(|(y, &a)| *y += a),
             }
-        },
-    );
+        }
+    }
 }
 
 /// Output channels are taken `CHANNELS` at a time, and one at a time for the rest.
