@@ -228,6 +228,7 @@ pub fn conv_transpose2d_backward_input_new_with(
     g: &ConvGeom,
     c_in: usize,
 ) -> Vec<f32> {
+    // No columns: the direct route, where the input gradient is `direct::conv` of dout.
     if cols.0.is_none() {
         return direct::conv_new(dout, w, None, g, c_in);
     }
