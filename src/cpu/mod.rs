@@ -10,6 +10,7 @@ pub mod gemm;
 pub mod im2col;
 pub mod linear;
 pub mod loss;
+pub mod packed_terms;
 pub mod pool;
 pub mod relu;
 pub mod thin;
